@@ -1,0 +1,38 @@
+"""sharpax: JAX optimizers in the optax style, with SAM, Lookahead, warmup schedules and torch-exact rules."""
+
+from optax import apply_updates as apply_updates
+from optax import chain as chain
+
+from sharpax import schedules as schedules
+from sharpax import transforms as transforms
+from sharpax import wrappers as wrappers
+from sharpax.transforms import adadelta as adadelta
+from sharpax.transforms import adagrad as adagrad
+from sharpax.transforms import adam as adam
+from sharpax.transforms import adamax as adamax
+from sharpax.transforms import adamw as adamw
+from sharpax.transforms import lion as lion
+from sharpax.transforms import nadam as nadam
+from sharpax.transforms import radam as radam
+from sharpax.transforms import rmsprop as rmsprop
+from sharpax.transforms import sgd as sgd
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "apply_updates",
+    "chain",
+    "lion",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "schedules",
+    "sgd",
+    "transforms",
+    "wrappers",
+]

@@ -1,0 +1,1 @@
+"""Learning-rate (and other hyperparameter) schedules: pure functions of the step count."""

@@ -1,0 +1,112 @@
+"""Adamax with torch.optim.Adamax's update rule (eps inside the infinity norm)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
+from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._validation import check_beta, check_non_negative
+from sharpax.transforms._build import optimizer, weight_decay_block
+
+
+class ScaleByAdamaxState(NamedTuple):
+    """State of `scale_by_adamax`: step count, first moment and the exponentially weighted inf-norm."""
+
+    count: Array
+    mu: Updates
+    nu: Updates
+
+
+def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    r"""Adam's infinity-norm variant, as torch.optim.Adamax computes it.
+
+    .. math::
+        m_t = m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}), \quad
+        u_t^\infty = \max(\beta_2 u_{t-1}^\infty, |g_t| + \epsilon), \quad
+        u_t = \frac{m_t}{(1 - \beta_1^t) \, u_t^\infty}
+
+    eps enters the max (torch); `optax.scale_by_adamax` adds it to the denominator afterwards.
+
+    Args:
+        b1: beta_1 in [0, 1).
+        b2: beta_2 in [0, 1).
+        eps: >= 0.
+
+    Returns:
+        An `optax.GradientTransformation` with state `ScaleByAdamaxState`.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.transforms.scale_by_adamax(eps=0.0)
+        >>> u, _ = tx.update(jnp.array([-3.0]), tx.init(jnp.zeros(1)))
+        >>> u
+        Array([-1.], dtype=float32)
+    """
+    owner = "scale_by_adamax"
+    check_beta(owner, b1=b1, b2=b2)
+    check_non_negative(owner, eps=eps)
+
+    def init_fn(params):
+        return ScaleByAdamaxState(
+            jnp.zeros([], jnp.int32), zeros_like_tree(params), zeros_like_tree(params)
+        )
+
+    def update_fn(updates, state, params=None):
+        del params
+        check_tree_match(owner, updates, state.mu)
+        count = optax.safe_increment(state.count)
+        bc1 = 1 - jnp.asarray(b1, jnp.float32) ** count.astype(jnp.float32)
+        mu = jax.tree.map(lambda g, m: m + (1 - b1) * (g - m), updates, state.mu)
+        nu = jax.tree.map(lambda g, u: jnp.maximum(b2 * u, jnp.abs(g) + eps), updates, state.nu)
+        out = jax.tree.map(lambda m, u: m / (cast_like(bc1, m) * u), mu, nu)
+        return out, ScaleByAdamaxState(count, mu, nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adamax(
+    learning_rate: ScalarOrSchedule = 2e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: ScalarOrSchedule = 0.0,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Adamax (Kingma & Ba 2015, section 7) with torch.optim.Adamax's update rule.
+
+    .. math::
+        g_t \leftarrow g_t + \lambda w_{t-1}, \quad w_t = w_{t-1} - \eta_t u_t
+
+    with u_t from `sharpax.transforms.scale_by_adamax` (eps inside the max, unlike `optax.adamax`).
+
+    Args:
+        learning_rate: eta >= 0, or a schedule.
+        b1: beta_1 in [0, 1).
+        b2: beta_2 in [0, 1).
+        eps: >= 0.
+        weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs`.
+
+    References:
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.adamax(0.1, eps=0.0)
+        >>> p = jnp.zeros(1)
+        >>> u, _ = tx.update(jnp.array([4.0]), tx.init(p), p)
+        >>> u
+        Array([-0.1], dtype=float32)
+    """
+    owner = "adamax"
+    check_non_negative(owner, weight_decay=weight_decay, eps=eps)
+    check_beta(owner, b1=b1, b2=b2)
+    return optimizer(
+        owner, weight_decay_block(weight_decay), scale_by_adamax(b1, b2, eps), learning_rate=learning_rate
+    )

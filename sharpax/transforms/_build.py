@@ -1,0 +1,35 @@
+"""How an optimizer alias is assembled from blocks: weight decay, the scaling rule, the learning rate."""
+
+from __future__ import annotations
+
+import optax
+
+from sharpax._tree import float_leaves_only
+from sharpax._types import ScalarOrSchedule
+from sharpax._validation import check_non_negative, is_static_number
+
+
+def is_static_zero(value: object) -> bool:
+    """True when `value` is a known 0 (the block it controls can be left out of the chain)."""
+    return is_static_number(value) and float(value) == 0.0  # type: ignore[arg-type]
+
+
+def weight_decay_block(weight_decay: ScalarOrSchedule) -> optax.GradientTransformation | None:
+    """`g + weight_decay * p`, or nothing when the decay is a known zero."""
+    return None if is_static_zero(weight_decay) else optax.add_decayed_weights(weight_decay)
+
+
+def optimizer(
+    owner: str,
+    *blocks: optax.GradientTransformation | None,
+    learning_rate: ScalarOrSchedule,
+) -> optax.GradientTransformationExtraArgs:
+    """`chain(*blocks, scale_by_learning_rate(learning_rate))` over the floating leaves only.
+
+    `None` blocks (a disabled option) are dropped. Integer, bool and float0 leaves pass through untouched.
+    """
+    check_non_negative(owner, learning_rate=learning_rate)
+    chained = optax.chain(
+        *(b for b in blocks if b is not None), optax.scale_by_learning_rate(learning_rate)
+    )
+    return float_leaves_only(chained)

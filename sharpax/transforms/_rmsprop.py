@@ -1,0 +1,131 @@
+"""RMSprop with torch.optim.RMSprop's update rule (eps outside the root, centered, momentum)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sharpax._tree import check_tree_match, zeros_like_tree
+from sharpax._types import ScalarOrSchedule, Updates
+from sharpax._validation import check_non_negative, check_range
+from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
+from sharpax.transforms._sgd import scale_by_momentum
+
+
+class ScaleByRmspropState(NamedTuple):
+    """State of `scale_by_rmsprop`: the running mean of g^2, and of g when centered (else None)."""
+
+    square_avg: Updates
+    grad_avg: Updates | None
+
+
+def scale_by_rmsprop(
+    decay: float = 0.99, eps: float = 1e-8, centered: bool = False
+) -> optax.GradientTransformation:
+    r"""Divide by the running RMS of the gradient, eps outside the root (torch).
+
+    .. math::
+        v_t = \alpha v_{t-1} + (1 - \alpha) g_t^2, \quad
+        \bar g_t = \bar g_{t-1} + (1 - \alpha)(g_t - \bar g_{t-1}) \text{ (centered)}, \\
+        u_t = \frac{g_t}{\sqrt{v_t - \bar g_t^2} + \epsilon} \text{ (centered) else }
+              \frac{g_t}{\sqrt{v_t} + \epsilon}
+
+    `optax.scale_by_rms` puts eps inside the root.
+
+    Args:
+        decay: alpha (torch's `alpha`) in [0, 1].
+        eps: >= 0.
+        centered: subtract the squared running mean of the gradient.
+
+    Returns:
+        An `optax.GradientTransformation` with state `ScaleByRmspropState`.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.transforms.scale_by_rmsprop(decay=0.75, eps=0.0)
+        >>> u, _ = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+        >>> u  # 2 / sqrt(0.25 * 4)
+        Array([2.], dtype=float32)
+    """
+    owner = "scale_by_rmsprop"
+    check_range(owner, "decay", decay, 0.0, 1.0)
+    check_non_negative(owner, eps=eps)
+
+    def init_fn(params):
+        return ScaleByRmspropState(
+            zeros_like_tree(params), zeros_like_tree(params) if centered else None
+        )
+
+    def update_fn(updates, state, params=None):
+        del params
+        check_tree_match(owner, updates, state.square_avg)
+        square_avg = jax.tree.map(
+            lambda g, v: decay * v + (1 - decay) * g * g, updates, state.square_avg
+        )
+        if centered:
+            grad_avg = jax.tree.map(lambda g, m: m + (1 - decay) * (g - m), updates, state.grad_avg)
+            out = jax.tree.map(
+                lambda g, v, m: g / (jnp.sqrt(v - m * m) + eps), updates, square_avg, grad_avg
+            )
+        else:
+            grad_avg = None
+            out = jax.tree.map(lambda g, v: g / (jnp.sqrt(v) + eps), updates, square_avg)
+        return out, ScaleByRmspropState(square_avg, grad_avg)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    decay: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: ScalarOrSchedule = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""RMSprop (Hinton 2012) with torch.optim.RMSprop's update rule and defaults.
+
+    .. math::
+        g_t \leftarrow g_t + \lambda w_{t-1}, \quad
+        b_t = \mu b_{t-1} + u_t \text{ (momentum, } b_0 = 0), \quad
+        w_t = w_{t-1} - \eta_t \, (b_t \text{ or } u_t)
+
+    with u_t from `sharpax.transforms.scale_by_rmsprop`. Differs from `optax.rmsprop`: eps outside the
+    root (optax: inside), defaults lr 1e-2, decay 0.99, eps 1e-8 (optax: decay 0.9, eps 1e-8), L2 term.
+
+    Args:
+        learning_rate: eta >= 0, or a schedule.
+        decay: alpha (torch's `alpha`) in [0, 1].
+        eps: >= 0.
+        weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.
+        momentum: mu >= 0; 0 disables the buffer.
+        centered: normalise by the estimated variance instead of the second moment.
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs`.
+
+    References:
+        Hinton, Srivastava & Swersky, "Neural Networks for Machine Learning", lecture 6e, 2012.
+        Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850 (centered).
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.rmsprop(0.01, momentum=0.9, centered=True)
+        >>> p = jnp.zeros(1)
+        >>> u, s = tx.update(jnp.array([1.0]), tx.init(p), p)
+        >>> u  # -0.01 / sqrt(0.01 - 0.0001)
+        Array([-0.10050378], dtype=float32)
+    """
+    owner = "rmsprop"
+    check_non_negative(owner, weight_decay=weight_decay, eps=eps, momentum=momentum)
+    check_range(owner, "decay", decay, 0.0, 1.0)
+    return optimizer(
+        owner,
+        weight_decay_block(weight_decay),
+        scale_by_rmsprop(decay, eps, centered),
+        None if is_static_zero(momentum) else scale_by_momentum(momentum),
+        learning_rate=learning_rate,
+    )

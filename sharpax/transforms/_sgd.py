@@ -1,0 +1,125 @@
+"""SGD with torch.optim.SGD's momentum, dampening and Nesterov rule."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sharpax._tree import check_tree_match, zeros_like_tree
+from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._validation import check_non_negative, check_range, is_static_number
+from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
+
+
+class ScaleByMomentumState(NamedTuple):
+    """State of `scale_by_momentum`: step count (to seed the buffer on the first step) and the buffer."""
+
+    count: Array
+    buf: Updates
+
+
+def scale_by_momentum(
+    momentum: float, dampening: float = 0.0, nesterov: bool = False
+) -> optax.GradientTransformation:
+    r"""Heavy-ball momentum as torch.optim.SGD applies it, dampening and Nesterov included.
+
+    .. math::
+        b_1 = g_1, \qquad b_t = \mu b_{t-1} + (1 - \tau) g_t, \qquad
+        u_t = g_t + \mu b_t \text{ (Nesterov) else } b_t
+
+    The buffer is seeded with the undampened gradient on the first step (torch); `optax.trace` starts from
+    zero and has no dampening, so the two agree only when `dampening == 0`.
+
+    Args:
+        momentum: mu >= 0.
+        dampening: tau in [0, 1].
+        nesterov: use the Nesterov form.
+
+    Returns:
+        An `optax.GradientTransformation` with state `ScaleByMomentumState`.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.transforms.scale_by_momentum(0.9, dampening=0.5)
+        >>> s = tx.init(jnp.zeros(1))
+        >>> u, s = tx.update(jnp.ones(1), s)  # first step: the gradient itself
+        >>> u, s = tx.update(jnp.ones(1), s)  # 0.9 * 1 + 0.5 * 1
+        >>> u
+        Array([1.4], dtype=float32)
+    """
+    owner = "scale_by_momentum"
+    check_non_negative(owner, momentum=momentum)
+    check_range(owner, "dampening", dampening, 0.0, 1.0)
+
+    def init_fn(params):
+        return ScaleByMomentumState(count=jnp.zeros([], jnp.int32), buf=zeros_like_tree(params))
+
+    def update_fn(updates, state, params=None):
+        del params
+        check_tree_match(owner, updates, state.buf)
+        first = state.count == 0
+        buf = jax.tree.map(
+            lambda g, b: jnp.where(first, g, momentum * b + (1 - dampening) * g), updates, state.buf
+        )
+        out = jax.tree.map(lambda g, b: g + momentum * b, updates, buf) if nesterov else buf
+        return out, ScaleByMomentumState(count=optax.safe_increment(state.count), buf=buf)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: ScalarOrSchedule = 0.0,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Stochastic gradient descent with torch.optim.SGD's momentum, dampening, Nesterov and L2 rule.
+
+    .. math::
+        d_t = g_t + \lambda w_{t-1}, \quad b_1 = d_1, \quad b_t = \mu b_{t-1} + (1 - \tau) d_t, \\
+        w_t = w_{t-1} - \eta_t \, (d_t + \mu b_t \text{ if Nesterov else } b_t)
+
+    Differs from `optax.sgd`: dampening, L2 weight decay, and the buffer seeded with the first gradient
+    (optax's `trace` starts at zero, which only matters with dampening).
+
+    Args:
+        learning_rate: step size eta >= 0, or a schedule.
+        momentum: mu >= 0 (0 disables the buffer).
+        dampening: tau in [0, 1].
+        nesterov: Nesterov momentum; needs `momentum > 0` and `dampening == 0` (torch's rule).
+        weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs`.
+
+    References:
+        Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and momentum in deep
+        learning", ICML 2013.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.sgd(0.1, momentum=0.9, nesterov=True)
+        >>> params = jnp.array([1.0])
+        >>> updates, state = tx.update(jnp.array([1.0]), tx.init(params), params)
+        >>> updates  # -0.1 * (1 + 0.9 * 1)
+        Array([-0.19], dtype=float32)
+    """
+    owner = "sgd"
+    check_non_negative(owner, momentum=momentum, weight_decay=weight_decay)
+    check_range(owner, "dampening", dampening, 0.0, 1.0)
+    if nesterov and is_static_number(momentum) and (momentum <= 0 or dampening != 0):
+        raise ValueError(
+            f"{owner}: nesterov=True needs momentum > 0 and dampening == 0, "
+            f"got momentum={momentum!r}, dampening={dampening!r}"
+        )
+    use_momentum = not is_static_zero(momentum)
+    return optimizer(
+        owner,
+        weight_decay_block(weight_decay),
+        scale_by_momentum(momentum, dampening, nesterov) if use_momentum else None,
+        learning_rate=learning_rate,
+    )

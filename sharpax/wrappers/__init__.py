@@ -1,0 +1,1 @@
+"""Wrappers around any optimizer: SAM and its family, Lookahead."""
