@@ -16,7 +16,9 @@ def is_float_leaf(x: Any) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
-def check_tree_match(owner: str, updates: PyTree, reference: PyTree, what: str = "optimizer state") -> None:
+def check_tree_match(
+    owner: str, updates: PyTree, reference: PyTree, what: str = "optimizer state"
+) -> None:
     """Raise a readable `ValueError` when `updates` and `reference` have different tree structures.
 
     Runs at trace time only (structures are static), so it costs nothing inside `jit`.
@@ -45,7 +47,9 @@ def _non_float_to_none(tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: x if is_float_leaf(x) else None, tree)
 
 
-def float_leaves_only(tx: optax.GradientTransformationExtraArgs) -> optax.GradientTransformationExtraArgs:
+def float_leaves_only(
+    tx: optax.GradientTransformationExtraArgs,
+) -> optax.GradientTransformationExtraArgs:
     """Run `tx` on the floating leaves only; integer, bool and float0 leaves pass through untouched.
 
     The inner transform sees `None` where the params are not floating point, so its state holds nothing

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import chex
-from optax import Params, Schedule, ScalarOrSchedule, Updates
+from optax import Params, ScalarOrSchedule, Schedule, Updates
 
 PyTree = Any
 Mask = PyTree | Callable[[Params], PyTree] | None
@@ -18,4 +18,14 @@ GradFn = Callable[[Params], Updates]
 Array = chex.Array
 Numeric = chex.Numeric
 
-__all__ = ["Array", "GradFn", "Mask", "Numeric", "Params", "PyTree", "Schedule", "ScalarOrSchedule", "Updates"]
+__all__ = [
+    "Array",
+    "GradFn",
+    "Mask",
+    "Numeric",
+    "Params",
+    "PyTree",
+    "Schedule",
+    "ScalarOrSchedule",
+    "Updates",
+]

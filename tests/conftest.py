@@ -16,7 +16,8 @@ import pytest  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "loose_promotion: run without strict dtype/rank promotion (third-party model code)"
+        "markers",
+        "loose_promotion: run without strict dtype/rank promotion (third-party model code)",
     )
 
 

@@ -106,5 +106,8 @@ def adadelta(
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_range(owner, "rho", rho, 0.0, 1.0)
     return optimizer(
-        owner, weight_decay_block(weight_decay), scale_by_adadelta(rho, eps), learning_rate=learning_rate
+        owner,
+        weight_decay_block(weight_decay),
+        scale_by_adadelta(rho, eps),
+        learning_rate=learning_rate,
     )

@@ -22,7 +22,9 @@ class ScaleByAdamaxState(NamedTuple):
     nu: Updates
 
 
-def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+def scale_by_adamax(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> optax.GradientTransformation:
     r"""Adam's infinity-norm variant, as torch.optim.Adamax computes it.
 
     .. math::
@@ -108,5 +110,8 @@ def adamax(
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_beta(owner, b1=b1, b2=b2)
     return optimizer(
-        owner, weight_decay_block(weight_decay), scale_by_adamax(b1, b2, eps), learning_rate=learning_rate
+        owner,
+        weight_decay_block(weight_decay),
+        scale_by_adamax(b1, b2, eps),
+        learning_rate=learning_rate,
     )
