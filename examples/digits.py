@@ -59,7 +59,7 @@ RECIPES: dict[str, Recipe] = {
     "asam": Recipe(_sgd, peak_lr=0.1, sam=dict(rho=0.5, adaptive=True, eta=0.01)),
     "lookahead-radam": Recipe(
         lambda lr: sharpax.lookahead(sharpax.radam(lr), sync_period=5, alpha=0.5),
-        peak_lr=3e-3,
+        peak_lr=1e-2,
         eval_params=lambda params, opt_state: sharpax.lookahead_params(opt_state),
     ),
 }
@@ -168,7 +168,7 @@ def train(name, recipe, noise, seed, data, config, compiled) -> Run:
     train_epoch = compiled[name]
 
     run = Run(name, noise, seed, [], [], 0.0, None)
-    elapsed = 0.0
+    epoch_seconds = []
     desc = f"{name:<15} noise {noise:<4.0%} seed {seed}"
     with tqdm(range(config.epochs), desc=desc, ncols=100, disable=config.no_progress) as bar:
         for _ in bar:
@@ -176,12 +176,13 @@ def train(name, recipe, noise, seed, data, config, compiled) -> Run:
             start = time.perf_counter()
             params, opt_state, loss = train_epoch(params, opt_state, x_train, y_train, epoch_key)
             loss = float(loss)  # waits for the epoch to finish
-            elapsed += time.perf_counter() - start
+            epoch_seconds.append(time.perf_counter() - start)
             acc, _ = evaluate(recipe.eval_params(params, opt_state), x_test, y_test)
             run.train_loss.append(loss)
             run.test_acc.append(float(acc))
             bar.set_postfix(loss=f"{loss:.3f}", test_acc=f"{float(acc):.3f}")
-    run.seconds_per_step = elapsed / (config.epochs * steps_per_epoch)
+    # The median epoch: the machine may be shared, and a first call pays one-off setup costs.
+    run.seconds_per_step = float(np.median(epoch_seconds)) / steps_per_epoch
     run.params = recipe.eval_params(params, opt_state)
     top_eig, rise = sharpness(
         run.params, x_train, y_train, jax.random.key(seed), config.rho, config.power_iterations
@@ -193,33 +194,37 @@ def train(name, recipe, noise, seed, data, config, compiled) -> Run:
 # ------------------------------------------------------------------------------------------ sharpness
 
 
-@functools.partial(jax.jit, static_argnames=("iterations", "n_random"))
-def sharpness(params, x, y, key, rho, iterations, n_random=8):
-    """Top Hessian eigenvalue of the training loss, and its largest rise within a rho-ball.
+def sharpness_measures(loss, w, key, rho, iterations, n_random=8):
+    """Top Hessian eigenvalue of `loss` at the flat weights `w`, and its largest rise within a rho-ball.
 
     The eigenvalue comes from power iteration on Hessian-vector products (forward-over-reverse:
-    `jax.jvp` of `jax.grad`). The rise is max_d L(w + rho d / |d|) - L(w) over the gradient, the top
-    eigenvector (both signs) and `n_random` random directions.
+    `jax.jvp` of `jax.grad`). The rise is max_d loss(w + rho d / |d|) - loss(w) over the gradient, the
+    top eigenvector (both signs) and `n_random` random directions.
     """
-    flat, unravel = ravel_pytree(params)
-    loss = lambda w: loss_fn(unravel(w), x, y)
     grad = jax.grad(loss)
-    hvp = lambda v: jax.jvp(grad, (flat,), (v,))[1]
+    hvp = lambda v: jax.jvp(grad, (w,), (v,))[1]
     key_power, key_dirs = jax.random.split(key)
 
     def power_step(_, v):
         hv = hvp(v)
         return hv / jnp.linalg.norm(hv)
 
-    v = jax.random.normal(key_power, flat.shape, flat.dtype)
+    v = jax.random.normal(key_power, w.shape, w.dtype)
     v = jax.lax.fori_loop(0, iterations, power_step, v / jnp.linalg.norm(v))
     top_eig = v @ hvp(v)
 
-    random_dirs = jax.random.normal(key_dirs, (n_random, flat.size), flat.dtype)
-    dirs = jnp.concatenate([jnp.stack([grad(flat), v, -v]), random_dirs])
+    random_dirs = jax.random.normal(key_dirs, (n_random, w.size), w.dtype)
+    dirs = jnp.concatenate([jnp.stack([grad(w), v, -v]), random_dirs])
     dirs = dirs / jnp.linalg.norm(dirs, axis=1, keepdims=True)
-    rise = jax.lax.map(lambda d: loss(flat + rho * d), dirs) - loss(flat)
+    rise = jax.lax.map(lambda d: loss(w + rho * d), dirs) - loss(w)
     return top_eig, jnp.max(rise)
+
+
+@functools.partial(jax.jit, static_argnames=("iterations",))
+def sharpness(params, x, y, key, rho, iterations):
+    """`sharpness_measures` of the training loss over all the weights of the model."""
+    flat, unravel = ravel_pytree(params)
+    return sharpness_measures(lambda w: loss_fn(unravel(w), x, y), flat, key, rho, iterations)
 
 
 # ---------------------------------------------------------------------------------------- landscapes
@@ -364,24 +369,33 @@ def plot_landscapes(slices: dict, alphas: np.ndarray, out: str) -> None:
     fig.savefig(os.path.join(out, "landscape_1d.png"), dpi=110)
     plt.close(fig)
 
-    surfaces = np.array([s for _, s in slices.values()])
-    norm = LogNorm(vmin=max(surfaces.min(), 1e-4), vmax=surfaces.max())
-    levels = np.geomspace(norm.vmin, norm.vmax, 25)
+    # One colour scale per noise level: noisy labels raise the whole surface.
     fig, axes = plt.subplots(
-        len(noises), len(names), figsize=(3.2 * len(names) + 1, 3.1 * len(noises)), squeeze=False
+        len(noises),
+        len(names),
+        figsize=(2.9 * len(names) + 1.2, 2.9 * len(noises) + 0.6),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
     )
     for row, noise in enumerate(noises):
+        surfaces = np.array([slices[noise, name][1] for name in names])
+        norm = LogNorm(vmin=surfaces.min(), vmax=surfaces.max())
+        levels = np.geomspace(norm.vmin, norm.vmax, 25)
         for col, name in enumerate(names):
             ax = axes[row, col]
-            surface = np.clip(slices[noise, name][1], norm.vmin, None)
+            surface = slices[noise, name][1]
             cs = ax.contourf(alphas, alphas, surface, levels=levels, norm=norm, cmap="viridis")
             ax.contour(alphas, alphas, surface, levels=levels[::3], colors="white", linewidths=0.5)
             ax.plot(0, 0, "r+", ms=8)
             ax.set_title(f"{name}, noise {noise:.0%}", fontsize=10)
             ax.set_aspect("equal")
             ax.tick_params(labelsize=8)
-    fig.colorbar(cs, ax=axes, label="train loss", shrink=0.9)
-    fig.suptitle("2-D loss slices over two filter-normalized random directions")
+        fig.colorbar(cs, ax=axes[row], label="train loss", format="%.2g", shrink=0.9)
+    fig.suptitle(
+        "Train loss over two filter-normalized random directions (same directions for all)"
+    )
     fig.savefig(os.path.join(out, "landscape_2d.png"), dpi=110)
     plt.close(fig)
 
@@ -410,10 +424,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rho", type=float, default=0.05, help="radius of the sharpness ball")
     parser.add_argument("--power-iterations", type=int, default=30)
-    parser.add_argument("--grid", type=int, default=25, help="points per axis of the landscape slices")
+    parser.add_argument(
+        "--grid", type=int, default=25, help="points per axis of the landscape slices"
+    )
     parser.add_argument("--out", default="out/digits", help="folder for the PNGs and results.json")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument("--quick", action="store_true", help="a few-second smoke run (2 epochs, 1 seed)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a few-second smoke run (2 epochs, 1 seed)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.seeds, args.grid, args.power_iterations = 2, args.seeds[:1], 5, 5
@@ -451,8 +469,7 @@ def main(argv=None) -> list[dict[str, Any]]:
                 config={k: v for k, v in vars(config).items()},
                 rows=rows,
                 runs=[
-                    {k: v for k, v in dataclasses.asdict(r).items() if k != "params"}
-                    for r in runs
+                    {k: v for k, v in dataclasses.asdict(r).items() if k != "params"} for r in runs
                 ],
             ),
             f,

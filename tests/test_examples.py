@@ -1,0 +1,155 @@
+"""Every example runs, and says what it claims: the demo's smoke run, its sharpness and landscape helpers,
+and each short example in `examples/`, imported from its file and run at a small size."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import sharpax
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name: str):
+    """Import `examples/<name>.py` as a module (examples are scripts, not a package)."""
+    module_name = f"_example_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------- demo
+
+
+@pytest.mark.loose_promotion
+def test_digits_quick_run_writes_table_plots_and_results(tmp_path, capsys):
+    digits = load("digits")
+    rows = digits.main(["--quick", "--no-progress", "--out", str(tmp_path)])
+    recipes, noises = list(digits.RECIPES), [0.0, 0.4]
+    assert [(r["noise"], r["recipe"]) for r in rows] == [(n, k) for n in noises for k in recipes]
+    for row in rows:
+        # Two epochs are enough for every recipe to beat chance (10%) by far on the clean labels.
+        assert row["noise"] > 0 or row["test_acc"] > 50, row
+        assert all(np.isfinite(row[k]) for k in ("train_loss", "top_eig", "rise", "ms_per_step"))
+    for png in ("learning_curves.png", "landscape_1d.png", "landscape_2d.png"):
+        assert (tmp_path / png).stat().st_size > 10_000
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["runs"]) == len(rows) and len(saved["runs"][0]["train_loss"]) == 2
+    assert "| label noise | recipe |" in capsys.readouterr().out
+
+
+def test_sharpness_measures_on_a_quadratic():
+    # loss(w) = 0.5 w^T A w with eigenvalues 5, 2, 0.5: the top eigenvalue is 5, and at w = 0 the rise
+    # within the rho-ball is 0.5 * 5 * rho^2, reached along the top eigenvector (one of the directions).
+    digits = load("digits")
+    q, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (3, 3)))
+    a = q @ jnp.diag(jnp.array([5.0, 2.0, 0.5])) @ q.T
+    loss = lambda w: 0.5 * w @ a @ w
+    top_eig, rise = digits.sharpness_measures(loss, jnp.zeros(3), jax.random.key(1), 0.1, 50)
+    np.testing.assert_allclose(top_eig, 5.0, rtol=1e-4)
+    np.testing.assert_allclose(rise, 0.5 * 5.0 * 0.1**2, rtol=1e-4)
+
+
+def test_filter_normalized_direction_matches_each_filter_norm_and_skips_biases():
+    digits = load("digits")
+    params = {
+        "dense": {"kernel": jnp.arange(12.0).reshape(3, 4) - 5.0, "bias": jnp.ones(4)},
+        "conv": {"kernel": jax.random.normal(jax.random.key(0), (3, 3, 2, 5))},
+    }
+    d = digits.filter_normalized_direction(jax.random.key(1), params)
+    np.testing.assert_array_equal(d["dense"]["bias"], jnp.zeros(4))
+    for w, u, axes in [
+        (params["dense"]["kernel"], d["dense"]["kernel"], (0,)),
+        (params["conv"]["kernel"], d["conv"]["kernel"], (0, 1, 2)),
+    ]:
+        np.testing.assert_allclose(
+            jnp.linalg.norm(u, axis=axes), jnp.linalg.norm(w, axis=axes), rtol=1e-5
+        )
+
+
+def test_label_noise_flips_the_asked_fraction_to_other_classes():
+    digits = load("digits")
+    y = np.arange(10_000) % 10
+    noisy = digits.add_label_noise(y, 0.3, seed=0)
+    flipped = noisy != y
+    assert abs(flipped.mean() - 0.3) < 0.02  # each label flips with probability 0.3
+    assert np.all((noisy >= 0) & (noisy < 10))
+    np.testing.assert_array_equal(digits.add_label_noise(y, 0.0, seed=0), y)
+
+
+# ------------------------------------------------------------------------------------------ examples
+
+
+@pytest.mark.loose_promotion
+def test_per_layer_lr_freezes_embed_and_trains_the_rest():
+    example = load("per_layer_lr")
+    initial, final, loss = example.main(steps=40)
+    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), initial, final)["params"]
+    assert max(moved["embed"].values()) == 0.0
+    assert min(moved["hidden"].values()) > 0 and min(moved["head"].values()) > 0
+    assert loss < 0.5  # from ~1.1 (log 3) at the start
+
+
+@pytest.mark.loose_promotion
+def test_per_layer_lr_routes_each_layer_to_its_own_optimizer():
+    # One step of the partition equals sharpax.sgd on the hidden layer and sharpax.adamw on the head,
+    # each run alone on its own subtree.
+    example = load("per_layer_lr")
+    params = example.MLP().init(jax.random.key(0), jnp.ones((1, 4)))
+    grads = jax.tree.map(lambda p: jnp.cos(p) + 0.1, params)
+    tx = example.make_optimizer(steps=10)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    sgd = sharpax.sgd(optax.cosine_decay_schedule(0.05, 10), momentum=0.9)
+    adamw = sharpax.adamw(1e-2, weight_decay=1e-2)
+    for layer, alone in [("hidden", sgd), ("head", adamw)]:
+        p, g = params["params"][layer], grads["params"][layer]
+        expected, _ = alone.update(g, alone.init(p), p)
+        jax.tree.map(np.testing.assert_array_equal, updates["params"][layer], expected)
+
+
+def test_checkpoint_resume_lands_exactly_where_an_uninterrupted_run_does():
+    resumed, uninterrupted = load("checkpoint_resume").main()
+    jax.tree.map(np.testing.assert_array_equal, resumed, uninterrupted)
+
+
+def test_port_torch_recipe_runs_without_torch_too():
+    example = load("port_torch_recipe")
+    params, x, y = example.data()
+    _, losses = example.run_sharpax(params, x, y)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_port_torch_recipe_matches_torch_step_for_step():
+    pytest.importorskip("torch")
+    final, torch_final = load("port_torch_recipe").main()
+    for k in final:
+        np.testing.assert_allclose(final[k], torch_final[k], rtol=1e-5, atol=1e-5)
+
+
+def test_mixing_with_optax_clips_before_lookahead_and_changes_the_rate():
+    example = load("mixing_with_optax")
+    params = {"x": jnp.array(-1.5), "y": jnp.array(2.0)}
+    grads = jax.grad(example.rosenbrock)(params)  # global norm ~ 170: clipped to 1
+    tx = example.make_optimizer()
+    updates, _ = tx.update(grads, tx.init(params), params)
+    clipped = jax.tree.map(lambda g: g / optax.global_norm(grads), grads)
+    inner = sharpax.lookahead(sharpax.adamw(0.1, weight_decay=1e-3), sync_period=5, alpha=0.5)
+    expected, _ = inner.update(clipped, inner.init(params), params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), updates, expected)
+
+    fast, slow, state = example.main(steps=300)
+    assert float(example.rosenbrock(slow)) < 0.05  # from 12.5
+    assert float(example._find_injected_state(state).hyperparams["learning_rate"]) == 0.05
