@@ -157,9 +157,9 @@ def train(name, recipe, noise, seed, data, config, compiled) -> Run:
     y_train = jnp.asarray(add_label_noise(y_clean, noise, seed))
     steps_per_epoch = len(y_clean) // config.batch_size
     key, init_key = jax.random.split(jax.random.key(seed))
-    params = MODEL.init(init_key, x_train[:1])
+    params = jax.jit(MODEL.init)(init_key, x_train[:1])
     tx = recipe.optimizer(warmup_cosine(recipe.peak_lr, config.epochs * steps_per_epoch))
-    opt_state = tx.init(params)
+    opt_state = jax.jit(tx.init)(params)
     if name not in compiled:
         # Ahead of time, once per recipe (shapes do not change with the seed or the labels), so that
         # the timings below are steps only.
@@ -215,7 +215,8 @@ def sharpness_measures(loss, w, key, rho, iterations, n_random=8):
 
     random_dirs = jax.random.normal(key_dirs, (n_random, w.size), w.dtype)
     dirs = jnp.concatenate([jnp.stack([grad(w), v, -v]), random_dirs])
-    dirs = dirs / jnp.linalg.norm(dirs, axis=1, keepdims=True)
+    # A zero gradient (at an exact minimum) stays a zero direction instead of a NaN.
+    dirs = dirs / jnp.maximum(jnp.linalg.norm(dirs, axis=1, keepdims=True), 1e-30)
     rise = jax.lax.map(lambda d: loss(w + rho * d), dirs) - loss(w)
     return top_eig, jnp.max(rise)
 
@@ -244,7 +245,7 @@ def filter_normalized_direction(key, params):
             return jnp.zeros_like(w)
         d = jax.random.normal(k, w.shape, w.dtype)
         axes = tuple(range(w.ndim - 1))
-        norm = lambda a: jnp.linalg.norm(a, axis=axes, keepdims=True)
+        norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=axes, keepdims=True))
         return d * norm(w) / (norm(d) + 1e-10)
 
     return treedef.unflatten([one(k, w) for k, w in zip(keys, leaves, strict=True)])
