@@ -76,6 +76,7 @@ class MLP(nn.Module):
 
 
 MODEL = MLP()
+init_params = jax.jit(MODEL.init)
 
 
 def loss_fn(params, x, y):
@@ -157,9 +158,9 @@ def train(name, recipe, noise, seed, data, config, compiled) -> Run:
     y_train = jnp.asarray(add_label_noise(y_clean, noise, seed))
     steps_per_epoch = len(y_clean) // config.batch_size
     key, init_key = jax.random.split(jax.random.key(seed))
-    params = jax.jit(MODEL.init)(init_key, x_train[:1])
+    params = init_params(init_key, x_train[:1])
     tx = recipe.optimizer(warmup_cosine(recipe.peak_lr, config.epochs * steps_per_epoch))
-    opt_state = jax.jit(tx.init)(params)
+    opt_state = tx.init(params)
     if name not in compiled:
         # Ahead of time, once per recipe (shapes do not change with the seed or the labels), so that
         # the timings below are steps only.

@@ -158,3 +158,78 @@ def test_mixing_with_optax_clips_before_lookahead_and_changes_the_rate():
     assert float(example._find_injected_state(state).hyperparams["learning_rate"]) == np.float32(
         0.05
     )
+
+
+# ----------------------------------------------------------------------------------- SAM in Flax code
+
+
+def _sam_reference_grad(grad_fn, params, rho):
+    """Foret et al.'s second pass written out: grad at w + rho g / |g|, with g the gradient at w."""
+    g = grad_fn(params)
+    scale = rho / optax.tree.norm(g)
+    return grad_fn(jax.tree.map(lambda w, gi: w + scale * gi, params, g))
+
+
+def test_flax_linen_sam_gives_the_perturbed_gradient_and_trains():
+    example = load("flax_linen_sam")
+    x = jax.random.uniform(jax.random.key(0), (16, 64))
+    y = jnp.arange(16) % 10
+    params = example.MODEL.init(jax.random.key(1), x)
+    key = jax.random.key(2)
+    (loss, acc), grads = jax.jit(example.sam_value_and_grad)(params, x, y, key)
+    first_pass_loss, first_pass_acc = jax.jit(example.loss_fn)(params, x, y, key)
+    np.testing.assert_allclose(loss, first_pass_loss, rtol=1e-6)  # loss and aux at w, not at w + e
+    np.testing.assert_allclose(acc, first_pass_acc)
+    grad_fn = lambda p: jax.grad(example.loss_fn, has_aux=True)(p, x, y, key)[0]  # same dropout key
+    expected = _sam_reference_grad(grad_fn, params, 0.05)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads, expected
+    )
+
+    _, test_acc = example.main(epochs=3)
+    assert test_acc > 0.9
+
+
+def test_nnx_sam_step_is_sgd_at_the_perturbed_gradient_and_trains():
+    from flax import nnx
+
+    example = load("nnx_sam")
+    x = jax.random.uniform(jax.random.key(0), (16, 64))
+    y = jnp.arange(16) % 10
+    model = example.MLP(nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params = nnx.to_pure_dict(params)
+
+    def loss_at(p):
+        state = nnx.split(model, nnx.Param, ...)[1]
+        nnx.replace_by_pure_dict(state, p)
+        return example.loss_fn(nnx.merge(graphdef, state, rest), x, y)
+
+    g = jax.jit(_sam_reference_grad, static_argnums=0)(jax.grad(loss_at), params, 0.05)
+    expected = jax.tree.map(lambda w, gi: w - 0.1 * gi, params, g)  # plain SGD, lr 0.1
+
+    optimizer = nnx.Optimizer(model, sharpax.sam(sharpax.sgd(0.1), rho=0.05), wrt=nnx.Param)
+    example.train_step(model, optimizer, x, y)
+    after = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), after, expected
+    )
+
+    _, test_acc = example.main(epochs=2)
+    assert test_acc > 0.85
+
+
+def test_data_parallel_sam_on_8_devices_equals_one_device():
+    example = load("data_parallel_sam")
+    assert jax.device_count() == 8  # conftest's virtual devices (the example asks for the same)
+    sharded = example.main(steps=5)
+
+    params = example.init_params(jax.random.key(0))
+    opt_state = example.tx.init(params)
+    x, y = example.data(jax.random.key(1))
+    for _ in range(5):
+        params, opt_state, _ = example.train_step(params, opt_state, x, y)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), sharded, params
+    )
+    assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(sharded))
