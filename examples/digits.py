@@ -60,7 +60,7 @@ RECIPES: dict[str, Recipe] = {
     "lookahead-radam": Recipe(
         lambda lr: sharpax.lookahead(sharpax.radam(lr), sync_period=5, alpha=0.5),
         peak_lr=1e-2,
-        eval_params=lambda params, opt_state: sharpax.lookahead_params(opt_state),
+        eval_params=lambda params, opt_state: sharpax.lookahead_params(opt_state, params),
     ),
 }
 
@@ -444,6 +444,13 @@ def main(argv=None) -> list[dict[str, Any]]:
     config = parse_args(argv)
     os.makedirs(config.out, exist_ok=True)
     data = load_data()
+    n_params = ravel_pytree(init_params(jax.random.key(0), data[0][0][:1]))[0].size
+    print(
+        f"digits: {len(data[0][1])} train / {len(data[1][1])} test images; MLP 64-128-128-10 "
+        f"({n_params} weights); {config.epochs} epochs of batch {config.batch_size}; "
+        f"seeds {config.seeds}; label noise {config.noise}; {jax.devices()[0].platform} "
+        f"({os.cpu_count()} cores)"
+    )
     started = time.perf_counter()
     runs, compiled = [], {}
     for noise in config.noise:

@@ -47,7 +47,7 @@ def main(steps: int = 300):
         params, state, loss = step(params, state)
         if i % 50 == 0:
             print(f"step {i:3d}  loss {float(loss):9.5f}  x {float(params['x']):+.4f}")
-    slow = sharpax.lookahead_params(state[1])
+    slow = sharpax.lookahead_params(state, params)
     print(f"final fast weights x={float(params['x']):.4f}, y={float(params['y']):.4f}")
     print(f"final slow weights x={float(slow['x']):.4f}, y={float(slow['y']):.4f}")
     return params, slow, state
