@@ -125,7 +125,8 @@ def one_cycle(
     def shape(start: float, end: float, p: Array) -> Array:
         if anneal == "cosine":
             return end + (start - end) / 2.0 * (jnp.cos(jnp.pi * p) + 1)
-        return start + (end - start) * p
+        # Interpolated from the nearer end, so that both ends are exact in float32.
+        return jnp.where(p < 0.5, start + (end - start) * p, end - (end - start) * (1 - p))
 
     def schedule(count: Numeric) -> Array:
         c = to_float(clamp(as_count(count), 0, total_steps - 1))

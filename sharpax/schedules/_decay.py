@@ -377,8 +377,9 @@ def warmup_stable_decay(
     stable_steps = total_steps - warmup_steps - cooldown_steps
 
     def after(k: Array) -> Array:
-        return anneal(
+        cooldown = anneal(
             clamp(k - stable_steps, 0), cooldown_steps, peak_value, end_value, cooldown_shape
         )
+        return jnp.where(k < stable_steps, jnp.asarray(peak_value, F32), cooldown)
 
     return _warmup_then(init_value, peak_value, warmup_steps, after)

@@ -41,6 +41,10 @@ def linear_warmup(peak_value: float, warmup_steps: int, init_value: float = 0.0)
     References:
         Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour", 2017.
 
+    labml's `AdamWarmup` (lr `t * peak / W` at its 1-based step t, plus 1e-8) is
+    `linear_warmup(peak, W - 1, init_value=peak / W)`; the Transformer tutorials' `AdamWarmup` is
+    `noam_schedule`.
+
     Example:
         "Adam with linear warmup" (the AdamWarmup recipe) is one line:
 
