@@ -4,6 +4,7 @@ through the boundaries to far past the end; jit/vmap; no NaN at edge arguments; 
 from __future__ import annotations
 
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -697,3 +698,15 @@ def test_one_cycle_matches_torch():
             three_phase=cfg.get("three", False),
         )(jnp.arange(cfg["total"]))
         np.testing.assert_allclose(ours, np.array(torch_lrs), rtol=2e-6, atol=1e-9)
+
+
+def test_plot_example_writes_a_png(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import runpy
+    import sys
+
+    out = tmp_path / "schedules.png"
+    monkeypatch.setattr(sys, "argv", ["plot_schedules.py", str(out), "--steps", "40"])
+    script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "plot_schedules.py"
+    runpy.run_path(str(script), run_name="__main__")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
