@@ -217,3 +217,37 @@ def test_multiply_by_schedule_leaves_integer_leaves_alone():
     np.testing.assert_array_equal(updates["w"], -0.5 * np.ones(2, np.float32))
     assert updates["step"] == 7 and updates["step"].dtype == jnp.int32
     assert state[1].count == 1
+
+
+@pytest.mark.parametrize(
+    "make,kwargs",
+    [
+        (sharpax.sgd, dict(learning_rate=0.01, momentum=0.9)),
+        (sharpax.adam, dict(learning_rate=1e-2)),
+    ],
+    ids=["sgd_momentum", "adam"],
+)
+def test_bfloat16_params_are_bit_identical_too(make, kwargs):
+    """The injected learning rate takes the params' dtype, as a Python float would (weak typing)."""
+    params = {"w": (jnp.arange(8.0) / 7 - 0.5).astype(jnp.bfloat16)}
+
+    def loss(p):
+        return jnp.sum((p["w"].astype(jnp.float32) - 0.3) ** 2 * jnp.arange(8.0))
+
+    def train(tx):
+        step = jax.jit(lambda p, s: _apply(tx, jax.grad(loss)(p), s, p))
+        p, s = params, tx.init(params)
+        for _ in range(20):
+            p, s = step(p, s)
+        return p, s
+
+    static, _ = train(make(**kwargs))
+    injected, state = train(sharpax.inject_hyperparams(make)(**kwargs))
+    _assert_bitwise(injected, static)
+    assert injected["w"].dtype == jnp.bfloat16
+    assert sharpax.current_learning_rate(state).dtype == jnp.bfloat16
+
+
+def _apply(tx, grads, state, params):
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
