@@ -16,6 +16,10 @@ from sharpax.transforms import nadam as nadam
 from sharpax.transforms import radam as radam
 from sharpax.transforms import rmsprop as rmsprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import LookaheadState as LookaheadState
+from sharpax.wrappers import lookahead as lookahead
+from sharpax.wrappers import lookahead_params as lookahead_params
+from sharpax.wrappers import ranger as ranger
 
 __version__ = "0.1.0"
 
@@ -27,9 +31,13 @@ __all__ = [
     "adamw",
     "apply_updates",
     "chain",
+    "LookaheadState",
     "lion",
+    "lookahead",
+    "lookahead_params",
     "nadam",
     "radam",
+    "ranger",
     "rmsprop",
     "schedules",
     "sgd",
