@@ -34,7 +34,7 @@ def ranger(
     momentum step below it, weight decay decoupled and scaled by the learning rate. Not included: the
     gradient centralization that Ranger 2020 (and pytorch_optimizer's `Ranger`, `use_gc=True`) adds; chain
     it in front if wanted. pytorch_optimizer's `Ranger` also defaults to `degenerated_to_sgd=False`.
-    Evaluate with `sharpax.lookahead_params(opt_state)`.
+    Evaluate with `sharpax.lookahead_params(opt_state, params)`.
 
     Args:
         learning_rate: eta >= 0, or a schedule.
