@@ -38,6 +38,10 @@ from sharpax.transforms import nadam as nadam
 from sharpax.transforms import radam as radam
 from sharpax.transforms import rmsprop as rmsprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import LookaheadState as LookaheadState
+from sharpax.wrappers import lookahead as lookahead
+from sharpax.wrappers import lookahead_params as lookahead_params
+from sharpax.wrappers import ranger as ranger
 
 __version__ = "0.1.0"
 
@@ -57,12 +61,16 @@ __all__ = [
     "join_schedules",
     "linear_warmup",
     "lion",
+    "lookahead",
+    "lookahead_params",
+    "LookaheadState",
     "multiply_by_schedule",
     "multiply_schedules",
     "nadam",
     "noam_schedule",
     "one_cycle",
     "radam",
+    "ranger",
     "rmsprop",
     "scale_schedule",
     "schedules",
