@@ -34,7 +34,7 @@ import sharpax
 
 def warmup_cosine(peak_value: float, total_steps: int) -> optax.Schedule:
     """Linear warmup over the first 10% of the steps, then cosine decay to zero."""
-    return optax.warmup_cosine_decay_schedule(0.0, peak_value, total_steps // 10, total_steps)
+    return sharpax.warmup_cosine_decay(peak_value, total_steps // 10, total_steps)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ def rosenbrock(params):
     return (1.0 - x) ** 2 + 100.0 * (y - x**2) ** 2
 
 
-def main(steps: int = 300):
+def main(steps: int = 298):
     params = {"x": jnp.array(-1.5), "y": jnp.array(2.0)}
     tx = make_optimizer()
     state = tx.init(params)

@@ -34,7 +34,7 @@ def data(seed: int = 0):
 # -------------------------------------------------------------------------------------------- sharpax
 def sharpax_recipe() -> optax.GradientTransformation:
     # torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=10), stepped every step.
-    warmup = optax.linear_schedule(START_FACTOR * LR, LR, WARMUP)
+    warmup = sharpax.linear_warmup(LR, WARMUP, init_value=START_FACTOR * LR)
     return sharpax.adamw(warmup, b1=BETAS[0], b2=BETAS[1], weight_decay=WEIGHT_DECAY, amsgrad=True)
 
 

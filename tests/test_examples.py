@@ -153,7 +153,7 @@ def test_mixing_with_optax_clips_before_lookahead_and_changes_the_rate():
     expected, _ = inner.update(clipped, inner.init(params), params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), updates, expected)
 
-    fast, slow, state = example.main(steps=300)
+    fast, slow, state = example.main()
     assert float(example.rosenbrock(slow)) < 0.05  # from 12.5
     assert float(example._find_injected_state(state).hyperparams["learning_rate"]) == np.float32(
         0.05
