@@ -1,0 +1,5 @@
+"""Placeholder for the grouped-leaves prototype."""
+
+
+def run(args):
+    return {"markdown": []}
