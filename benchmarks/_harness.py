@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,6 +32,11 @@ def compile_step(tx, params, grads) -> tuple[Callable, float]:
     return compiled, time.perf_counter() - t0
 
 
+def count_fusions(compiled) -> int:
+    """Kernels XLA emits for the step (fusions in the optimized HLO's entry computation)."""
+    return len(re.findall(r"^\s*\S+ = \S+ fusion\(", compiled.as_text(), re.M))
+
+
 def fresh_copy(tree):
     return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
 
@@ -40,6 +46,8 @@ class JaxRunner:
 
     def __init__(self, tx, params, grads):
         self.compiled, self.compile_s = compile_step(tx, params, grads)
+        self.compile_samples = [self.compile_s]
+        self.fusions = count_fusions(self.compiled)
         self.params = fresh_copy(params)
         self.state = tx.init(self.params)
         self.grads = grads
@@ -110,24 +118,32 @@ def interleaved(
     rounds: int,
     target_s: float,
     warmup: int = 2,
+    budget_s: float = 0.0,
+    max_rounds: int = 400,
 ) -> dict[str, list[float]]:
     """Per-step seconds of each runner in each round, the runners alternating within every round.
 
     After `warmup` steps each, every runner gets its own repeat count `k` so that one sample lasts about
-    `target_s`; the order of the runners rotates from round to round so none always goes first.
+    `target_s`; there are `rounds` rounds, or more while they fit in `budget_s` (short samples and many
+    rounds make the median robust to the bursts of other processes on a shared machine). The order is shuffled every round (seeded): a fixed rotation keeps each runner's predecessor
+    the same, and a predecessor's after-effects (torch's spinning OpenMP threads, cache state) would bias it.
     """
-    ks = {}
+    rng = np.random.default_rng(0)
+    ks, sample_s = {}, {}
     for name, run in runners.items():
         run(warmup)
-        ks[name] = max(1, math.ceil(target_s / max(run(1), 1e-7)))
+        one = max(run(1), 1e-7)
+        ks[name] = max(1, math.ceil(target_s / one))
+        sample_s[name] = ks[name] * one
     names = list(runners)
+    per_round = sum(sample_s.values())
+    rounds = min(max_rounds, max(rounds, int(budget_s / per_round)))
     samples: dict[str, list[float]] = {n: [] for n in names}
     gc.collect()
     gc.disable()
     try:
-        for r in range(rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
+        for _ in range(rounds):
+            for name in rng.permutation(names):
                 samples[name].append(runners[name](ks[name]) / ks[name])
     finally:
         gc.enable()
