@@ -36,10 +36,11 @@ QUICK_CASES = {
     "large_1x4M": None,
     "flax_transformer": None,
     "small_400x10k": ["adam", "sgd_momentum"],
-    "small_2000x1k": ["adam"],
+    "small_2000x1k": [],  # ~1-2 min of compile per optimizer on 2 shared cores: full mode only
 }
 SWEEP_LEAVES = {"quick": [100, 1000], "full": [100, 1000, 4000]}
 SWEEP_CASES = {"quick": ["adam"], "full": ["adam", "sgd"]}
+SWEEP_REPS = {100: 3, 1000: 3, 4000: 1}  # 4000 leaves: ~1-2 min per compile here
 EXTRA_SUITES = ["bench_sam.py", "bench_lookahead.py"]
 
 
@@ -131,7 +132,7 @@ def compile_sweep(cases, leaf_counts, reps):
             params = _trees.leaves(n, 256, seed=1)
             grads = params
             times = {"sharpax": [], "optax": []}
-            for r in range(reps):
+            for r in range(reps or SWEEP_REPS[n]):
                 order = [("sharpax", case.sharpax), ("optax", case.optax)]
                 if r % 2:
                     order.reverse()
@@ -202,7 +203,7 @@ def main(argv=None):
         15 if args.quick else 31
     )  # at least; more while the budget allows
     args.target_s = 0.01
-    args.budget_s = 4.0 if args.quick else 15.0
+    args.budget_s = 3.0 if args.quick else 8.0
     args.recompile_below_s = 2.0
     sections = set(args.sections.split(","))
     use_torch = have_torch() and not args.no_torch
@@ -256,7 +257,9 @@ def main(argv=None):
     if "compile" in sections:
         sweep_cases = [c for c in cases if c.id in SWEEP_CASES[mode]]
         print("compile sweep", flush=True)
-        results["compile"] = compile_sweep(sweep_cases, SWEEP_LEAVES[mode], 1 if args.quick else 3)
+        results["compile"] = compile_sweep(
+            sweep_cases, SWEEP_LEAVES[mode], 1 if args.quick else None
+        )
     if "memory" in sections:
         results["memory"] = memory(cases, _trees.transformer_params(), use_torch)
     if "grouped" in sections:
