@@ -109,7 +109,8 @@ def adagrad(
 
         def lr(count):
             base = learning_rate(count) if callable(learning_rate) else learning_rate
-            return base / (1 + count * lr_decay)
+            # count as float32 explicitly: what standard promotion does, and legal under strict promotion.
+            return base / (1 + count.astype(jnp.float32) * lr_decay)
 
     return optimizer(
         owner,

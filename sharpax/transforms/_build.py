@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import optax
 
 from sharpax._tree import float_leaves_only
@@ -10,7 +11,13 @@ from sharpax._validation import check_non_negative, is_static_number
 
 
 def is_static_zero(value: object) -> bool:
-    """True when `value` is a known 0 (the block it controls can be left out of the chain)."""
+    """True when `value` is a known 0 (the block it controls can be left out of the chain).
+
+    jax arrays never count, even concrete ones: `inject_hyperparams` passes a concrete array to `init`
+    and a tracer to `update`, and both must build the same chain (the same state structure).
+    """
+    if isinstance(value, jax.Array):
+        return False
     return is_static_number(value) and float(value) == 0.0  # type: ignore[arg-type]
 
 
