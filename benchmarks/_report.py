@@ -34,7 +34,9 @@ def markdown(res: dict) -> str:
         "",
         "Method: each step is `update` + `apply_updates` under `jax.jit(step, donate_argnums=(0, 1))` "
         "(params and optimizer state donated, gradients fixed), called through the compiled executable and "
-        "timed to `block_until_ready`. sharpax, optax, torch (CPU, `foreach=True`) and, for the large leaf, "
+        f"timed to `block_until_ready` by the {m.get('clock', 'wall')} clock"
+        + (" (this process's CPU time, all its threads)" if m.get("clock") == "cpu" else "")
+        + ". sharpax, optax, torch (CPU, `foreach=True`) and, for the large leaf, "
         f"a copy are run in interleaved rounds (at least {m['rounds']}, more while a per-case budget of "
         f"{m.get('budget_s', 0):.0f} s allows; the order shuffled each round; a sample is at least "
         f"{m['target_sample_s'] * 1e3:.0f} ms or one step, after warm-up). A ratio is the median of "

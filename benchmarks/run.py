@@ -41,7 +41,12 @@ QUICK_CASES = {
 SWEEP_LEAVES = {"quick": [100, 1000], "full": [100, 1000, 4000]}
 SWEEP_CASES = {"quick": ["adam"], "full": ["adam", "sgd"]}
 SWEEP_REPS = {100: 3, 1000: 3, 4000: 1}  # 4000 leaves: ~1-2 min per compile here
-EXTRA_SUITES = ["bench_sam.py", "bench_lookahead.py"]
+# Suites written with the SAM and Lookahead work; the arguments run.py passes them in each mode
+# (a script that accepts --quick gets it).
+EXTRA_SUITES = {
+    "bench_sam.py": {"quick": None, "full": []},
+    "bench_lookahead.py": {"quick": ["--rounds", "10"], "full": []},
+}
 
 
 def have_torch() -> bool:
@@ -170,12 +175,18 @@ def memory(cases, params, use_torch):
 def extra_suites(quick):
     """Run the SAM / Lookahead suites when their scripts exist; they print their own tables."""
     out = {}
-    for script in EXTRA_SUITES:
+    for script, modes in EXTRA_SUITES.items():
         path = HERE / script
         if not path.exists():
             out[script] = {"status": "missing"}
             continue
-        cmd = [sys.executable, str(path)] + (["--quick"] if quick else [])
+        extra = modes["quick" if quick else "full"]
+        if extra is None:
+            usage = subprocess.run(
+                [sys.executable, str(path), "--help"], capture_output=True, text=True
+            )
+            extra = ["--quick"] if "--quick" in usage.stdout else []
+        cmd = [sys.executable, str(path), *extra]
         print(f"running {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
@@ -195,6 +206,13 @@ def main(argv=None):
     ap.add_argument("--regimes", help="comma-separated regimes (default: all)")
     ap.add_argument("--sections", default="step,compile,memory,grouped,extra")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="cpu",
+        help="time samples by this process's CPU time (default: other jobs on a shared machine do not "
+        "inflate it) or by the wall clock",
+    )
     ap.add_argument("--rounds", type=int, help="interleaved rounds per measurement")
     ap.add_argument("--out", default=str(HERE), help="directory for RESULTS.md and results.json")
     args = ap.parse_args(argv)
@@ -206,6 +224,8 @@ def main(argv=None):
     args.budget_s = 3.0 if args.quick else 8.0
     args.recompile_below_s = 2.0
     sections = set(args.sections.split(","))
+    if args.clock == "cpu":
+        h.use_cpu_clock()
     use_torch = have_torch() and not args.no_torch
     if use_torch:
         import torch
@@ -227,6 +247,7 @@ def main(argv=None):
             "rounds": args.rounds,
             "target_sample_s": args.target_s,
             "budget_s": args.budget_s,
+            "clock": args.clock,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible (shared)",
             "platform": platform.platform(),
             "python": platform.python_version(),
