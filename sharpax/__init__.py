@@ -16,6 +16,12 @@ from sharpax.transforms import nadam as nadam
 from sharpax.transforms import radam as radam
 from sharpax.transforms import rmsprop as rmsprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import gsam as gsam
+from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
+from sharpax.wrappers import looksam as looksam
+from sharpax.wrappers import periodic_sam as periodic_sam
+from sharpax.wrappers import sam as sam
+from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
 
 __version__ = "0.1.0"
 
@@ -27,10 +33,16 @@ __all__ = [
     "adamw",
     "apply_updates",
     "chain",
+    "gsam",
+    "gsam_value_and_grad",
     "lion",
+    "looksam",
     "nadam",
+    "periodic_sam",
     "radam",
     "rmsprop",
+    "sam",
+    "sam_value_and_grad",
     "schedules",
     "sgd",
     "transforms",
