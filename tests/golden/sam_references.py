@@ -38,6 +38,7 @@ def unflatten(vec: np.ndarray) -> dict[str, np.ndarray]:
 def mlp_loss(vec: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     """mean((tanh(x w1 + b1) w2 + b2 - y)^2), the loss of every SAM-family test."""
     p = unflatten(vec)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     out = np.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
     return float(np.mean((out - y) ** 2))
 
@@ -45,7 +46,7 @@ def mlp_loss(vec: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
 def mlp_grad(vec: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Hand-written backprop of `mlp_loss` (checked against jax.grad in the tests)."""
     p = unflatten(vec)
-    x = x.astype(np.float64)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     h = np.tanh(x @ p["w1"] + p["b1"])
     out = h @ p["w2"] + p["b2"]
     d_out = 2.0 * (out - y) / out.size
