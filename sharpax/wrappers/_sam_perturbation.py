@@ -27,34 +27,32 @@ def accumulation_dtype(leaves: Sequence[Array]) -> Any:
     return jnp.float64 if any(x.dtype == jnp.float64 for x in leaves) else jnp.float32
 
 
-def global_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
-    """The 2-norm of all `leaves` together, in one pass and without overflow (1e30**2 is inf in f32).
+def _squares(x: Array, dtype: Any, divisor: Array | None = None) -> Array:
+    x = jnp.abs(x) if jnp.iscomplexobj(x) else x
+    x = x.astype(dtype)
+    return jnp.sum(jnp.square(x if divisor is None else x / divisor))
 
-    Squares of magnitudes above 2**(maxexp/2 - 14) are summed in a second accumulator, pre-scaled by
-    2**-(maxexp/2 + 6) (Blue's algorithm, as in LAPACK's `nrm2`); both sums read the leaves once, so the
-    common case costs what a plain sum of squares costs.
+
+def global_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
+    """The 2-norm of all `leaves` together, without overflow (1e30**2 is inf in float32).
+
+    The common case is one plain sum of squares. Only when that sum over- or underflows (or is NaN) is it
+    recomputed from the leaves divided by their largest magnitude, as LAPACK's `nrm2` does; `lax.cond`
+    keeps that second pass off the common path (under `vmap` both run).
     """
     dtype = dtype or accumulation_dtype(leaves)
-    zero = jnp.zeros([], dtype)
-    half_exponent = jnp.finfo(dtype).maxexp // 2
-    big_from, scale = 2.0 ** (half_exponent - 14), 2.0 ** -(half_exponent + 6)
-    small, big = zero, zero
-    for x in leaves:
-        magnitude = jnp.abs(x).astype(dtype)
-        is_big = magnitude >= big_from
-        # One variadic reduction: both sums come out of a single read of the leaf.
-        leaf_small, leaf_big = lax.reduce(
-            (
-                jnp.where(is_big, zero, jnp.square(magnitude)),
-                jnp.where(is_big, jnp.square(magnitude * scale), zero),
-            ),
-            (zero, zero),
-            lambda a, b: (a[0] + b[0], a[1] + b[1]),
-            tuple(range(magnitude.ndim)),
-        )
-        small, big = small + leaf_small, big + leaf_big
-    combined = jnp.sqrt(big + jnp.square(jnp.sqrt(small) * scale)) / scale
-    return jnp.where(big > 0, combined, jnp.sqrt(small))
+    if not leaves:
+        return jnp.zeros([], dtype)
+    squares = sum(_squares(x, dtype) for x in leaves)
+
+    def rescaled():
+        largest = jnp.max(jnp.stack([jnp.max(jnp.abs(x)).astype(dtype) for x in leaves]))
+        safe = jnp.where(largest > 0, largest, jnp.ones([], dtype))
+        return safe * jnp.sqrt(sum(_squares(x, dtype, safe) for x in leaves))
+
+    # Below sqrt(tiny), squares of the smallest entries may have been flushed to zero.
+    in_range = (squares >= jnp.sqrt(jnp.finfo(dtype).tiny)) & (squares < jnp.inf)
+    return lax.cond(in_range, lambda: jnp.sqrt(squares), rescaled)
 
 
 def global_dot(a: Sequence[Array], b: Sequence[Array], dtype: Any) -> Array:
