@@ -135,13 +135,16 @@ def test_train_state_apply_gradients_unchanged():
         return state.apply_gradients(grads=grads)
 
     tx = sharpax.sam(sharpax.adam(0.1), 0.5)
+
+    @jax.jit
+    def manual_step(params, opt_state):
+        u, opt_state = tx.update(jax.grad(loss)(params), opt_state, params, grad_fn=jax.grad(loss))
+        return optax.apply_updates(params, u), opt_state
+
     expected, opt_state = params, tx.init(params)
     for _ in range(3):
         state = step(state)
-        u, opt_state = tx.update(
-            jax.grad(loss)(expected), opt_state, expected, grad_fn=jax.grad(loss)
-        )
-        expected = optax.apply_updates(expected, u)
+        expected, opt_state = manual_step(expected, opt_state)
     np.testing.assert_allclose(state.params["w"], expected["w"], rtol=1e-6)
     assert int(state.step) == 3
 
@@ -158,12 +161,13 @@ def test_nnx_optimizer_with_both_forms():
         loss = lambda p: jnp.mean((nnx.merge(graphdef, p, rest)(x) - y) ** 2)
         if form == "value_and_grad":
             optimizer = nnx.Optimizer(model, sharpax.adam(0.1), wrt=nnx.Param)
-            for _ in range(3):
-                _, grads = sharpax.sam_value_and_grad(loss, 0.5)(nnx.state(model, nnx.Param))
+            sam_grad = jax.jit(sharpax.sam_value_and_grad(loss, 0.5))
+            for _ in range(2):
+                _, grads = sam_grad(nnx.state(model, nnx.Param))
                 optimizer.update(model, grads)
         else:
             optimizer = nnx.Optimizer(model, sharpax.sam(sharpax.adam(0.1), 0.5), wrt=nnx.Param)
-            for _ in range(3):
+            for _ in range(2):
                 grads = jax.grad(loss)(nnx.state(model, nnx.Param))
                 optimizer.update(model, grads, grad_fn=jax.grad(loss))
         return np.asarray(model.kernel[...])
@@ -172,7 +176,7 @@ def test_nnx_optimizer_with_both_forms():
     manual_loss = lambda p: jnp.mean((x @ p["kernel"] + p["bias"] - y) ** 2)
     tx, state = sharpax.adam(0.1), None
     state = tx.init(manual_params)
-    for _ in range(3):
+    for _ in range(2):
         _, grads = sharpax.sam_value_and_grad(manual_loss, 0.5)(manual_params)
         u, state = tx.update(grads, state, manual_params)
         manual_params = optax.apply_updates(manual_params, u)
@@ -194,9 +198,7 @@ def test_m_sharpness_on_a_sharded_batch_is_per_device():
     sharded = sam_grad(w, jax.device_put(x, shard), jax.device_put(y, shard))
     single = sam_grad(w, x, y)
     # One SAM gradient per device shard of 4 rows, averaged.
-    per_device = [
-        sharpax.sam_value_and_grad(loss, 0.2)(w, x[i : i + 4], y[i : i + 4])[1]
-        for i in range(0, 32, 4)
-    ]
+    one_chunk = jax.jit(sharpax.sam_value_and_grad(loss, 0.2))
+    per_device = [one_chunk(w, x[i : i + 4], y[i : i + 4])[1] for i in range(0, 32, 4)]
     np.testing.assert_allclose(sharded[1], np.mean(per_device, 0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(sharded[1], single[1], rtol=1e-5, atol=1e-7)
