@@ -68,6 +68,20 @@ def test_mask_limits_the_perturbation_and_the_norm(mask):
     assert perturbed["b"]["c"] is params["b"]["c"] and perturbed["b"]["d"] is params["b"]["d"]
 
 
+def test_mask_through_the_public_forms():
+    params = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([1.0, 1.0])}
+    loss = lambda p: jnp.sum(p["a"] ** 2) + jnp.sum(p["b"] ** 2)
+    mask = {"a": True, "b": False}
+    _, grads = sharpax.sam_value_and_grad(loss, 5.0, mask=mask)(params)
+    # e_a = 5 g_a / ||g_a|| = (3, 4) with g_a = (6, 8); b is not perturbed: its gradient stays 2 b.
+    np.testing.assert_allclose(grads["a"], [12.0, 16.0], rtol=1e-6)
+    np.testing.assert_allclose(grads["b"], [2.0, 2.0], rtol=1e-6)
+    tx = sharpax.sam(sharpax.sgd(1.0), 5.0, mask=mask)
+    updates, _ = tx.update(jax.grad(loss)(params), tx.init(params), params, grad_fn=jax.grad(loss))
+    np.testing.assert_allclose(updates["a"], [-12.0, -16.0], rtol=1e-6)
+    np.testing.assert_allclose(updates["b"], [-2.0, -2.0], rtol=1e-6)
+
+
 def test_bad_masks_are_rejected():
     with pytest.raises(TypeError, match="Python bools"):
         Perturbation("sam", mask={"a": jnp.array(True)}).perturb({"a": W}, {"a": G})
