@@ -4,7 +4,7 @@
   SAM and ASAM) on the problem of `sam_references.make_problem`, in float32.
 - sam_gsam.npz, sam_looksam.npz: the numpy references of `sam_references.py` (float64).
 
-`DavdaSAM` below reproduces davda54/sam's `sam.py` (https://github.com/davda54/sam, MIT License,
+`davda_sam_class()` below reproduces davda54/sam's `sam.py` (https://github.com/davda54/sam, MIT License,
 Copyright (c) 2021 David Samuel), operation for operation: the same global norm of per-tensor norms,
 the same `rho / (norm + 1e-12)` scale, `p^2` for `adaptive=True`, weights restored before the base step.
 """
@@ -15,83 +15,92 @@ import pathlib
 import sys
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import sam_references as ref  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-# name -> (torch base optimizer, its kwargs, rho, adaptive)
+# name -> (torch.optim base optimizer, its kwargs, rho, adaptive)
 DAVDA_CASES = {
-    "sgd_sam": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}, 0.05, False),
-    "sgd_asam": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}, 0.5, True),
-    "adam_sam": (torch.optim.Adam, {"lr": 0.02}, 0.05, False),
-    "adam_asam": (torch.optim.Adam, {"lr": 0.02}, 0.5, True),
+    "sgd_sam": ("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}, 0.05, False),
+    "sgd_asam": ("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}, 0.5, True),
+    "adam_sam": ("Adam", {"lr": 0.02}, 0.05, False),
+    "adam_asam": ("Adam", {"lr": 0.02}, 0.5, True),
 }
 
 
-class DavdaSAM(torch.optim.Optimizer):
-    """davda54/sam's SAM (MIT License, Copyright (c) 2021 David Samuel), the same steps in the same order."""
+def davda_sam_class():
+    """davda54/sam's `SAM` class; built on demand so that importing this file (pytest collects it for
+    doctests) does not need torch."""
+    import torch
 
-    def __init__(self, params, base_optimizer, rho=0.05, adaptive=False, **kwargs):
-        assert rho >= 0.0, f"Invalid rho, should be non-negative: {rho}"
-        defaults = dict(rho=rho, adaptive=adaptive, **kwargs)
-        super().__init__(params, defaults)
-        self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
-        self.param_groups = self.base_optimizer.param_groups
-        self.defaults.update(self.base_optimizer.defaults)
+    class DavdaSAM(torch.optim.Optimizer):
+        """davda54/sam's SAM (MIT License, Copyright (c) 2021 David Samuel), same steps, same order."""
 
-    @torch.no_grad()
-    def first_step(self, zero_grad=False):
-        grad_norm = self._grad_norm()
-        for group in self.param_groups:
-            scale = group["rho"] / (grad_norm + 1e-12)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self.state[p]["old_p"] = p.data.clone()
-                e_w = (torch.pow(p, 2) if group["adaptive"] else 1.0) * p.grad * scale.to(p)
-                p.add_(e_w)  # to the local maximum w + e(w)
-        if zero_grad:
-            self.zero_grad()
+        def __init__(self, params, base_optimizer, rho=0.05, adaptive=False, **kwargs):
+            assert rho >= 0.0, f"Invalid rho, should be non-negative: {rho}"
+            defaults = dict(rho=rho, adaptive=adaptive, **kwargs)
+            super().__init__(params, defaults)
+            self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
+            self.param_groups = self.base_optimizer.param_groups
+            self.defaults.update(self.base_optimizer.defaults)
 
-    @torch.no_grad()
-    def second_step(self, zero_grad=False):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                p.data = self.state[p]["old_p"]  # back to w
-        self.base_optimizer.step()  # the sharpness-aware update
-        if zero_grad:
-            self.zero_grad()
+        @torch.no_grad()
+        def first_step(self, zero_grad=False):
+            grad_norm = self._grad_norm()
+            for group in self.param_groups:
+                scale = group["rho"] / (grad_norm + 1e-12)
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    self.state[p]["old_p"] = p.data.clone()
+                    e_w = (torch.pow(p, 2) if group["adaptive"] else 1.0) * p.grad * scale.to(p)
+                    p.add_(e_w)  # to the local maximum w + e(w)
+            if zero_grad:
+                self.zero_grad()
 
-    def _grad_norm(self):
-        shared_device = self.param_groups[0]["params"][0].device
-        return torch.norm(
-            torch.stack(
-                [
-                    ((torch.abs(p) if group["adaptive"] else 1.0) * p.grad)
-                    .norm(p=2)
-                    .to(shared_device)
-                    for group in self.param_groups
-                    for p in group["params"]
-                    if p.grad is not None
-                ]
-            ),
-            p=2,
-        )
+        @torch.no_grad()
+        def second_step(self, zero_grad=False):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    p.data = self.state[p]["old_p"]  # back to w
+            self.base_optimizer.step()  # the sharpness-aware update
+            if zero_grad:
+                self.zero_grad()
+
+        def _grad_norm(self):
+            shared_device = self.param_groups[0]["params"][0].device
+            return torch.norm(
+                torch.stack(
+                    [
+                        ((torch.abs(p) if group["adaptive"] else 1.0) * p.grad)
+                        .norm(p=2)
+                        .to(shared_device)
+                        for group in self.param_groups
+                        for p in group["params"]
+                        if p.grad is not None
+                    ]
+                ),
+                p=2,
+            )
+
+    return DavdaSAM
 
 
 def davda_trajectory(case: str, steps: int = ref.STEPS) -> tuple[np.ndarray, np.ndarray]:
     """Params after each step (steps + 1, n) and the first-pass loss of each step (steps,), float32 torch."""
+    import torch
+
     base, kwargs, rho, adaptive = DAVDA_CASES[case]
     torch.set_num_threads(1)  # tiny tensors: threads only add contention
     x_np, y_np, init = ref.make_problem()
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
     params = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
-    optimizer = DavdaSAM(list(params.values()), base, rho=rho, adaptive=adaptive, **kwargs)
+    base = getattr(torch.optim, base)
+    optimizer = davda_sam_class()(list(params.values()), base, rho=rho, adaptive=adaptive, **kwargs)
 
     def loss_fn():
         out = torch.tanh(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
@@ -111,7 +120,6 @@ def davda_trajectory(case: str, steps: int = ref.STEPS) -> tuple[np.ndarray, np.
 
 
 def main() -> None:
-    torch.manual_seed(0)
     x, y, init = ref.make_problem()
     davda = {"x": x, "y": y, **{f"init_{k}": v for k, v in init.items()}}
     for case in DAVDA_CASES:
