@@ -44,7 +44,7 @@ SWEEP_REPS = {100: 3, 1000: 3, 4000: 1}  # 4000 leaves: ~1-2 min per compile her
 # Suites written with the SAM and Lookahead work; the arguments run.py passes them in each mode
 # (a script that accepts --quick gets it).
 EXTRA_SUITES = {
-    "bench_sam.py": {"quick": None, "full": []},
+    "bench_sam.py": {"quick": ["--rounds", "7"], "full": []},
     "bench_lookahead.py": {"quick": ["--rounds", "10"], "full": []},
 }
 
