@@ -39,9 +39,15 @@ from sharpax.transforms import radam as radam
 from sharpax.transforms import rmsprop as rmsprop
 from sharpax.transforms import sgd as sgd
 from sharpax.wrappers import LookaheadState as LookaheadState
+from sharpax.wrappers import gsam as gsam
+from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
 from sharpax.wrappers import lookahead_params as lookahead_params
+from sharpax.wrappers import looksam as looksam
+from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
+from sharpax.wrappers import sam as sam
+from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
 
 __version__ = "0.1.0"
 
@@ -57,6 +63,8 @@ __all__ = [
     "current_learning_rate",
     "cyclic",
     "exponential_warmup",
+    "gsam",
+    "gsam_value_and_grad",
     "inject_hyperparams",
     "join_schedules",
     "linear_warmup",
@@ -64,14 +72,18 @@ __all__ = [
     "lookahead",
     "lookahead_params",
     "LookaheadState",
+    "looksam",
     "multiply_by_schedule",
     "multiply_schedules",
     "nadam",
     "noam_schedule",
     "one_cycle",
+    "periodic_sam",
     "radam",
     "ranger",
     "rmsprop",
+    "sam",
+    "sam_value_and_grad",
     "scale_schedule",
     "schedules",
     "set_hyperparams",

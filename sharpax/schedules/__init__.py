@@ -27,3 +27,29 @@ from sharpax.schedules._untuned import with_untuned_warmup as with_untuned_warmu
 from sharpax.schedules._warmup import exponential_warmup as exponential_warmup
 from sharpax.schedules._warmup import linear_warmup as linear_warmup
 from sharpax.schedules._warmup import noam_schedule as noam_schedule
+
+__all__ = [
+    "current_hyperparams",
+    "current_learning_rate",
+    "cyclic",
+    "exponential_warmup",
+    "inject_hyperparams",
+    "join_schedules",
+    "linear_warmup",
+    "multiply_by_schedule",
+    "multiply_schedules",
+    "MultiplyByScheduleState",
+    "noam_schedule",
+    "one_cycle",
+    "scale_schedule",
+    "set_hyperparams",
+    "untuned_exponential_warmup",
+    "untuned_linear_warmup",
+    "warmup_cosine_decay",
+    "warmup_exponential_decay",
+    "warmup_inverse_sqrt_decay",
+    "warmup_linear_decay",
+    "warmup_polynomial_decay",
+    "warmup_stable_decay",
+    "with_untuned_warmup",
+]
