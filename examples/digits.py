@@ -315,7 +315,7 @@ def format_table(rows: list[dict[str, Any]], rho: float) -> str:
     return "\n".join(lines)
 
 
-def plot_learning_curves(runs: list[Run], path: str) -> None:
+def plot_learning_curves(runs: list[Run], path: str, dpi: int) -> None:
     import matplotlib.pyplot as plt
 
     noises = list(dict.fromkeys(r.noise for r in runs))
@@ -345,11 +345,11 @@ def plot_learning_curves(runs: list[Run], path: str) -> None:
     axes[0, 1].legend(loc="lower right")
     fig.suptitle("Digits MLP: mean over seeds, band = ± 1 std")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
 
-def plot_landscapes(slices: dict, alphas: np.ndarray, out: str) -> None:
+def plot_landscapes(slices: dict, alphas: np.ndarray, out: str, dpi: int) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
@@ -368,7 +368,7 @@ def plot_landscapes(slices: dict, alphas: np.ndarray, out: str) -> None:
         ax.grid(alpha=0.3)
     axes[0, 0].legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "landscape_1d.png"), dpi=110)
+    fig.savefig(os.path.join(out, "landscape_1d.png"), dpi=dpi)
     plt.close(fig)
 
     # One colour scale per noise level: noisy labels raise the whole surface.
@@ -398,7 +398,7 @@ def plot_landscapes(slices: dict, alphas: np.ndarray, out: str) -> None:
     fig.suptitle(
         "Train loss over two filter-normalized random directions (same directions for all)"
     )
-    fig.savefig(os.path.join(out, "landscape_2d.png"), dpi=110)
+    fig.savefig(os.path.join(out, "landscape_2d.png"), dpi=dpi)
     plt.close(fig)
 
 
@@ -470,8 +470,9 @@ def main(argv=None) -> list[dict[str, Any]]:
 
     rows = summarize(runs)
     table = format_table(rows, config.rho)
-    plot_learning_curves(runs, os.path.join(config.out, "learning_curves.png"))
-    plot_landscapes(slices, np.asarray(alphas), config.out)
+    dpi = 50 if config.quick else 110
+    plot_learning_curves(runs, os.path.join(config.out, "learning_curves.png"), dpi)
+    plot_landscapes(slices, np.asarray(alphas), config.out, dpi)
     with open(os.path.join(config.out, "results.json"), "w") as f:
         json.dump(
             dict(
