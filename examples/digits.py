@@ -333,7 +333,7 @@ def plot_learning_curves(runs: list[Run], path: str, dpi: int) -> None:
                 ax = axes[row, col]
                 ax.plot(epochs, mean, color=color, label=name, lw=1.8)
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
-        axes[row, 0].set_yscale("log")
+        _loss_scale(axes[row, 0], [r.train_loss for r in runs if r.noise == noise])
         axes[row, 0].set_ylabel("train loss (on the labels trained on)")
         axes[row, 1].set_ylabel("test accuracy %")
         top = max(100 * max(r.test_acc) for r in runs if r.noise == noise)
@@ -361,7 +361,7 @@ def plot_landscapes(slices: dict, alphas: np.ndarray, out: str, dpi: int) -> Non
     for ax, noise in zip(axes[0], noises, strict=True):
         for name in names:
             ax.plot(alphas, slices[noise, name][0], color=colors[name], label=name, lw=1.8)
-        ax.set_yscale("log")
+        _loss_scale(ax, [slices[noise, name][0] for name in names])
         ax.set_xlabel("step along a filter-normalized random direction")
         ax.set_ylabel("train loss")
         ax.set_title(f"1-D loss slice, label noise {noise:.0%}")
@@ -400,6 +400,13 @@ def plot_landscapes(slices: dict, alphas: np.ndarray, out: str, dpi: int) -> Non
     )
     fig.savefig(os.path.join(out, "landscape_2d.png"), dpi=dpi)
     plt.close(fig)
+
+
+def _loss_scale(ax, curves) -> None:
+    """Log scale when the losses span more than a decade, else linear (readable tick labels)."""
+    values = np.concatenate([np.ravel(c) for c in curves])
+    if values.max() > 10 * values.min():
+        ax.set_yscale("log")
 
 
 def _colors(n: int) -> list:
