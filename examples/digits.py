@@ -4,8 +4,8 @@ Every recipe warms up linearly then decays with a cosine; each runs on clean and
 over a few seeds. At the end a table (test accuracy, final train loss, sharpness, time per step) is
 printed, and learning curves and loss-landscape slices (Li et al. 2018) are saved as PNGs.
 
-    python examples/digits.py                      # the full demo, ~2 minutes on 2 CPU cores
-    python examples/digits.py --quick              # a smoke run of a few seconds
+    python examples/digits.py                      # the full demo, about a minute on 2 CPU cores
+    python examples/digits.py --quick              # a smoke run (2 epochs, 1 seed), ~20-30 s
     python examples/digits.py --recipes sgd sam --seeds 0 1 --noise 0.0 0.2 --epochs 20 --out out/mine
 """
 
@@ -439,7 +439,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default="out/digits", help="folder for the PNGs and results.json")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.add_argument(
-        "--quick", action="store_true", help="a few-second smoke run (2 epochs, 1 seed)"
+        "--quick", action="store_true", help="a smoke run: 2 epochs, 1 seed, coarse landscapes"
     )
     args = parser.parse_args(argv)
     if args.quick:
