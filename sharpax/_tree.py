@@ -34,8 +34,12 @@ def check_tree_match(
 
 
 def zeros_like_tree(tree: PyTree, dtype: Any | None = None) -> PyTree:
-    """Zeros shaped like `tree`, in `dtype` (default: each leaf's own); works on ShapeDtypeStructs."""
-    return jax.tree.map(lambda x: jnp.zeros(x.shape, dtype or x.dtype), tree)
+    """Zeros shaped like `tree`, in `dtype` (default: each leaf's own); works on ShapeDtypeStructs.
+
+    `zeros_like` (not `zeros(shape)`) so that each buffer is placed with its leaf's sharding: state
+    initialised from sharded params is sharded the same way, not gathered on one device.
+    """
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype or x.dtype), tree)
 
 
 def cast_like(x: Any, like: Any) -> Any:
