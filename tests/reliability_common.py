@@ -10,11 +10,26 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from tests.optimizer_table import CASES
 
 STEPS = 4
 BATCH = 32
+
+# How `make_params()` is laid out over a 2x4 mesh: a matrix split both ways, vectors split one way, a
+# replicated scalar.
+PARAM_SPECS = {"w": P("a", "b"), "b": P("b"), "head": {"v": P("a"), "scale": P()}}
+
+
+def mesh_2x4(axis_type: AxisType = AxisType.Auto) -> jax.sharding.Mesh:
+    return jax.make_mesh((2, 4), ("a", "b"), axis_types=(axis_type, axis_type))
+
+
+def put(tree, mesh: jax.sharding.Mesh, specs):
+    """`tree` placed on `mesh` with one PartitionSpec per leaf (`specs` shaped like `tree`)."""
+    return jax.tree.map(lambda x, s: jax.device_put(x, NamedSharding(mesh, s)), tree, specs)
 
 
 def make_params(seed: int = 0) -> dict:

@@ -21,15 +21,9 @@ from tests.optimizer_table import CASES
 # sums in another order, a few ulps of float32.
 RTOL, ATOL = 2e-5, 2e-6
 
-PARAM_SPECS = {"w": P("a", "b"), "b": P("b"), "head": {"v": P("a"), "scale": P()}}
-
-
-def _mesh_2x4(axis_type: AxisType) -> jax.sharding.Mesh:
-    return jax.make_mesh((2, 4), ("a", "b"), axis_types=(axis_type, axis_type))
-
-
-def _put(tree, mesh, specs):
-    return jax.tree.map(lambda x, s: jax.device_put(x, NamedSharding(mesh, s)), tree, specs)
+PARAM_SPECS = rc.PARAM_SPECS
+_mesh_2x4 = rc.mesh_2x4
+_put = rc.put
 
 
 def _assert_close(got, want):

@@ -1,0 +1,125 @@
+"""Checkpoints: save (params, opt_state) with orbax, restore in a fresh process, train on: the result is
+bit-identical to a run that was never interrupted. And the state's field names stay what they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from tests import checkpoint_cases as cc
+from tests import reliability_common as rc
+from tests.optimizer_table import CASES
+
+ocp = pytest.importorskip("orbax.checkpoint")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SNAPSHOT = pathlib.Path(__file__).parent / "data" / "state_tree_paths.json"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(uninterrupted, resumed): both trained STEPS_BEFORE + STEPS_AFTER steps, the second through a
+    checkpoint saved here and restored by `tests/resume_from_checkpoint.py` in a fresh process."""
+    tmp = tmp_path_factory.mktemp("checkpoint")
+    saved = cc.start_training()
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp / "ckpt", saved)
+    checkpointer.wait_until_finished()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.resume_from_checkpoint",
+            str(tmp / "ckpt"),
+            str(tmp / "out.npz"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    uninterrupted = cc.continue_training(saved)
+    with np.load(tmp / "out.npz") as resumed:
+        return uninterrupted, dict(resumed)
+
+
+@pytest.mark.parametrize("entry", list(cc.optimizers()))
+def test_resume_in_fresh_process_is_bit_identical(runs, entry):
+    uninterrupted, resumed = runs
+    n = 0
+    for path, leaf in cc.leaves({entry: uninterrupted[entry]}):
+        key = jax.tree_util.keystr(path)
+        got, want = resumed[key], np.asarray(leaf)
+        assert got.dtype == want.dtype and got.shape == want.shape, key
+        assert got.tobytes() == want.tobytes(), (
+            f"{key}: resumed run differs from the uninterrupted one"
+        )
+        n += 1
+    assert n >= len(jax.tree.leaves(rc.make_params()))
+
+
+def state_tree_paths(tx, params) -> list[str]:
+    """Every field of the state as `path: dtype[shape]`, `None` fields included (their names count)."""
+    state = jax.eval_shape(tx.init, params)
+    flat = jax.tree_util.tree_flatten_with_path(state, is_leaf=lambda x: x is None)[0]
+    return [
+        f"{jax.tree_util.keystr(path)}: "
+        + ("None" if leaf is None else f"{leaf.dtype}{list(leaf.shape)}")
+        for path, leaf in flat
+    ]
+
+
+def current_snapshot() -> dict[str, list[str]]:
+    params = {
+        "w": jax.ShapeDtypeStruct((2, 3), np.float32),
+        "b": jax.ShapeDtypeStruct((3,), np.float32),
+    }
+    return {case.id: state_tree_paths(case.build(), params) for case in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_state_field_names_are_stable(case):
+    """A renamed, reordered or removed state field breaks every saved checkpoint: it must be a choice.
+
+    Regenerate `tests/data/state_tree_paths.json` with `python -m tests.test_checkpoint` when it is.
+    """
+    snapshot = json.loads(SNAPSHOT.read_text())
+    assert case.id in snapshot, f"{case.id} is not in {SNAPSHOT.name}; regenerate it"
+    assert current_snapshot()[case.id] == snapshot[case.id]
+
+
+def _assert_named(node, where: str) -> None:
+    if isinstance(node, tuple):
+        if where != "state":  # optax's chain keeps its sub-states in a plain tuple, by position
+            assert hasattr(node, "_fields"), f"positional tuple at {where}"
+        for i, child in enumerate(node):
+            _assert_named(child, f"{where}[{i}]")
+    elif isinstance(node, dict):
+        for key, child in node.items():
+            _assert_named(child, f"{where}[{key!r}]")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_state_fields_are_named(case):
+    """Every tuple in the state is a NamedTuple, so a checkpoint's paths say what each buffer is."""
+    _assert_named(case.build().init({"w": np.zeros((2, 3), np.float32)}), "state")
+
+
+if __name__ == "__main__":
+    SNAPSHOT.parent.mkdir(exist_ok=True)
+    SNAPSHOT.write_text(json.dumps(current_snapshot(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {SNAPSHOT}")
