@@ -89,10 +89,14 @@ def scale_by_nadam(
         )
 
         def step(g, m, v):
-            denom = (jnp.sqrt(v / cast_like(bc2, v)) + eps).astype(g.dtype)
-            return cast_like(grad_coef, g) * (g / denom) + cast_like(mu_coef, g) * (
-                m.astype(g.dtype) / denom
-            )
+            # Divide in the moments' precision: with float32 moments over float16 params, eps (1e-8)
+            # would round to 0 in float16 and a zero gradient would give 0 / 0.
+            dtype = jnp.promote_types(m.dtype, v.dtype)
+            denom = (jnp.sqrt(v / cast_like(bc2, v)) + eps).astype(dtype)
+            out = cast_like(grad_coef, denom) * (g.astype(dtype) / denom) + cast_like(
+                mu_coef, denom
+            ) * (m.astype(dtype) / denom)
+            return out.astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, mu, nu)
         return new_updates, ScaleByNadamState(count, mu_product, mu, nu)
