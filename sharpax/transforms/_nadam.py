@@ -91,7 +91,8 @@ def scale_by_nadam(
         def step(g, m, v):
             # Divide in the moments' precision: with float32 moments over float16 params, eps (1e-8)
             # would round to 0 in float16 and a zero gradient would give 0 / 0.
-            dtype = jnp.promote_types(m.dtype, v.dtype)
+            with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit mix
+                dtype = jnp.promote_types(m.dtype, v.dtype)
             denom = (jnp.sqrt(v / cast_like(bc2, v)) + eps).astype(dtype)
             out = cast_like(grad_coef, denom) * (g.astype(dtype) / denom) + cast_like(
                 mu_coef, denom
