@@ -6,14 +6,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from sharpax._types import PyTree
 
 
 def is_float_leaf(x: Any) -> bool:
-    """True for floating (and complex) arrays; False for ints, bools, float0 and None."""
+    """True for floating (and complex) arrays and Python floats; False for ints, bools, float0, None."""
+    if isinstance(x, (float, complex)):
+        return True
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def _describe(x: Any) -> str:
+    dtype = getattr(x, "dtype", type(x).__name__)
+    return f"{dtype}{list(np.shape(x))}"
 
 
 def check_tree_match(
@@ -31,6 +39,44 @@ def check_tree_match(
             f"  gradients: {got}\n  {what}: {want}\n"
             "Pass gradients with the same structure as the params the optimizer was initialised with."
         )
+    # A gradient of another shape would broadcast against its buffer (silently, under JAX's default
+    # rank promotion) instead of failing.
+    for (path, g), r in zip(
+        jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(reference), strict=True
+    ):
+        if np.shape(g) != np.shape(r):
+            raise ValueError(
+                f"{owner}: the gradient at {jax.tree_util.keystr(path)} has shape "
+                f"{np.shape(g)}, the {what} leaf there has shape {np.shape(r)}"
+            )
+
+
+def check_gradients(owner: str, updates: PyTree, params: PyTree | None) -> None:
+    """Raise a readable error for gradients no optimizer can use (trace time only, free in `jit`).
+
+    Every gradient must be floating point, or float0 for a non-float param (what
+    `jax.grad(..., allow_int=True)` gives); when `params` is passed, the gradients must match it in
+    structure and shape, and a non-float param (never trained) must not receive a float gradient.
+    """
+    for path, g in jax.tree_util.tree_leaves_with_path(updates):
+        if not is_float_leaf(g) and getattr(g, "dtype", None) != jax.dtypes.float0:
+            raise TypeError(
+                f"{owner}: the gradient at {jax.tree_util.keystr(path)} is {_describe(g)}; "
+                "gradients must be floating point (float0 for an integer param, as "
+                "jax.grad(..., allow_int=True) gives: integer params are not trained)"
+            )
+    if params is None:
+        return
+    check_tree_match(owner, updates, params, what="params")
+    for (path, g), p in zip(
+        jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params), strict=True
+    ):
+        if is_float_leaf(g) and not is_float_leaf(p):
+            raise TypeError(
+                f"{owner}: the param at {jax.tree_util.keystr(path)} is {_describe(p)}, which is "
+                f"not trained, but its gradient is {_describe(g)}; cast the param to a float dtype "
+                "to train it, or pass a float0 gradient"
+            )
 
 
 def zeros_like_tree(tree: PyTree, dtype: Any | None = None) -> PyTree:
@@ -51,13 +97,26 @@ def _non_float_to_none(tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: x if is_float_leaf(x) else None, tree)
 
 
+def _check_state(owner: str, state: Any, expected: Any) -> None:
+    """A state from another optimizer (or restored without its NamedTuples) fails here, readably."""
+    got, want = jax.tree.structure(state), jax.tree.structure(expected)
+    if got != want:
+        raise ValueError(
+            f"{owner}: the optimizer state does not have the structure this optimizer's init gives "
+            "for these gradients (was it made by another optimizer, or for other params? a checkpoint "
+            "restored without a target loses its NamedTuples).\n"
+            f"  state: {got}\n  expected: {want}"
+        )
+
+
 def float_leaves_only(
-    tx: optax.GradientTransformationExtraArgs,
+    tx: optax.GradientTransformationExtraArgs, owner: str = "float_leaves_only"
 ) -> optax.GradientTransformationExtraArgs:
     """Run `tx` on the floating leaves only; integer, bool and float0 leaves pass through untouched.
 
     The inner transform sees `None` where the params are not floating point, so its state holds nothing
-    for them and its math needs no special cases.
+    for them and its math needs no special cases. Gradients are checked first (`check_gradients`), so
+    a mistake is reported in terms of the caller's own trees.
     """
     tx = optax.with_extra_args_support(tx)
 
@@ -65,7 +124,9 @@ def float_leaves_only(
         return tx.init(_non_float_to_none(params))
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_gradients(owner, updates, params)
         float_updates = _non_float_to_none(updates)
+        _check_state(owner, state, jax.eval_shape(tx.init, float_updates))
         float_params = None if params is None else _non_float_to_none(params)
         new_updates, new_state = tx.update(float_updates, state, float_params, **extra_args)
         merged = jax.tree.map(
