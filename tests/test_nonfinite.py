@@ -39,7 +39,9 @@ def test_apply_if_finite_traces_around_every_optimizer(case):
     tx = optax.apply_if_finite(case.build(), max_consecutive_errors=3)
     params = {**rc.make_params(), "step": jnp.zeros([], jnp.int32), "h": jnp.ones(3, jnp.bfloat16)}
     state = jax.eval_shape(tx.init, params)
-    updates, new_state = jax.eval_shape(tx.update, params, state, params)
+    # jax.grad(..., allow_int=True) gives an integer param a float0 gradient.
+    grads = {**params, "step": np.zeros((), jax.dtypes.float0)}
+    updates, new_state = jax.eval_shape(tx.update, grads, state, params)
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(state), strict=True):
         assert (a.shape, a.dtype, a.weak_type) == (b.shape, b.dtype, b.weak_type)
@@ -110,17 +112,18 @@ def test_apply_if_finite_with_low_precision_params_and_integer_leaves():
     """bfloat16 params with float32 moments, and an integer leaf the optimizer passes through."""
     tx = CASES_BY_ID["adam"].build(mu_dtype=jnp.float32, nu_dtype=jnp.float32)
     params = {"w": jnp.ones((4,), jnp.bfloat16), "n": jnp.array(7, jnp.int32)}
-    grads = {
-        "w": jnp.array([[1, 2, 3, 4], [1, jnp.nan, 3, 4], [4, 3, 2, 1]], jnp.bfloat16),
-        "n": jnp.zeros((3,), jnp.int32),
-    }
+    w_grads = jnp.array([[1, 2, 3, 4], [1, jnp.nan, 3, 4], [4, 3, 2, 1]], jnp.bfloat16)
+    # jax.grad(..., allow_int=True) gives an integer param a float0 gradient.
+    grads = [{"w": w, "n": np.zeros((), jax.dtypes.float0)} for w in w_grads]
     wrapped = optax.apply_if_finite(tx, max_consecutive_errors=5)
     state = wrapped.init(params)
     step = jax.jit(wrapped.update)
     before = None
     for i in range(3):
-        updates, state = step(_step(grads, i), state, params)
-        params = optax.apply_updates(params, updates)
+        updates, state = step(grads[i], state, params)
+        # The integer leaf's update is its float0 gradient, which optax.apply_updates cannot add.
+        assert updates["n"].dtype == jax.dtypes.float0
+        params = {**params, "w": optax.apply_updates(params["w"], updates["w"])}
         if i == 0:
             before = (_bits(params), _bits(state.inner_state))
         if i == 1:

@@ -25,16 +25,20 @@ def _closed(low: float, high: float) -> st.SearchStrategy[float]:
     return st.one_of(st.sampled_from([low, high]), st.floats(low, high))
 
 
-def _half_open(low: float, high: float) -> st.SearchStrategy[float]:
-    """[low, high): the upper edge itself is invalid, so its nearest neighbours stand in for it."""
-    return st.one_of(st.sampled_from([low, 0.999, 0.9999]), st.floats(low, high, exclude_max=True))
+# A decay rate must be below 1 in float32 (where the update runs), not only in Python's float64.
+BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
+
+
+def _decay_rate() -> st.SearchStrategy[float]:
+    """[0, 1): the upper edge itself is invalid, so its nearest neighbours stand in for it."""
+    return st.one_of(st.sampled_from([0.0, 0.999, 0.9999, BELOW_ONE]), st.floats(0.0, BELOW_ONE))
 
 
 # Valid values of every hyperparameter of the family, by argument name.
 HYPERPARAMETERS: dict[str, st.SearchStrategy] = {
     "learning_rate": _closed(0.0, 1.0),
-    "b1": _half_open(0.0, 1.0),
-    "b2": _half_open(0.0, 1.0),
+    "b1": _decay_rate(),
+    "b2": _decay_rate(),
     "eps": st.sampled_from([1e-12, 1e-10, 1e-8, 1e-6, 1e-3, 0.1]),
     "weight_decay": _closed(0.0, 0.5),
     "momentum": _closed(0.0, 0.99),

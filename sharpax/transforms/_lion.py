@@ -8,7 +8,7 @@ import jax
 import optax
 
 from sharpax._types import ScalarOrSchedule
-from sharpax._validation import check_beta, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
 
 
@@ -72,6 +72,7 @@ def lion(
         Array([-0.1,  0.1], dtype=float32)
     """
     owner = "lion"
+    check_float_dtype(owner, mu_dtype=mu_dtype)
     check_non_negative(owner, weight_decay=weight_decay)
     check_beta(owner, b1=b1, b2=b2)
     return optimizer(

@@ -10,7 +10,7 @@ import optax
 
 from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
-from sharpax._validation import check_beta, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
 
 
@@ -61,6 +61,7 @@ def scale_by_nadam(
         Array(0.45007348, dtype=float32)
     """
     owner = "scale_by_nadam"
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps, momentum_decay=momentum_decay)
 
@@ -151,6 +152,7 @@ def nadam(
         Array([-0.01,  0.01], dtype=float32)
     """
     owner = "nadam"
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps, momentum_decay=momentum_decay)
     check_beta(owner, b1=b1, b2=b2)
     decay = weight_decay_block(weight_decay)
