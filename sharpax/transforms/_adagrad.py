@@ -49,7 +49,7 @@ def scale_by_adagrad(
 
     def init_fn(params):
         return ScaleByAdagradState(
-            jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params)
+            jax.tree.map(lambda p: jnp.full(p.shape, initial_accumulator_value, p.dtype), params)
         )
 
     def update_fn(updates, state, params=None):
@@ -109,8 +109,8 @@ def adagrad(
 
         def lr(count):
             base = learning_rate(count) if callable(learning_rate) else learning_rate
-            # The count is int32; strict dtype promotion refuses int32 * float, so cast it first.
-            return base / (1 + jnp.asarray(count, jnp.float32) * lr_decay)
+            # count as float32 explicitly: what standard promotion does, and legal under strict promotion.
+            return base / (1 + count.astype(jnp.float32) * lr_decay)
 
     return optimizer(
         owner,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 
+import jax
 import numpy as np
 import optax
 
@@ -14,7 +15,13 @@ from sharpax._validation import check_non_negative, is_static_number
 
 
 def is_static_zero(value: object) -> bool:
-    """True when `value` is a known 0 (the block it controls can be left out of the chain)."""
+    """True when `value` is a known 0 (the block it controls can be left out of the chain).
+
+    jax arrays never count, even concrete ones: `inject_hyperparams` passes a concrete array to `init`
+    and a tracer to `update`, and both must build the same chain (the same state structure).
+    """
+    if isinstance(value, jax.Array):
+        return False
     return is_static_number(value) and float(value) == 0.0  # type: ignore[arg-type]
 
 
