@@ -54,16 +54,15 @@ def check_tree_match(
 def check_gradients(owner: str, updates: PyTree, params: PyTree | None) -> None:
     """Raise a readable error for gradients no optimizer can use (trace time only, free in `jit`).
 
-    Every gradient must be floating point, or float0 for a non-float param (what
-    `jax.grad(..., allow_int=True)` gives); when `params` is passed, the gradients must match it in
-    structure and shape, and a non-float param (never trained) must not receive a float gradient.
+    Every gradient must be an array (or a Python number). When `params` is passed, the gradients must
+    match it in structure and shape, a float param needs a floating gradient, and a non-float param
+    (never trained: its gradient passes through) must not receive a floating one.
     """
     for path, g in jax.tree_util.tree_leaves_with_path(updates):
-        if not is_float_leaf(g) and getattr(g, "dtype", None) != jax.dtypes.float0:
+        if not hasattr(g, "dtype") and not isinstance(g, (int, float, complex)):
             raise TypeError(
                 f"{owner}: the gradient at {jax.tree_util.keystr(path)} is {_describe(g)}; "
-                "gradients must be floating point (float0 for an integer param, as "
-                "jax.grad(..., allow_int=True) gives: integer params are not trained)"
+                "gradients must be arrays"
             )
     if params is None:
         return
@@ -71,11 +70,17 @@ def check_gradients(owner: str, updates: PyTree, params: PyTree | None) -> None:
     for (path, g), p in zip(
         jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params), strict=True
     ):
+        where = jax.tree_util.keystr(path)
+        if is_float_leaf(p) and not is_float_leaf(g):
+            raise TypeError(
+                f"{owner}: the gradient at {where} is {_describe(g)} but the param is "
+                f"{_describe(p)}; a floating-point param needs a floating-point gradient"
+            )
         if is_float_leaf(g) and not is_float_leaf(p):
             raise TypeError(
-                f"{owner}: the param at {jax.tree_util.keystr(path)} is {_describe(p)}, which is "
-                f"not trained, but its gradient is {_describe(g)}; cast the param to a float dtype "
-                "to train it, or pass a float0 gradient"
+                f"{owner}: the param at {where} is {_describe(p)}, which is not trained, but its "
+                f"gradient is {_describe(g)}; cast the param to a float dtype to train it, or pass "
+                "a float0 gradient (jax.grad(..., allow_int=True))"
             )
 
 

@@ -42,8 +42,8 @@ def check_number(owner: str, name: str, value: Any) -> None:
         )
     if (
         kind is not None
-        and np.issubdtype(kind, np.number)
-        and not np.issubdtype(kind, np.complexfloating)
+        and jnp.issubdtype(kind, jnp.number)
+        and not jnp.issubdtype(kind, jnp.complexfloating)
     ):
         return
     raise TypeError(

@@ -6,6 +6,7 @@ import functools
 import inspect
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -58,7 +59,7 @@ def checked_schedule(owner: str, name: str, value: ScalarOrSchedule) -> ScalarOr
                 f"{owner}: the {name} schedule must return a scalar, got shape {np.shape(out)}"
             )
         if dtype is not None and not (
-            np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)
+            jnp.issubdtype(dtype, jnp.number) and not jnp.issubdtype(dtype, jnp.complexfloating)
         ):
             raise TypeError(f"{owner}: the {name} schedule must return a real scalar, got {dtype}")
         return out
