@@ -1,5 +1,6 @@
 """What `test_checkpoint.py` saves and a fresh process resumes: every optimizer of the shared table,
-run op by op, plus one jitted run with params and state sharded over a 2x4 mesh.
+the wrappers (SAM family, Lookahead: slow weights and counters), run op by op, and one jitted run
+with params and state sharded over a 2x4 mesh.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SHARDED = "adamw@2x4"  # the sharded, jitted entry
 def optimizers() -> dict[str, optax.GradientTransformation]:
     """Every entry of the checkpoint by name: the table's cases, and the sharded run's optimizer."""
     txs = {case.id: case.build() for case in CASES}
+    txs.update({name: make() for name, make in rc.WRAPPERS.items()})
     txs[SHARDED] = CASES_BY_ID["adamw_amsgrad"].build(weight_decay=0.1)
     return txs
 
@@ -37,7 +39,15 @@ def _grad_specs():
 _jitted_apply_grads = jax.jit(rc.apply_grads, static_argnums=0)
 
 
-def _train(entry: str, tx, params, state, grads):
+def _batches(first: bool):
+    xs, ys = rc.make_batches(steps=STEPS_BEFORE + STEPS_AFTER)
+    part = slice(0, STEPS_BEFORE) if first else slice(STEPS_BEFORE, None)
+    return xs[part], ys[part]
+
+
+def _train(entry: str, tx, params, state, grads, first: bool):
+    if entry in rc.WRAPPERS:  # the wrappers need grad_fn: they train on the loss
+        return rc.train_with_grad_fn_eager(tx, params, state, *_batches(first))
     if entry == SHARDED:
         grads = rc.put(grads, rc.mesh_2x4(), _grad_specs())
         return _jitted_apply_grads(tx, params, state, grads)
@@ -51,7 +61,7 @@ def start_training() -> dict:
         params = rc.make_params()
         if entry == SHARDED:
             params = rc.put(params, rc.mesh_2x4(), rc.PARAM_SPECS)
-        params, state = _train(entry, tx, params, tx.init(params), _grads(first=True))
+        params, state = _train(entry, tx, params, tx.init(params), _grads(first=True), True)
         out[entry] = {"params": params, "opt_state": state}
     return out
 
@@ -61,7 +71,9 @@ def continue_training(checkpoint: dict) -> dict:
     out = {}
     for entry, tx in optimizers().items():
         saved = checkpoint[entry]
-        params, state = _train(entry, tx, saved["params"], saved["opt_state"], _grads(first=False))
+        params, state = _train(
+            entry, tx, saved["params"], saved["opt_state"], _grads(first=False), False
+        )
         out[entry] = {"params": params, "opt_state": state}
     return out
 

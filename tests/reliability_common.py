@@ -119,3 +119,46 @@ def apply_grads_eager(tx: optax.GradientTransformation, params, state, grads):
         u, state = tx.update(jax.tree.map(lambda g, i=i: g[i], grads), state, params)
         params = optax.apply_updates(params, u)
     return params, state
+
+
+# The wrappers (SAM family, Lookahead) over table optimizers: each needs `grad_fn` in `update`, so
+# they train on `loss` with `train_with_grad_fn*` rather than on a fixed gradient sequence.
+def _wrappers() -> dict:
+    import sharpax
+
+    return {
+        "sam(adam)": lambda: sharpax.sam(sharpax.adam(1e-2), rho=0.05),
+        "asam(sgd_momentum)": lambda: sharpax.sam(
+            sharpax.sgd(0.1, momentum=0.9), rho=0.5, adaptive=True
+        ),
+        "gsam(adamw)": lambda: sharpax.gsam(sharpax.adamw(1e-2), rho=0.05, alpha=0.1),
+        "lookahead(adamw)": lambda: sharpax.lookahead(sharpax.adamw(1e-2), sync_period=2),
+        "lookahead(sam(radam))": lambda: sharpax.lookahead(
+            sharpax.sam(sharpax.radam(1e-2), rho=0.05), sync_period=3, alpha=0.5
+        ),
+    }
+
+
+WRAPPERS = _wrappers()
+
+
+def train_with_grad_fn_eager(tx, params, state, xs, ys):
+    """`train_with_grad_fn` op by op: a cheap one-device reference."""
+    for x, y in zip(xs, ys, strict=True):
+        grad_fn = jax.grad(lambda p, x=x, y=y: loss(p, x, y))
+        u, state = tx.update(grad_fn(params), state, params, grad_fn=grad_fn)
+        params = optax.apply_updates(params, u)
+    return params, state
+
+
+def train_with_grad_fn(tx, params, state, xs, ys):
+    """`len(xs)` steps of a wrapper that takes `grad_fn` (SAM's second pass), scanned."""
+
+    def step(carry, batch):
+        p, s = carry
+        grad_fn = jax.grad(lambda q: loss(q, *batch))
+        u, s = tx.update(grad_fn(p), s, p, grad_fn=grad_fn)
+        return (optax.apply_updates(p, u), s), None
+
+    (params, state), _ = jax.lax.scan(step, (params, state), (xs, ys))
+    return params, state

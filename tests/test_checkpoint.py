@@ -83,29 +83,34 @@ def state_tree_paths(tx, params) -> list[str]:
     ]
 
 
+def _all_optimizers() -> dict:
+    return {**{case.id: case.build for case in CASES}, **rc.WRAPPERS}
+
+
 def current_snapshot() -> dict[str, list[str]]:
     params = {
         "w": jax.ShapeDtypeStruct((2, 3), np.float32),
         "b": jax.ShapeDtypeStruct((3,), np.float32),
     }
-    return {case.id: state_tree_paths(case.build(), params) for case in CASES}
+    return {name: state_tree_paths(make(), params) for name, make in _all_optimizers().items()}
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_state_field_names_are_stable(case):
+@pytest.mark.parametrize("name", list(_all_optimizers()))
+def test_state_field_names_are_stable(name):
     """A renamed, reordered or removed state field breaks every saved checkpoint: it must be a choice.
 
     Regenerate `tests/data/state_tree_paths.json` with `python -m tests.test_checkpoint` when it is.
     """
     snapshot = json.loads(SNAPSHOT.read_text())
-    assert case.id in snapshot, f"{case.id} is not in {SNAPSHOT.name}; regenerate it"
-    assert current_snapshot()[case.id] == snapshot[case.id]
+    assert name in snapshot, f"{name} is not in {SNAPSHOT.name}; regenerate it"
+    assert current_snapshot()[name] == snapshot[name]
 
 
 def _assert_named(node, where: str) -> None:
     if isinstance(node, tuple):
-        if where != "state":  # optax's chain keeps its sub-states in a plain tuple, by position
-            assert hasattr(node, "_fields"), f"positional tuple at {where}"
+        # A plain tuple is optax's chain, positional by design; every other tuple must name its fields.
+        if type(node) is not tuple:
+            assert hasattr(node, "_fields"), f"positional tuple {type(node).__name__} at {where}"
         for i, child in enumerate(node):
             _assert_named(child, f"{where}[{i}]")
     elif isinstance(node, dict):
@@ -113,10 +118,10 @@ def _assert_named(node, where: str) -> None:
             _assert_named(child, f"{where}[{key!r}]")
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_state_fields_are_named(case):
+@pytest.mark.parametrize("name", list(_all_optimizers()))
+def test_state_fields_are_named(name):
     """Every tuple in the state is a NamedTuple, so a checkpoint's paths say what each buffer is."""
-    _assert_named(case.build().init({"w": np.zeros((2, 3), np.float32)}), "state")
+    _assert_named(_all_optimizers()[name]().init({"w": np.zeros((2, 3), np.float32)}), "state")
 
 
 if __name__ == "__main__":
