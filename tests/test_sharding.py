@@ -176,3 +176,44 @@ def test_update_traces_abstractly_without_host_calls(case):
     found = {n for n in _primitives(closed.jaxpr) if any(h in n for h in _HOST_PRIMITIVES)}
     assert not found, found
     jax.jit(tx.update).lower(abstract_params, abstract_state, abstract_params)
+
+
+WRAPPERS_FAST = ("sam(adam)", "lookahead(sam(radam))")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=() if n in WRAPPERS_FAST else pytest.mark.slow) for n in rc.WRAPPERS],
+)
+@pytest.mark.parametrize("layout", ["data_parallel", "params_2x4"])
+def test_wrappers_sharded_match_one_device(name, layout):
+    """SAM's perturbation norm is a global reduction: with the batch split over 8 devices, or the
+    params over a 2x4 mesh, the step equals one device's (a per-shard norm would not)."""
+    tx = rc.WRAPPERS[name]()
+    params, (xs, ys) = rc.make_params(), rc.make_batches()
+    want = rc.train_with_grad_fn_eager(tx, params, tx.init(params), xs, ys)
+    if layout == "data_parallel":
+        mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+        p = jax.device_put(params, NamedSharding(mesh, P()))
+        xs, ys = (jax.device_put(a, NamedSharding(mesh, P(None, "data"))) for a in (xs, ys))
+    else:
+        mesh = rc.mesh_2x4()
+        p = rc.put(params, mesh, rc.PARAM_SPECS)
+        xs, ys = (jax.device_put(a, NamedSharding(mesh, P())) for a in (xs, ys))
+    # The buffers follow the params; the scalar counters are created on the default device: place
+    # them on the mesh once, so that the guarded steps below move nothing.
+    state = jax.tree.map(
+        lambda x: (
+            x
+            if isinstance(x.sharding, NamedSharding)
+            else jax.device_put(x, NamedSharding(mesh, P()))
+        ),
+        tx.init(p),
+    )
+    step = jax.jit(rc.train_with_grad_fn, static_argnums=0)
+    step.lower(tx, p, state, xs, ys).compile()
+    with jax.transfer_guard("disallow"):
+        got = step(tx, p, state, xs, ys)
+    _assert_close(got, want)
+    if layout == "params_2x4":
+        _assert_state_follows_params(tx, got[1], p)
