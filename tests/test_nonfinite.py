@@ -131,3 +131,40 @@ def test_apply_if_finite_with_low_precision_params_and_integer_leaves():
     assert params["w"].dtype == jnp.bfloat16 and int(params["n"]) == 7
     assert int(state.total_notfinite) == 1
     assert jax.tree.leaves(state.inner_state)[1].dtype == jnp.float32
+
+
+def _grad_fn_for(grads_now):
+    """A second pass that returns `grads_now` (finite or not), as SAM's `grad_fn` would."""
+    return lambda params: grads_now
+
+
+def test_lookahead_inside_apply_if_finite_skips_with_slow_weights_and_counter_kept():
+    """`apply_if_finite(lookahead(...))`: a skipped step leaves the slow weights and the sync counter
+    as they were (inside, lookahead would count the skipped step toward its next sync)."""
+    import sharpax
+
+    tx = sharpax.lookahead(sharpax.adam(1e-2), sync_period=2)
+    params, grads = rc.make_params(), _grad_sequence()
+    history = _run_skipping(tx, params, grads, _jitted_step)
+    _check_skips(tx, params, grads, history)
+
+
+def test_sam_over_apply_if_finite_skips_a_non_finite_second_pass():
+    """SAM's second gradient can be non-finite when the first is not: `sam(apply_if_finite(base))`
+    checks the gradient the base optimizer actually receives, and skips with nothing lost."""
+    import sharpax
+
+    base = CASES_BY_ID["adam_l2_amsgrad"].build()
+    tx = sharpax.sam(optax.apply_if_finite(base, max_consecutive_errors=5), rho=0.05)
+    params = rc.make_params()
+    finite = _step(rc.make_grads(steps=1), 0)
+    poisoned = jax.tree.map(lambda g: g.at[...].set(jnp.nan) if g.ndim == 0 else g, finite)
+    state = tx.init(params)
+    step = jax.jit(lambda g, s, p, g2: tx.update(g, s, p, grad_fn=_grad_fn_for(g2)))
+    updates, state = step(finite, state, params, finite)
+    params = optax.apply_updates(params, updates)
+    before = (_bits(params), _bits(state.inner_state.inner_state))
+    updates, state = step(finite, state, params, poisoned)  # first pass finite, second not
+    params = optax.apply_updates(params, updates)
+    assert (_bits(params), _bits(state.inner_state.inner_state)) == before
+    assert int(state.inner_state.total_notfinite) == 1
