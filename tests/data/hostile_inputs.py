@@ -36,6 +36,14 @@ def _step(tx, grads=GRADS, params=PARAMS, state=None):
     return jax.jit(tx.update)(grads, state, params)
 
 
+def _sam_step(grad_fn):
+    """One jitted SAM update with `grad_fn` as the second pass."""
+    tx = sharpax.sam(sharpax.adam())
+    return jax.jit(lambda g, s, p: tx.update(g, s, p, grad_fn=grad_fn))(
+        GRADS, tx.init(PARAMS), PARAMS
+    )
+
+
 HOSTILE_INPUTS: list[HostileInput] = [
     # Hyperparameters out of range (build time).
     HostileInput(
@@ -295,5 +303,78 @@ HOSTILE_INPUTS: list[HostileInput] = [
         lambda: _step(sharpax.radam(), grads={**GRADS, "w": np.ones(3, bool)}),
         TypeError,
         r"radam: the gradient at \['w'\] is bool\[3\] but the param is float32\[3\]",
+    ),
+    # SAM and Lookahead.
+    HostileInput(
+        "SAM without grad_fn",
+        lambda: _sam_step(None),
+        ValueError,
+        r"sam: update needs the second pass: call `tx.update\(grads, state, params, grad_fn=grad_fn\)`",
+    ),
+    HostileInput(
+        "SAM grad_fn missing a leaf",
+        lambda: _sam_step(lambda p: {"w": jnp.ones(3)}),
+        ValueError,
+        r"sam: the gradient tree does not match the first-pass gradients \(what grad_fn returns\)",
+    ),
+    HostileInput(
+        "SAM grad_fn is value_and_grad (returns (loss, grads))",
+        lambda: _sam_step(jax.value_and_grad(lambda p: jnp.sum(p["w"]))),
+        ValueError,
+        r"sam: the gradient tree does not match the first-pass gradients",
+    ),
+    HostileInput(
+        "SAM grad_fn returning the wrong shape",
+        lambda: _sam_step(lambda p: {"w": jnp.ones(1), "b": jnp.ones(2)}),
+        ValueError,
+        r"sam: the gradient at \['w'\] has shape \(1,\), the first-pass gradients .* has shape \(3,\)",
+    ),
+    HostileInput(
+        "SAM grad_fn returning integers (was: silently cast)",
+        lambda: _sam_step(lambda p: {"w": jnp.ones(3, jnp.int32), "b": jnp.ones(2, jnp.int32)}),
+        TypeError,
+        r"sam: grad_fn returned int32 at \['b'\], where the first-pass gradient is float32",
+    ),
+    HostileInput(
+        "negative SAM rho",
+        lambda: sharpax.sam(sharpax.adam(), rho=-0.1),
+        ValueError,
+        r"sam: rho must be in \[0.0, inf\), got -0.1",
+    ),
+    HostileInput(
+        "SAM rho as a string",
+        lambda: sharpax.sam(sharpax.adam(), rho="0.05"),
+        TypeError,
+        r"sam: rho must be a real number or a schedule, got '0.05'",
+    ),
+    HostileInput(
+        "SAM around a string, not an optimizer",
+        lambda: sharpax.sam("adam"),
+        AttributeError,
+        r"'str' object has no attribute 'init'",
+    ),
+    HostileInput(
+        "Lookahead sync_period 0",
+        lambda: sharpax.lookahead(sharpax.adam(), sync_period=0),
+        ValueError,
+        r"lookahead: sync_period must be an integer >= 1, got 0",
+    ),
+    HostileInput(
+        "Lookahead alpha > 1",
+        lambda: sharpax.lookahead(sharpax.adam(), alpha=1.5),
+        ValueError,
+        r"lookahead: alpha must be in \[0.0, 1.0\], got 1.5",
+    ),
+    HostileInput(
+        "Lookahead unknown pullback mode",
+        lambda: sharpax.lookahead(sharpax.adam(), pullback_momentum="yes"),
+        ValueError,
+        r"lookahead: pullback_momentum must be one of \('none', 'reset', 'pullback'\)",
+    ),
+    HostileInput(
+        "lookahead_params of a state with no Lookahead",
+        lambda: sharpax.lookahead_params(sharpax.adam().init(PARAMS), PARAMS),
+        ValueError,
+        r"lookahead_params: expected exactly one LookaheadState in the optimizer state, found 0",
     ),
 ]
