@@ -18,12 +18,27 @@ STEPS_AFTER = 2  # steps trained after it (equal, so the jitted run compiles one
 SHARDED = "adamw@2x4"  # the sharded, jitted entry
 
 
-def optimizers() -> dict[str, optax.GradientTransformation]:
-    """Every entry of the checkpoint by name: the table's cases, and the sharded run's optimizer."""
-    txs = {case.id: case.build() for case in CASES}
-    txs.update({name: make() for name, make in rc.WRAPPERS.items()})
-    txs[SHARDED] = CASES_BY_ID["adamw_amsgrad"].build(weight_decay=0.1)
-    return txs
+# One entry per kind of state, for the default run; `-m slow` checkpoints every entry.
+FAST = (
+    "sgd_momentum_dampening_wd",
+    "adam_l2_amsgrad",
+    "adagrad",
+    "rmsprop_centered_momentum_wd",
+    "nadamw",
+    "lion",
+    "gsam(adamw)",
+    "lookahead(sam(radam))",
+    SHARDED,
+)
+
+
+def optimizers(entries: tuple[str, ...] | None = None) -> dict[str, optax.GradientTransformation]:
+    """The checkpoint's entries by name (default: all): the table's cases, the wrappers, and the
+    sharded run's optimizer."""
+    makers = {case.id: case.build for case in CASES}
+    makers.update(rc.WRAPPERS)
+    makers[SHARDED] = lambda: CASES_BY_ID["adamw_amsgrad"].build(weight_decay=0.1)
+    return {name: make() for name, make in makers.items() if entries is None or name in entries}
 
 
 def _grads(first: bool):
@@ -54,10 +69,10 @@ def _train(entry: str, tx, params, state, grads, first: bool):
     return rc.apply_grads_eager(tx, params, state, grads)
 
 
-def start_training() -> dict:
+def start_training(entries: tuple[str, ...] | None = None) -> dict:
     """`{entry: {"params", "opt_state"}}` after STEPS_BEFORE steps from `make_params()`."""
     out = {}
-    for entry, tx in optimizers().items():
+    for entry, tx in optimizers(entries).items():
         params = rc.make_params()
         if entry == SHARDED:
             params = rc.put(params, rc.mesh_2x4(), rc.PARAM_SPECS)
@@ -69,7 +84,7 @@ def start_training() -> dict:
 def continue_training(checkpoint: dict) -> dict:
     """STEPS_AFTER more steps for every entry of `checkpoint`."""
     out = {}
-    for entry, tx in optimizers().items():
+    for entry, tx in optimizers(tuple(checkpoint)).items():
         saved = checkpoint[entry]
         params, state = _train(
             entry, tx, saved["params"], saved["opt_state"], _grads(first=False), False
@@ -89,11 +104,11 @@ def _state_shardings(tx, abstract_state, param_shardings):
     )
 
 
-def abstract_checkpoint() -> dict:
+def abstract_checkpoint(entries: tuple[str, ...] | None = None) -> dict:
     """The restore target: shapes, dtypes and (for the sharded entry) shardings, no arrays."""
     out = {}
     abstract_params = jax.eval_shape(rc.make_params)
-    for entry, tx in optimizers().items():
+    for entry, tx in optimizers(entries).items():
         abstract_state = jax.eval_shape(tx.init, abstract_params)
         if entry == SHARDED:
             param_shardings = jax.tree.map(
@@ -113,6 +128,8 @@ def abstract_checkpoint() -> dict:
 def check_restored_shardings(checkpoint: dict) -> None:
     """The sharded entry comes back sharded as it was saved: each state buffer as its param."""
     mesh = rc.mesh_2x4()
+    if SHARDED not in checkpoint:
+        return
     saved = checkpoint[SHARDED]
     for leaf, spec in zip(
         jax.tree.leaves(saved["params"]), jax.tree.leaves(rc.PARAM_SPECS), strict=True
@@ -122,7 +139,9 @@ def check_restored_shardings(checkpoint: dict) -> None:
     def check(buffer, param):
         assert buffer.sharding.is_equivalent_to(param.sharding, buffer.ndim), buffer.sharding
 
-    optax.tree_map_params(optimizers()[SHARDED], check, saved["opt_state"], saved["params"])
+    optax.tree_map_params(
+        optimizers((SHARDED,))[SHARDED], check, saved["opt_state"], saved["params"]
+    )
 
 
 def leaves(tree) -> list:

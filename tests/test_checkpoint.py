@@ -24,12 +24,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SNAPSHOT = pathlib.Path(__file__).parent / "data" / "state_tree_paths.json"
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def _uninterrupted_and_resumed(tmp, entries: tuple[str, ...] | None):
     """(uninterrupted, resumed): both trained STEPS_BEFORE + STEPS_AFTER steps, the second through a
     checkpoint saved here and restored by `tests/resume_from_checkpoint.py` in a fresh process."""
-    tmp = tmp_path_factory.mktemp("checkpoint")
-    saved = cc.start_training()
+    saved = cc.start_training(entries)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp / "ckpt", saved)
     checkpointer.wait_until_finished()
@@ -37,14 +35,15 @@ def runs(tmp_path_factory):
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
+    command = [
+        sys.executable,
+        "-m",
+        "tests.resume_from_checkpoint",
+        str(tmp / "ckpt"),
+        str(tmp / "out.npz"),
+    ]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.resume_from_checkpoint",
-            str(tmp / "ckpt"),
-            str(tmp / "out.npz"),
-        ],
+        command + list(entries or ()),
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -57,9 +56,24 @@ def runs(tmp_path_factory):
         return uninterrupted, dict(resumed)
 
 
-@pytest.mark.parametrize("entry", list(cc.optimizers()))
-def test_resume_in_fresh_process_is_bit_identical(runs, entry):
-    uninterrupted, resumed = runs
+@pytest.fixture(scope="module")
+def runs_fast(tmp_path_factory):
+    return _uninterrupted_and_resumed(tmp_path_factory.mktemp("checkpoint"), cc.FAST)
+
+
+@pytest.fixture(scope="module")
+def runs_all(tmp_path_factory):
+    return _uninterrupted_and_resumed(tmp_path_factory.mktemp("checkpoint_all"), None)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [pytest.param(e, marks=() if e in cc.FAST else pytest.mark.slow) for e in cc.optimizers()],
+)
+def test_resume_in_fresh_process_is_bit_identical(request, entry):
+    uninterrupted, resumed = request.getfixturevalue(
+        "runs_fast" if entry in cc.FAST else "runs_all"
+    )
     n = 0
     for path, leaf in cc.leaves({entry: uninterrupted[entry]}):
         key = jax.tree_util.keystr(path)
