@@ -6,14 +6,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from sharpax._types import PyTree
 
 
 def is_float_leaf(x: Any) -> bool:
-    """True for floating (and complex) arrays; False for ints, bools, float0 and None."""
+    """True for floating (and complex) arrays and Python floats; False for ints, bools, float0, None."""
+    if isinstance(x, (float, complex)):
+        return True
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def _describe(x: Any) -> str:
+    dtype = getattr(x, "dtype", type(x).__name__)
+    return f"{dtype}{list(np.shape(x))}"
 
 
 def check_tree_match(
@@ -31,11 +39,58 @@ def check_tree_match(
             f"  gradients: {got}\n  {what}: {want}\n"
             "Pass gradients with the same structure as the params the optimizer was initialised with."
         )
+    # A gradient of another shape would broadcast against its buffer (silently, under JAX's default
+    # rank promotion) instead of failing.
+    for (path, g), r in zip(
+        jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(reference), strict=True
+    ):
+        if np.shape(g) != np.shape(r):
+            raise ValueError(
+                f"{owner}: the gradient at {jax.tree_util.keystr(path)} has shape "
+                f"{np.shape(g)}, the {what} leaf there has shape {np.shape(r)}"
+            )
+
+
+def check_gradients(owner: str, updates: PyTree, params: PyTree | None) -> None:
+    """Raise a readable error for gradients no optimizer can use (trace time only, free in `jit`).
+
+    Every gradient must be an array (or a Python number). When `params` is passed, the gradients must
+    match it in structure and shape, a float param needs a floating gradient, and a non-float param
+    (never trained: its gradient passes through) must not receive a floating one.
+    """
+    for path, g in jax.tree_util.tree_leaves_with_path(updates):
+        if not hasattr(g, "dtype") and not isinstance(g, (int, float, complex)):
+            raise TypeError(
+                f"{owner}: the gradient at {jax.tree_util.keystr(path)} is {_describe(g)}; "
+                "gradients must be arrays"
+            )
+    if params is None:
+        return
+    check_tree_match(owner, updates, params, what="params")
+    for (path, g), p in zip(
+        jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params), strict=True
+    ):
+        where = jax.tree_util.keystr(path)
+        if is_float_leaf(p) and not is_float_leaf(g):
+            raise TypeError(
+                f"{owner}: the gradient at {where} is {_describe(g)} but the param is "
+                f"{_describe(p)}; a floating-point param needs a floating-point gradient"
+            )
+        if is_float_leaf(g) and not is_float_leaf(p):
+            raise TypeError(
+                f"{owner}: the param at {where} is {_describe(p)}, which is not trained, but its "
+                f"gradient is {_describe(g)}; cast the param to a float dtype to train it, or pass "
+                "a float0 gradient (jax.grad(..., allow_int=True))"
+            )
 
 
 def zeros_like_tree(tree: PyTree, dtype: Any | None = None) -> PyTree:
-    """Zeros shaped like `tree`, in `dtype` (default: each leaf's own); works on ShapeDtypeStructs."""
-    return jax.tree.map(lambda x: jnp.zeros(x.shape, dtype or x.dtype), tree)
+    """Zeros shaped like `tree`, in `dtype` (default: each leaf's own); works on ShapeDtypeStructs.
+
+    `zeros_like` (not `zeros(shape)`) so that each buffer is placed with its leaf's sharding: state
+    initialised from sharded params is sharded the same way, not gathered on one device.
+    """
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype or x.dtype), tree)
 
 
 def cast_like(x: Any, like: Any) -> Any:
@@ -47,13 +102,26 @@ def _non_float_to_none(tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: x if is_float_leaf(x) else None, tree)
 
 
+def _check_state(owner: str, state: Any, expected: Any) -> None:
+    """A state from another optimizer (or restored without its NamedTuples) fails here, readably."""
+    got, want = jax.tree.structure(state), jax.tree.structure(expected)
+    if got != want:
+        raise ValueError(
+            f"{owner}: the optimizer state does not have the structure this optimizer's init gives "
+            "for these gradients (was it made by another optimizer, or for other params? a checkpoint "
+            "restored without a target loses its NamedTuples).\n"
+            f"  state: {got}\n  expected: {want}"
+        )
+
+
 def float_leaves_only(
-    tx: optax.GradientTransformationExtraArgs,
+    tx: optax.GradientTransformationExtraArgs, owner: str = "float_leaves_only"
 ) -> optax.GradientTransformationExtraArgs:
     """Run `tx` on the floating leaves only; integer, bool and float0 leaves pass through untouched.
 
     The inner transform sees `None` where the params are not floating point, so its state holds nothing
-    for them and its math needs no special cases.
+    for them and its math needs no special cases. Gradients are checked first (`check_gradients`), so
+    a mistake is reported in terms of the caller's own trees.
     """
     tx = optax.with_extra_args_support(tx)
 
@@ -61,7 +129,9 @@ def float_leaves_only(
         return tx.init(_non_float_to_none(params))
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_gradients(owner, updates, params)
         float_updates = _non_float_to_none(updates)
+        _check_state(owner, state, jax.eval_shape(tx.init, float_updates))
         float_params = None if params is None else _non_float_to_none(params)
         new_updates, new_state = tx.update(float_updates, state, float_params, **extra_args)
         merged = jax.tree.map(

@@ -49,7 +49,7 @@ def scale_by_adagrad(
 
     def init_fn(params):
         return ScaleByAdagradState(
-            jax.tree.map(lambda p: jnp.full(p.shape, initial_accumulator_value, p.dtype), params)
+            jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params)
         )
 
     def update_fn(updates, state, params=None):

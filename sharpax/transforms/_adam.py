@@ -10,7 +10,7 @@ import optax
 
 from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
-from sharpax._validation import check_beta, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
 
 
@@ -62,6 +62,7 @@ def scale_by_adam(
         Array([1.], dtype=float32)
     """
     owner = "scale_by_adam"
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps)
 
@@ -146,6 +147,7 @@ def adam(
         Array([ 0.9, -1.9], dtype=float32)
     """
     owner = "adam"
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_beta(owner, b1=b1, b2=b2)
     return optimizer(
@@ -204,6 +206,7 @@ def adamw(
         Array([-0.0011, -0.0011, -0.0011], dtype=float32)
     """
     owner = "adamw"
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_beta(owner, b1=b1, b2=b2)
     decay = weight_decay_block(weight_decay)

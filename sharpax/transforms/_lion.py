@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import optax
 
 from sharpax._types import ScalarOrSchedule
-from sharpax._validation import check_beta, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
+
+
+def _computed_in(
+    dtype: Any | None, inner: optax.GradientTransformation
+) -> optax.GradientTransformation:
+    """`inner` fed gradients cast to `dtype`, its updates cast back to the gradients' dtype.
+
+    `optax.scale_by_lion` mixes the gradient and a `mu_dtype` momentum in one expression, which strict
+    dtype promotion refuses (bfloat16 + float32) and default promotion answers in the wider dtype.
+    """
+    if dtype is None:
+        return inner
+
+    def update_fn(updates, state, params=None):
+        cast = jax.tree.map(lambda g: g.astype(dtype), updates)
+        new_updates, state = inner.update(cast, state, params)
+        return jax.tree.map(lambda u, g: u.astype(g.dtype), new_updates, updates), state
+
+    return optax.GradientTransformation(inner.init, update_fn)
 
 
 def lion(
@@ -34,7 +54,8 @@ def lion(
         b1: interpolation factor in [0, 1).
         b2: momentum decay in [0, 1).
         weight_decay: decoupled decay lambda >= 0, or a schedule.
-        mu_dtype: dtype of the momentum (default: the param's).
+        mu_dtype: dtype of the momentum and of the interpolation computed from it (default: the
+            gradient's); the update comes back in the gradient's dtype.
 
     Returns:
         An `optax.GradientTransformationExtraArgs`.
@@ -51,11 +72,12 @@ def lion(
         Array([-0.1,  0.1], dtype=float32)
     """
     owner = "lion"
+    check_float_dtype(owner, mu_dtype=mu_dtype)
     check_non_negative(owner, weight_decay=weight_decay)
     check_beta(owner, b1=b1, b2=b2)
     return optimizer(
         owner,
-        optax.scale_by_lion(b1, b2, mu_dtype=mu_dtype),
+        _computed_in(mu_dtype, optax.scale_by_lion(b1, b2, mu_dtype=mu_dtype)),
         weight_decay_block(weight_decay),
         learning_rate=learning_rate,
     )

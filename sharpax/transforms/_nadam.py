@@ -10,7 +10,7 @@ import optax
 
 from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
-from sharpax._validation import check_beta, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
 
 
@@ -61,6 +61,7 @@ def scale_by_nadam(
         Array(0.45007348, dtype=float32)
     """
     owner = "scale_by_nadam"
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps, momentum_decay=momentum_decay)
 
@@ -89,10 +90,15 @@ def scale_by_nadam(
         )
 
         def step(g, m, v):
-            denom = (jnp.sqrt(v / cast_like(bc2, v)) + eps).astype(g.dtype)
-            return cast_like(grad_coef, g) * (g / denom) + cast_like(mu_coef, g) * (
-                m.astype(g.dtype) / denom
-            )
+            # Divide in the moments' precision: with float32 moments over float16 params, eps (1e-8)
+            # would round to 0 in float16 and a zero gradient would give 0 / 0.
+            with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit mix
+                dtype = jnp.promote_types(m.dtype, v.dtype)
+            denom = (jnp.sqrt(v / cast_like(bc2, v)) + eps).astype(dtype)
+            out = cast_like(grad_coef, denom) * (g.astype(dtype) / denom) + cast_like(
+                mu_coef, denom
+            ) * (m.astype(dtype) / denom)
+            return out.astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, mu, nu)
         return new_updates, ScaleByNadamState(count, mu_product, mu, nu)
@@ -146,6 +152,7 @@ def nadam(
         Array([-0.01,  0.01], dtype=float32)
     """
     owner = "nadam"
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps, momentum_decay=momentum_decay)
     check_beta(owner, b1=b1, b2=b2)
     decay = weight_decay_block(weight_decay)

@@ -10,7 +10,7 @@ import optax
 
 from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
-from sharpax._validation import check_beta, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_range
 from sharpax.transforms._build import optimizer, weight_decay_block
 
 
@@ -49,7 +49,7 @@ def scale_by_radam(
         b1: beta_1 in [0, 1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
-        threshold: rectify only when rho_t > threshold (torch: 5).
+        threshold: rectify only when rho_t > threshold (torch: 5); >= 4, where the rectifier is real.
         degenerated_to_sgd: below the threshold, take the un-adapted momentum step (torch) rather than
             no step at all (the original code's other option).
         mu_dtype: dtype of the first moment (default: the param's).
@@ -66,6 +66,9 @@ def scale_by_radam(
         Array([0.5], dtype=float32)
     """
     owner = "scale_by_radam"
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
+    # The rectifier is a square root of (rho_t - 4)(...): real only for rho_t > 4.
+    check_range(owner, "threshold", threshold, 4.0)
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps)
     rho_inf = 2.0 / (1.0 - b2) - 1.0
@@ -138,7 +141,7 @@ def radam(
         eps: >= 0.
         weight_decay: lambda >= 0, or a schedule.
         decoupled_weight_decay: AdamW-style decay instead of the L2 term.
-        threshold: rectify only when rho_t > threshold (torch: 5).
+        threshold: rectify only when rho_t > threshold (torch: 5); >= 4, where the rectifier is real.
         degenerated_to_sgd: below the threshold take an un-adapted momentum step (torch), else no step.
         mu_dtype: dtype of the first moment (default: the param's).
         nu_dtype: dtype of the second moment (default: the param's).
@@ -158,6 +161,8 @@ def radam(
         Array([-0.], dtype=float32)
     """
     owner = "radam"
+    check_range(owner, "threshold", threshold, 4.0)
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_beta(owner, b1=b1, b2=b2)
     decay = weight_decay_block(weight_decay)

@@ -68,7 +68,12 @@ def scale_by_rmsprop(
         if centered:
             grad_avg = jax.tree.map(lambda g, m: m + (1 - decay) * (g - m), updates, state.grad_avg)
             out = jax.tree.map(
-                lambda g, v, m: g / (jnp.sqrt(v - m * m) + eps), updates, square_avg, grad_avg
+                # v - m^2 >= 0 in exact arithmetic; rounding (an FMA under jit) can make it a tiny
+                # negative, whose root is NaN. The clamp changes nothing where torch is finite.
+                lambda g, v, m: g / (jnp.sqrt(jnp.maximum(v - m * m, 0)) + eps),
+                updates,
+                square_avg,
+                grad_avg,
             )
         else:
             grad_avg = None

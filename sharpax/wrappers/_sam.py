@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match
+from sharpax._tree import check_tree_match, is_float_leaf
 from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative
 from sharpax.wrappers._sam_directions import gsam_direction
@@ -51,6 +51,16 @@ def sam_gradient(
     check_tree_match(owner, grads, params, "params")
     sam_grads = grad_fn(perturbation.perturb(params, grads, step))
     check_tree_match(owner, sam_grads, grads, "first-pass gradients (what grad_fn returns)")
+    # A different float dtype is cast below; an integer or bool gradient is a bug in grad_fn.
+    for (path, s), g in zip(
+        jax.tree_util.tree_leaves_with_path(sam_grads), jax.tree.leaves(grads), strict=True
+    ):
+        if is_float_leaf(g) and not is_float_leaf(s):
+            raise TypeError(
+                f"{owner}: grad_fn returned {getattr(s, 'dtype', type(s).__name__)} at "
+                f"{jax.tree_util.keystr(path)}, where the first-pass gradient is {g.dtype}; "
+                "grad_fn must return floating-point gradients"
+            )
     return jax.tree.map(
         lambda s, g: s.astype(g.dtype) if hasattr(g, "dtype") else s, sam_grads, grads
     )
