@@ -1,11 +1,11 @@
 """sharpax: JAX optimizers in the optax style, with SAM, Lookahead, warmup schedules and torch-exact rules."""
 
-from optax import apply_updates as apply_updates
 from optax import chain as chain
 
 from sharpax import schedules as schedules
 from sharpax import transforms as transforms
 from sharpax import wrappers as wrappers
+from sharpax._apply import apply_updates as apply_updates
 from sharpax.schedules import current_hyperparams as current_hyperparams
 from sharpax.schedules import current_learning_rate as current_learning_rate
 from sharpax.schedules import cyclic as cyclic

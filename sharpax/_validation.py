@@ -124,3 +124,12 @@ def check_float_dtype(owner: str, **dtypes: Any) -> None:
             ) from None
         if not jnp.issubdtype(resolved, jnp.floating):  # numpy does not count bfloat16
             raise TypeError(f"{owner}: {name} must be a floating dtype or None, got {resolved}")
+
+
+def check_transformation(owner: str, name: str, value: Any) -> None:
+    """`value` must be an optax `GradientTransformation` (anything with callable `init` and `update`)."""
+    if not (callable(getattr(value, "init", None)) and callable(getattr(value, "update", None))):
+        raise TypeError(
+            f"{owner}: {name} must be an optax.GradientTransformation (e.g. sharpax.adam(1e-3)), "
+            f"got {value!r}"
+        )

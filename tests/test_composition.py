@@ -75,3 +75,20 @@ def test_clipping_the_sam_gradient_goes_inside_the_base_optimizer():
     for key in params:
         np.testing.assert_allclose(u_before[key], u_plain[key], rtol=1e-6)
         np.testing.assert_allclose(u_plain[key], expected[key], rtol=1e-5, atol=1e-7)
+
+
+def test_integer_params_with_float0_gradients_train_through_apply_updates():
+    # jax.grad(allow_int=True) gives an integer leaf a float0 gradient. The optimizer passes it through
+    # (so optax.apply_if_finite's two branches agree), and sharpax.apply_updates leaves the integer
+    # alone where optax.apply_updates raises on float0 arithmetic.
+    params = {"w": jnp.array([1.0, -2.0]), "step": jnp.array(7, jnp.int32)}
+    grads = jax.grad(lambda p: jnp.sum(p["w"] ** 2), allow_int=True)(params)
+    assert grads["step"].dtype == jax.dtypes.float0
+    tx = sharpax.sgd(0.1, momentum=0.9)
+    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    assert updates["step"].dtype == jax.dtypes.float0
+    with pytest.raises(TypeError, match="float0"):
+        optax.apply_updates(params, updates)
+    new = jax.jit(sharpax.apply_updates)(params, updates)
+    assert new["step"].dtype == jnp.int32 and int(new["step"]) == 7
+    np.testing.assert_allclose(new["w"], [1.0 - 0.1 * 2.0, -2.0 + 0.1 * 4.0], rtol=1e-6)

@@ -11,7 +11,7 @@ from jax import lax
 
 from sharpax._tree import cast_like, is_float_leaf
 from sharpax._types import Array, Params, PyTree, ScalarOrSchedule
-from sharpax._validation import check_choice, check_positive_int, check_range
+from sharpax._validation import check_choice, check_positive_int, check_range, check_transformation
 from sharpax.wrappers._momentum_buffers import (
     MOMENTUM_FIELDS,
     get_momentum_buffers,
@@ -143,6 +143,7 @@ def lookahead(
             f"{owner}: reset_state=True re-initialises the whole inner state, momentum included; "
             f"pullback_momentum must be 'none' with it, got {pullback_momentum!r}"
         )
+    check_transformation(owner, "inner", inner)
     inner = optax.with_extra_args_support(inner)
     uses_momentum = pullback_momentum != "none"
 

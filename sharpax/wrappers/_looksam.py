@@ -11,7 +11,7 @@ from jax import lax
 
 from sharpax._tree import check_tree_match, is_float_leaf
 from sharpax._types import Array, Mask, ScalarOrSchedule, Updates
-from sharpax._validation import check_non_negative, check_positive_int
+from sharpax._validation import check_non_negative, check_positive_int, check_transformation
 from sharpax.wrappers._sam import require_grad_fn, sam_gradient
 from sharpax.wrappers._sam_directions import looksam_direction, looksam_vertical_direction
 from sharpax.wrappers._sam_docs import fill_doc
@@ -83,6 +83,7 @@ def looksam(
     check_positive_int(owner, "k", k)
     check_non_negative(owner, alpha=alpha)
     perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
+    check_transformation(owner, "base_optimizer", base_optimizer)
     base = optax.with_extra_args_support(base_optimizer)
 
     def init_fn(params):

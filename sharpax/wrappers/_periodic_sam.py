@@ -10,7 +10,7 @@ from jax import lax
 
 from sharpax._tree import check_tree_match
 from sharpax._types import Array, Mask, ScalarOrSchedule
-from sharpax._validation import check_positive_int
+from sharpax._validation import check_positive_int, check_transformation
 from sharpax.wrappers._sam import require_grad_fn, sam_gradient
 from sharpax.wrappers._sam_docs import fill_doc
 from sharpax.wrappers._sam_perturbation import Perturbation
@@ -76,6 +76,7 @@ def periodic_sam(
     owner = "periodic_sam"
     check_positive_int(owner, "k", k)
     perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
+    check_transformation(owner, "base_optimizer", base_optimizer)
     base = optax.with_extra_args_support(base_optimizer)
 
     def init_fn(params):

@@ -11,7 +11,7 @@ import optax
 
 from sharpax._tree import check_tree_match, is_float_leaf
 from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, Updates
-from sharpax._validation import check_non_negative
+from sharpax._validation import check_non_negative, check_transformation
 from sharpax.wrappers._sam_directions import gsam_direction
 from sharpax.wrappers._sam_docs import fill_doc
 from sharpax.wrappers._sam_perturbation import Perturbation
@@ -72,6 +72,7 @@ def _two_pass(
     perturbation: Perturbation,
     direction: Callable[[Updates, Updates], Updates],
 ) -> optax.GradientTransformationExtraArgs:
+    check_transformation(owner, "base_optimizer", base_optimizer)
     base = optax.with_extra_args_support(base_optimizer)
 
     def init_fn(params):

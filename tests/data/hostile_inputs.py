@@ -350,8 +350,14 @@ HOSTILE_INPUTS: list[HostileInput] = [
     HostileInput(
         "SAM around a string, not an optimizer",
         lambda: sharpax.sam("adam"),
-        AttributeError,
-        r"'str' object has no attribute 'init'",
+        TypeError,
+        r"sam: base_optimizer must be an optax.GradientTransformation .*got 'adam'",
+    ),
+    HostileInput(
+        "Lookahead around an optimizer factory, not an optimizer",
+        lambda: sharpax.lookahead(sharpax.adam),
+        TypeError,
+        r"lookahead: inner must be an optax.GradientTransformation",
     ),
     HostileInput(
         "Lookahead sync_period 0",
