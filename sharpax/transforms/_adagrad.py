@@ -109,7 +109,8 @@ def adagrad(
 
         def lr(count):
             base = learning_rate(count) if callable(learning_rate) else learning_rate
-            return base / (1 + count * lr_decay)
+            # An explicit cast: int32 * float does not promote under strict dtype promotion.
+            return base / (1 + jnp.asarray(count, jnp.float32) * lr_decay)
 
     return optimizer(
         owner,
