@@ -33,7 +33,7 @@ def scale_by_adamax(
         u_t^\infty = \max(\beta_2 u_{t-1}^\infty, |g_t| + \epsilon), \quad
         u_t = \frac{m_t}{(1 - \beta_1^t) \, u_t^\infty}
 
-    eps enters the max (torch); `optax.scale_by_adamax` adds it to the denominator afterwards.
+    eps enters the max, as in torch and `optax.scale_by_adamax` (the same rule).
 
     Args:
         b1: beta_1 in [0, 1).
@@ -84,7 +84,8 @@ def adamax(
     .. math::
         g_t \leftarrow g_t + \lambda w_{t-1}, \quad w_t = w_{t-1} - \eta_t u_t
 
-    with u_t from `sharpax.transforms.scale_by_adamax` (eps inside the max, unlike `optax.adamax`).
+    with u_t from `sharpax.transforms.scale_by_adamax`. Without weight decay this is `optax.adamax`
+    (same rule, eps inside the max); torch's L2 term and default lr 2e-3 are the additions.
 
     Args:
         learning_rate: eta >= 0, or a schedule.
