@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import jax
 import optax
 
-from sharpax._tree import float_leaves_only
+from sharpax._tree import check_tree_match, float_leaves_only
 from sharpax._types import ScalarOrSchedule
 from sharpax._validation import check_non_negative, is_static_number
 
 
 def is_static_zero(value: object) -> bool:
-    """True when `value` is a known 0 (the block it controls can be left out of the chain)."""
+    """True when `value` is a known 0 (the block it controls can be left out of the chain).
+
+    jax arrays never count: `optax.inject_hyperparams` passes concrete arrays to `init` and tracers to a
+    jitted `update`, and both must build the same chain (the same state structure).
+    """
+    if isinstance(value, jax.Array):
+        return False
     return is_static_number(value) and float(value) == 0.0  # type: ignore[arg-type]
 
 
@@ -27,9 +34,18 @@ def optimizer(
     """`chain(*blocks, scale_by_learning_rate(learning_rate))` over the floating leaves only.
 
     `None` blocks (a disabled option) are dropped. Integer, bool and float0 leaves pass through untouched.
+    A gradient tree whose structure differs from the params' raises a `ValueError` naming both.
     """
     check_non_negative(owner, learning_rate=learning_rate)
     chained = optax.chain(
         *(b for b in blocks if b is not None), optax.scale_by_learning_rate(learning_rate)
     )
-    return float_leaves_only(chained)
+    tx = float_leaves_only(chained)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        # Before any block maps over (updates, params), so the error names both trees, not jax's internals.
+        if params is not None:
+            check_tree_match(owner, updates, params, what="params")
+        return tx.update(updates, state, params, **extra_args)
+
+    return optax.GradientTransformationExtraArgs(tx.init, update_fn)
