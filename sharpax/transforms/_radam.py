@@ -10,7 +10,7 @@ import optax
 
 from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
-from sharpax._validation import check_beta, check_non_negative
+from sharpax._validation import check_beta, check_non_negative, check_range
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._numerics import one_minus_power, radam_rho
 
@@ -50,7 +50,7 @@ def scale_by_radam(
         b1: beta_1 in [0, 1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
-        threshold: rectify only when rho_t > threshold (torch: 5).
+        threshold: rectify only when rho_t > threshold (torch: 5); >= 4, where the rectifier is defined.
         degenerated_to_sgd: below the threshold, take the un-adapted momentum step (torch) rather than
             no step at all (the original code's other option).
         mu_dtype: dtype of the first moment (default: the param's).
@@ -69,6 +69,8 @@ def scale_by_radam(
     owner = "scale_by_radam"
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps)
+    # The rectifier's square root is of a negative number for 2 < rho_t < 4.
+    check_range(owner, "threshold", threshold, 4.0)
 
     def init_fn(params):
         return ScaleByRadamState(
@@ -137,7 +139,7 @@ def radam(
         eps: >= 0.
         weight_decay: lambda >= 0, or a schedule.
         decoupled_weight_decay: AdamW-style decay instead of the L2 term.
-        threshold: rectify only when rho_t > threshold (torch: 5).
+        threshold: rectify only when rho_t > threshold (torch: 5); >= 4, where the rectifier is defined.
         degenerated_to_sgd: below the threshold take an un-adapted momentum step (torch), else no step.
         mu_dtype: dtype of the first moment (default: the param's).
         nu_dtype: dtype of the second moment (default: the param's).
@@ -159,6 +161,7 @@ def radam(
     owner = "radam"
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_beta(owner, b1=b1, b2=b2)
+    check_range(owner, "threshold", threshold, 4.0)
     decay = weight_decay_block(weight_decay)
     scale = scale_by_radam(
         b1, b2, eps, threshold, degenerated_to_sgd, mu_dtype=mu_dtype, nu_dtype=nu_dtype
