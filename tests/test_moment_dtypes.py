@@ -89,3 +89,20 @@ def test_default_moment_dtype_is_the_params(case):
         tree = moments(state, field)
         if tree is not None:
             assert {leaf.dtype for leaf in jax.tree.leaves(tree)} == {jnp.dtype(jnp.bfloat16)}
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in DTYPE_CASES if len(c.moment_dtypes) == 2], ids=lambda case: case.id
+)
+@pytest.mark.parametrize("option", ["mu_dtype", "nu_dtype"])
+def test_mu_and_nu_dtypes_are_independent(case, option):
+    params, grads = problem(jnp.bfloat16)
+    tx = case.build(**{option: jnp.float32})
+    updates, state = jax.jit(tx.update)(grads[0], tx.init(params), params)
+    for other, fields in STATE_FIELD.items():
+        want = jnp.float32 if other == option else jnp.bfloat16
+        for field in fields:
+            tree = moments(state, field)
+            if tree is not None:
+                assert {leaf.dtype for leaf in jax.tree.leaves(tree)} == {jnp.dtype(want)}, field
+    assert {leaf.dtype for leaf in jax.tree.leaves(updates)} == {jnp.dtype(jnp.bfloat16)}
