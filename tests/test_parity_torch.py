@@ -7,9 +7,10 @@ also run live. RAdam's options torch lacks are checked against a numpy port of t
 Tolerance: per leaf, `|sharpax - torch| <= RTOL * |torch| + ATOL * max(1, max |torch|)`. Both sides are
 float32; they differ only in rounding: torch forms step scalars (bias corrections, lr * wd, 1 - lr * wd)
 in float64 on the host and fuses differently (e.g. `p * (1 - lr wd) - lr u` against `p - lr (u + wd p)`),
-a few ulps per step. Over 50 steps the largest error measured is 2e-6 of the leaf's scale
-(NAdam, AdamW with AMSGrad); a real change to a rule (eps placement, a bias correction off by one step,
-the schedule's first count) moves the trajectory by 1e-4 or more.
+a few ulps per step. Over 50 steps the largest error measured is 1.5e-6 of the leaf's scale (AdamW with
+AMSGrad, from the decoupled decay's rounding), the median 6e-8: at most 15% of the tolerance. A real change
+to a rule (eps placement, a bias correction off by one step, the schedule's first count, float32
+cancellation in RAdam's rho_t) moves the trajectory by 1e-5 to 1e-1 and fails.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def test_matches_torch_live(case):
     if torch.__version__.startswith("2.13.0"):
         # The same torch reproduces its goldens to the last ulps (so they are not stale).
         golden, _ = load_golden(case.id)
-        assert_trajectory_close(live, golden, f"{case.id} golden vs live", rtol=1e-6, atol=1e-7)
+        assert_trajectory_close(live, golden, f"{case.id} golden vs live", rtol=2e-6, atol=1e-6)
 
 
 def test_schedule_sees_count_zero_at_the_first_update():
