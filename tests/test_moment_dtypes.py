@@ -53,7 +53,7 @@ F32_BF16 = (jnp.float32, jnp.bfloat16)
         pytest.param(case, *dtypes, jit, id=f"{case.id}-{name}-{'jit' if jit else 'nojit'}")
         for case in DTYPE_CASES
         for dtypes, name, jits in [
-            (BF16_F32, "bf16_params_f32_moments", (True, False)),
+            (BF16_F32, "bf16_params_f32_moments", (True,)),
             (F32_BF16, "f32_params_bf16_moments", (True,)),
         ]
         for jit in jits
@@ -98,7 +98,8 @@ def test_default_moment_dtype_is_the_params(case):
 def test_mu_and_nu_dtypes_are_independent(case, option):
     params, grads = problem(jnp.bfloat16)
     tx = case.build(**{option: jnp.float32})
-    updates, state = jax.jit(tx.update)(grads[0], tx.init(params), params)
+    # Shapes and dtypes only: eval_shape traces the update without compiling or running it.
+    updates, state = jax.eval_shape(tx.update, grads[0], tx.init(params), params)
     for other, fields in STATE_FIELD.items():
         want = jnp.float32 if other == option else jnp.bfloat16
         for field in fields:

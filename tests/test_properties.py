@@ -3,7 +3,8 @@
 Trees mix dicts, lists and tuples with float32, bfloat16, 0-d, zero-size, int, bool, Python float and
 None leaves. For each: jit == no jit, the state is a pytree of arrays of fixed structure, a zero
 learning rate changes nothing, finite in -> finite out, non-float leaves pass through untouched.
-Derandomized with a bounded number of examples, so CI sees the same examples every run.
+Derandomized, so CI sees the same examples every run; per optimizer, two drawn trees plus one explicit
+tree holding every kind of leaf (54 examples in all: each compiles, so the budget is small).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from hypothesis.extra import numpy as hnp
 from tests.optimizer_table import CASES
 
 SETTINGS = settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     derandomize=True,
     database=None,
