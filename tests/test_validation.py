@@ -146,10 +146,11 @@ def test_schedules_are_not_checked_at_build_time():
     np.testing.assert_allclose(tx.update(p, tx.init(p), p)[0], [0.1])
 
 
-# Under jit the hyperparameters are tracers, which is where a chain built from their values breaks
-# (and the `*_defaults` cases inject every default). Eagerly they are concrete: the core set suffices.
+# Under jit the hyperparameters are tracers, which is where a chain built from their values breaks;
+# the `*_defaults` cases inject every default (zeros included). Eagerly they are concrete.
+DEFAULTS = [case for case in OPTION_CASES if case.id.endswith("_defaults")]
 INJECT_CASES = [
-    *(pytest.param(case, True, id=f"{case.id}-jit") for case in CASES + OPTION_CASES),
+    *(pytest.param(case, True, id=f"{case.id}-jit") for case in CASES + DEFAULTS),
     *(pytest.param(case, False, id=f"{case.id}-nojit") for case in CASES),
 ]
 
