@@ -4,7 +4,7 @@ Trees mix dicts, lists and tuples with float32, bfloat16, 0-d, zero-size, int, b
 None leaves. For each: jit == no jit, the state is a pytree of arrays of fixed structure, a zero
 learning rate changes nothing, finite in -> finite out, non-float leaves pass through untouched.
 Derandomized, so CI sees the same examples every run: one explicit tree holding every kind of leaf for
-each state layout, then 20 drawn (optimizer, tree) pairs. Every example compiles, so the budget is small.
+each state layout, then 12 drawn (optimizer, tree) pairs. Every example compiles, so the budget is small.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from hypothesis.extra import numpy as hnp
 from tests.optimizer_table import CASES, CASES_BY_ID
 
 SETTINGS = settings(
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 STEPS = 2  # the first step is special (momentum seeds, bias corrections), so two
-SHAPES = [(), (0,), (3,), (2, 3), (1, 0, 2)]
+SHAPES = [(), (0,), (2, 3), (1, 0, 2)]
 
 
 @dataclasses.dataclass(frozen=True)
