@@ -27,3 +27,32 @@ from sharpax.transforms._rmsprop import scale_by_rmsprop as scale_by_rmsprop
 from sharpax.transforms._sgd import ScaleByMomentumState as ScaleByMomentumState
 from sharpax.transforms._sgd import scale_by_momentum as scale_by_momentum
 from sharpax.transforms._sgd import sgd as sgd
+
+__all__ = [
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "lion",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "scale_by_adadelta",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_momentum",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_rmsprop",
+    "ScaleByAdadeltaState",
+    "ScaleByAdagradState",
+    "ScaleByAdamaxState",
+    "ScaleByAdamState",
+    "ScaleByMomentumState",
+    "ScaleByNadamState",
+    "ScaleByRadamState",
+    "ScaleByRmspropState",
+    "sgd",
+]

@@ -110,8 +110,8 @@ def adagrad(
 
         def lr(count):
             base = learning_rate(count) if callable(learning_rate) else learning_rate
-            # An explicit cast: int32 * float does not promote under strict dtype promotion.
-            return base / (1 + jnp.asarray(count, jnp.float32) * lr_decay)
+            # count as float32 explicitly: what standard promotion does, and legal under strict promotion.
+            return base / (1 + count.astype(jnp.float32) * lr_decay)
 
     return optimizer(
         owner,

@@ -13,8 +13,8 @@ from sharpax._validation import check_non_negative, is_static_number
 def is_static_zero(value: object) -> bool:
     """True when `value` is a known 0 (the block it controls can be left out of the chain).
 
-    jax arrays never count: `optax.inject_hyperparams` passes concrete arrays to `init` and tracers to a
-    jitted `update`, and both must build the same chain (the same state structure).
+    jax arrays never count, even concrete ones: `inject_hyperparams` passes a concrete array to `init`
+    and a tracer to `update`, and both must build the same chain (the same state structure).
     """
     if isinstance(value, jax.Array):
         return False

@@ -60,10 +60,17 @@ def scale_by_momentum(
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.buf)
-        first = state.count == 0
-        buf = jax.tree.map(
-            lambda g, b: jnp.where(first, g, momentum * b + (1 - dampening) * g), updates, state.buf
-        )
+        if is_static_zero(dampening):
+            # The buffer starts at zero, so the first step already gives momentum * 0 + g = g: no select,
+            # which saves an op per leaf (compile time) and matches optax.trace's graph.
+            buf = jax.tree.map(lambda g, b: momentum * b + g, updates, state.buf)
+        else:
+            first = state.count == 0
+            buf = jax.tree.map(
+                lambda g, b: jnp.where(first, g, momentum * b + (1 - dampening) * g),
+                updates,
+                state.buf,
+            )
         out = jax.tree.map(lambda g, b: g + momentum * b, updates, buf) if nesterov else buf
         return out, ScaleByMomentumState(count=optax.safe_increment(state.count), buf=buf)
 

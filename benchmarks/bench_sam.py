@@ -1,0 +1,212 @@
+"""SAM-family step times, side by side in one process: ratios against a plain step and optax.contrib.sam.
+
+    PYTHONPATH=. python benchmarks/bench_sam.py [--hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
+
+Every variant is a jitted training step (forward, backward, optimizer, apply) with the params and optimizer
+state donated. Variants are timed in interleaved rounds (a different order each round) after warm-up, and
+the median per-step time over rounds is reported, so that load on a shared machine hits all alike; ratios
+are the median over rounds of per-round ratios (the two variants ran back to back), and ratios of minima.
+Targets (issue 3): sam_value_and_grad+adam <= 2.15x adam; sharpax.sam(adam) <= 1.0x optax.contrib.sam
+(opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+import optax.contrib
+
+import sharpax
+
+RHO, LR, K = 0.05, 1e-3, 5
+
+
+def init_mlp(key, sizes):
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [
+        {"w": jax.random.normal(k, (m, n)) / jnp.sqrt(m), "b": jnp.zeros(n)}
+        for k, m, n in zip(keys, sizes[:-1], sizes[1:], strict=True)
+    ]
+
+
+def loss_fn(params, x, y):
+    h = x
+    for layer in params[:-1]:
+        h = jax.nn.relu(h @ layer["w"] + layer["b"])
+    logits = h @ params[-1]["w"] + params[-1]["b"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def plain_step(tx):
+    def step(params, state, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    return step
+
+
+def sam_value_and_grad_step(tx):
+    sam_grad = sharpax.sam_value_and_grad(loss_fn, RHO)
+
+    def step(params, state, x, y):
+        loss, grads = sam_grad(params, x, y)
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    return step
+
+
+def transform_step(tx, grad_fn_takes_index=False):
+    def step(params, state, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        if grad_fn_takes_index:  # optax.contrib.sam's opaque mode calls grad_fn(params, i)
+            grad_fn = lambda p, _: jax.grad(loss_fn)(p, x, y)
+        else:
+            grad_fn = lambda p: jax.grad(loss_fn)(p, x, y)
+        updates, state = tx.update(grads, state, params, grad_fn=grad_fn)
+        return optax.apply_updates(params, updates), state, loss
+
+    return step
+
+
+def variants():
+    adam = lambda: sharpax.adam(LR)
+    optax_sam = optax.contrib.sam(
+        adam(),
+        optax.chain(optax.contrib.normalize(), optax.sgd(RHO)),
+        sync_period=2,
+        opaque_mode=True,
+    )
+    return {
+        "adam": (adam(), plain_step(adam())),
+        "sam_value_and_grad+adam": (adam(), sam_value_and_grad_step(adam())),
+        "sharpax.sam(adam)": (sharpax.sam(adam(), RHO), transform_step(sharpax.sam(adam(), RHO))),
+        "optax.contrib.sam(adam, opaque)": (optax_sam, transform_step(optax_sam, True)),
+        f"looksam(adam, k={K})": (
+            sharpax.looksam(adam(), RHO, K),
+            transform_step(sharpax.looksam(adam(), RHO, K)),
+        ),
+        f"periodic_sam(adam, k={K})": (
+            sharpax.periodic_sam(adam(), RHO, K),
+            transform_step(sharpax.periodic_sam(adam(), RHO, K)),
+        ),
+    }
+
+
+def state_bytes(state) -> int:
+    return sum(x.nbytes for x in jax.tree.leaves(state))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timing (a multiple of k)")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "process"],
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a CPU shared with other jobs)",
+    )
+    parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON")
+    args = parser.parse_args()
+
+    sizes = [args.inputs] + [args.hidden] * args.layers + [10]
+    x = jax.random.normal(jax.random.key(1), (args.batch, args.inputs))
+    y = jax.random.randint(jax.random.key(2), (args.batch,), 0, 10)
+    runs = {}
+    for name, (tx, step) in variants().items():
+        params = init_mlp(jax.random.key(0), sizes)
+        state = tx.init(params)
+        runs[name] = {
+            "step": jax.jit(step, donate_argnums=(0, 1)),
+            "carry": (params, state),
+            "state_bytes": state_bytes(state),
+            "times": [],
+        }
+
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+
+    def timed(run, steps):
+        params, state = run["carry"]
+        start = clock()
+        for _ in range(steps):
+            params, state, loss = run["step"](params, state, x, y)
+        jax.block_until_ready((params, state, loss))
+        run["carry"] = (params, state)
+        return (clock() - start) / steps
+
+    for run in runs.values():  # compile and warm up
+        timed(run, 2 * K)
+    names = list(runs)
+    for r in range(args.rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            runs[name]["times"].append(timed(runs[name], args.steps))
+
+    median = {name: statistics.median(run["times"]) for name, run in runs.items()}
+
+    def ratio(a, b):
+        """Median over rounds of the per-round ratio (a and b ran back to back), and the ratio of minima."""
+        per_round = [ta / tb for ta, tb in zip(runs[a]["times"], runs[b]["times"], strict=True)]
+        return statistics.median(per_round), min(runs[a]["times"]) / min(runs[b]["times"])
+
+    sam_tx, optax_sam = "sharpax.sam(adam)", "optax.contrib.sam(adam, opaque)"
+    looksam, periodic = f"looksam(adam, k={K})", f"periodic_sam(adam, k={K})"
+    ratios = {
+        "sam_value_and_grad+adam / adam (target <= 2.15)": ratio("sam_value_and_grad+adam", "adam"),
+        "sharpax.sam(adam) / optax.contrib.sam opaque (target <= 1.0)": ratio(sam_tx, optax_sam),
+        "sharpax.sam(adam) / adam": ratio(sam_tx, "adam"),
+        f"looksam(k={K}) / adam (target <= 1.35)": ratio(looksam, "adam"),
+        f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(periodic, "adam"),
+    }
+    device = jax.devices()[0]
+    print(
+        f"device: {device.platform} {device.device_kind}, MLP {sizes}, batch {args.batch}, "
+        f"{args.rounds} rounds x {args.steps} steps, {args.clock} clock"
+    )
+    for name, run in runs.items():
+        spread = (min(run["times"]) * 1e3, max(run["times"]) * 1e3)
+        print(
+            f"  {name:34s} {median[name] * 1e3:8.3f} ms/step  (min {spread[0]:.3f}, max {spread[1]:.3f})"
+            f"  state {run['state_bytes']:>10,d} B"
+        )
+    print(f"  {'ratio':64s} {'median of per-round':>20s} {'of minima':>10s}")
+    for name, (paired, of_minima) in ratios.items():
+        print(f"  {name:64s} {paired:19.3f}x {of_minima:9.3f}x")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps(
+                {
+                    "device": f"{device.platform} {device.device_kind}",
+                    "host": platform.node(),
+                    "jax": jax.__version__,
+                    "sizes": sizes,
+                    "batch": args.batch,
+                    "rounds": args.rounds,
+                    "steps": args.steps,
+                    "median_ms": {k: v * 1e3 for k, v in median.items()},
+                    "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
+                    "ratios": ratios,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()

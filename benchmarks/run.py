@@ -1,0 +1,302 @@
+"""Benchmark suite: sharpax vs optax (and torch CPU), side by side, interleaved; writes RESULTS.md and JSON.
+
+python benchmarks/run.py            # the full suite (tens of minutes on 2 CPU cores)
+python benchmarks/run.py --quick    # a few minutes: fewer rounds, the costly regimes for adam only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# torch's OpenMP workers spin after each op by default, stealing the shared cores from whoever runs next;
+# passive waiting keeps the interleaved samples independent. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import _cases  # noqa: E402
+import _harness as h  # noqa: E402
+import _report  # noqa: E402
+import _trees  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+
+# Which optimizers run in each regime under --quick (the many-leaf regimes cost ~1 min of compile each).
+QUICK_CASES = {
+    "large_1x4M": None,
+    "flax_transformer": None,
+    "small_400x10k": ["adam", "sgd_momentum"],
+    "small_2000x1k": [],  # ~1-2 min of compile per optimizer on 2 shared cores: full mode only
+}
+SWEEP_LEAVES = {"quick": [100, 1000], "full": [100, 1000, 4000]}
+SWEEP_CASES = {"quick": ["adam"], "full": ["adam", "sgd"]}
+SWEEP_REPS = {100: 3, 1000: 3, 4000: 1}  # 4000 leaves: ~1-2 min per compile here
+# Suites written with the SAM and Lookahead work; the arguments run.py passes them in each mode
+# (a script that accepts --quick gets it).
+EXTRA_SUITES = {
+    "bench_sam.py": {"quick": ["--rounds", "7"], "full": []},
+    "bench_lookahead.py": {"quick": ["--rounds", "10"], "full": []},
+}
+
+
+def have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def step_regime(name, params, cases, args, use_torch):
+    grads = jax.tree.map(lambda x: 1e-3 * x + 1e-4, params)
+    n_params = sum(x.size for x in jax.tree.leaves(params))
+    out = {}
+    for i, case in enumerate(cases):
+        builders = [("sharpax", case.sharpax), ("optax", case.optax)]
+        if i % 2:  # alternate who compiles first
+            builders.reverse()
+        runners = {label: h.JaxRunner(make(), params, grads) for label, make in builders}
+        runners = {"sharpax": runners["sharpax"], "optax": runners["optax"]}
+        # Cheap compiles are noisy: take a few more samples, alternating, and keep the median.
+        if max(r.compile_s for r in runners.values()) < args.recompile_below_s:
+            for _ in range(2):
+                for label, make in builders:
+                    runners[label].compile_samples.append(h.compile_step(make(), params, grads)[1])
+            for r in runners.values():
+                r.compile_s = h.median(r.compile_samples)
+        if use_torch and case.torch is not None:
+            runners["torch"] = h.TorchRunner(case.torch, params, grads)
+        if name.startswith("large"):
+            runners["copy"] = h.CopyRunner(n_params)
+        samples = h.interleaved(runners, args.rounds, args.target_s, budget_s=args.budget_s)
+        row = {
+            "step_s": {k: h.median(v) for k, v in samples.items()},
+            "vs_optax": h.paired_ratio(samples["sharpax"], samples["optax"]),
+            "compile_s": {k: runners[k].compile_s for k in ("sharpax", "optax")},
+            "state_bytes": {
+                k: r.state_bytes for k, r in runners.items() if hasattr(r, "state_bytes")
+            },
+            "fusions": {k: runners[k].fusions for k in ("sharpax", "optax")},
+            "samples": samples,
+        }
+        row["compile_ratio"] = row["compile_s"]["sharpax"] / row["compile_s"]["optax"]
+        row["compile_samples"] = {k: runners[k].compile_samples for k in ("sharpax", "optax")}
+        if "torch" in samples:
+            row["torch_vs_optax"] = h.paired_ratio(samples["torch"], samples["optax"])
+        if "copy" in samples:
+            # Floats read + written per parameter: params, grads, then every state array read and written.
+            k = round(row["state_bytes"]["sharpax"] / (4 * n_params))
+            bytes_step = 4 * n_params * (3 + 2 * k)
+            copy_bytes = 8 * n_params
+            row["bandwidth"] = {
+                "bytes_per_step": bytes_step,
+                "gbps": {lbl: bytes_step / row["step_s"][lbl] / 1e9 for lbl in ("sharpax", "optax")}
+                | {"copy": copy_bytes / row["step_s"]["copy"] / 1e9},
+                # time / (copy time scaled to the same bytes), per round
+                "vs_floor": h.paired_ratio(
+                    samples["sharpax"],
+                    [c * bytes_step / copy_bytes for c in samples["copy"]],
+                ),
+                "optax_vs_floor": h.paired_ratio(
+                    samples["optax"],
+                    [c * bytes_step / copy_bytes for c in samples["copy"]],
+                ),
+            }
+        out[case.id] = row
+        print(
+            f"  {name:18s} {case.id:14s} step x{row['vs_optax']['ratio']:.3f} "
+            f"[{row['vs_optax']['p25']:.3f}, {row['vs_optax']['p75']:.3f}]  "
+            f"compile x{row['compile_ratio']:.3f}"
+            + (f"  torch x{row['torch_vs_optax']['ratio']:.2f}" if "torch_vs_optax" in row else "")
+            + (
+                f"  floor x{row['bandwidth']['vs_floor']['ratio']:.2f}"
+                if "bandwidth" in row
+                else ""
+            ),
+            flush=True,
+        )
+        del runners
+    return out
+
+
+def compile_sweep(cases, leaf_counts, reps):
+    out = {}
+    for case in cases:
+        out[case.id] = {}
+        for n in leaf_counts:
+            params = _trees.leaves(n, 256, seed=1)
+            grads = params
+            times = {"sharpax": [], "optax": []}
+            for r in range(reps or SWEEP_REPS[n]):
+                order = [("sharpax", case.sharpax), ("optax", case.optax)]
+                if r % 2:
+                    order.reverse()
+                for label, make in order:
+                    times[label].append(h.compile_step(make(), params, grads)[1])
+            row = {
+                "compile_s": {k: h.median(v) for k, v in times.items()},
+                "samples": times,
+                "vs_optax": h.paired_ratio(times["sharpax"], times["optax"]),
+            }
+            out[case.id][n] = row
+            print(
+                f"  compile {case.id:14s} {n:5d} leaves: sharpax {row['compile_s']['sharpax']:.2f}s "
+                f"optax {row['compile_s']['optax']:.2f}s x{row['vs_optax']['ratio']:.3f}",
+                flush=True,
+            )
+    return out
+
+
+def memory(cases, params, use_torch):
+    p_bytes = _trees.tree_bytes(params)
+    grads = jax.tree.map(lambda x: 1e-3 * x, params)
+    out = {}
+    for case in cases:
+        row = {
+            lbl: _trees.tree_bytes(jax.eval_shape(make().init, params)) / p_bytes
+            for lbl, make in (("sharpax", case.sharpax), ("optax", case.optax))
+        }
+        if use_torch and case.torch is not None:
+            row["torch"] = h.TorchRunner(case.torch, params, grads).state_bytes / p_bytes
+        out[case.id] = row
+    return out
+
+
+def extra_suites(quick):
+    """Run the SAM / Lookahead suites when their scripts exist; they print their own tables."""
+    out = {}
+    for script, modes in EXTRA_SUITES.items():
+        path = HERE / script
+        if not path.exists():
+            out[script] = {"status": "missing"}
+            continue
+        extra = modes["quick" if quick else "full"]
+        if extra is None:
+            usage = subprocess.run(
+                [sys.executable, str(path), "--help"], capture_output=True, text=True
+            )
+            extra = ["--quick"] if "--quick" in usage.stdout else []
+        cmd = [sys.executable, str(path), *extra]
+        print(f"running {' '.join(cmd[1:])}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+        out[script] = {
+            "status": "ok" if proc.returncode == 0 else f"exit {proc.returncode}",
+            "seconds": time.perf_counter() - t0,
+            "stdout": proc.stdout[-20000:],
+            "stderr": proc.stderr[-4000:] if proc.returncode else "",
+        }
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a few minutes instead of tens")
+    ap.add_argument("--only", help="comma-separated optimizer ids (default: all)")
+    ap.add_argument("--regimes", help="comma-separated regimes (default: all)")
+    ap.add_argument("--sections", default="step,compile,memory,grouped,extra")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="cpu",
+        help="time samples by this process's CPU time (default: other jobs on a shared machine do not "
+        "inflate it) or by the wall clock",
+    )
+    ap.add_argument("--rounds", type=int, help="interleaved rounds per measurement")
+    ap.add_argument("--out", default=str(HERE), help="directory for RESULTS.md and results.json")
+    args = ap.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    args.rounds = args.rounds or (
+        15 if args.quick else 31
+    )  # at least; more while the budget allows
+    args.target_s = 0.01
+    args.budget_s = 3.0 if args.quick else 8.0
+    args.recompile_below_s = 2.0
+    sections = set(args.sections.split(","))
+    if args.clock == "cpu":
+        h.use_cpu_clock()
+    use_torch = have_torch() and not args.no_torch
+    if use_torch:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    only = set(args.only.split(",")) if args.only else None
+    cases = [c for c in _cases.CASES if only is None or c.id in only]
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    started = time.time()
+
+    # One throwaway compile so no measured compile pays the process's first-compile costs.
+    h.compile_step(optax.adam(1e-3), {"w": jnp.ones(8)}, {"w": jnp.ones(8)})
+
+    results = {
+        "meta": {
+            "command": command.strip(),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "mode": mode,
+            "rounds": args.rounds,
+            "target_sample_s": args.target_s,
+            "budget_s": args.budget_s,
+            "clock": args.clock,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible (shared)",
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "optax": optax.__version__,
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+        },
+        "step": {},
+    }
+    if use_torch:
+        import torch
+
+        results["meta"]["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
+
+    if "step" in sections:
+        trees = _trees.regime_trees(args.quick)
+        wanted = set(args.regimes.split(",")) if args.regimes else set(trees)
+        for name, params in trees.items():
+            if name not in wanted:
+                continue
+            ids = QUICK_CASES.get(name) if args.quick else None
+            regime_cases = [c for c in cases if ids is None or c.id in ids]
+            if not regime_cases:
+                continue
+            print(f"regime {name}", flush=True)
+            results["step"][name] = step_regime(name, params, regime_cases, args, use_torch)
+    if "compile" in sections:
+        sweep_cases = [c for c in cases if c.id in SWEEP_CASES[mode]]
+        print("compile sweep", flush=True)
+        results["compile"] = compile_sweep(
+            sweep_cases, SWEEP_LEAVES[mode], 1 if args.quick else None
+        )
+    if "memory" in sections:
+        results["memory"] = memory(cases, _trees.transformer_params(), use_torch)
+    if "grouped" in sections:
+        import _grouped
+
+        print("grouped prototype", flush=True)
+        results["grouped"] = _grouped.run(args)
+    if "extra" in sections:
+        results["extra"] = extra_suites(args.quick)
+    results["meta"]["wall_s"] = time.time() - started
+
+    out = Path(args.out)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    (out / "RESULTS.md").write_text(_report.markdown(results))
+    print(f"wrote {out / 'RESULTS.md'} and results.json in {results['meta']['wall_s']:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Docstring text shared by the SAM family, written once and filled into each public docstring."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Callable
+
+_SLOTS = {
+    "perturbation_args": """\
+rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
+adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
+eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
+p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
+    the coordinates T_w^{-1} w).
+mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
+    only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
+    the biases). Non-float leaves are never perturbed.""",
+    "form_notes": """\
+The returned function is called as `sam_grad(params, *args, sam_step=None, **kwargs)` and returns
+`(loss, grads)`, or `((loss, aux), grads)` with `has_aux=True`: the loss and aux of the first pass at
+the unperturbed params (the number to log, and the batch statistics a BatchNorm model should keep),
+the gradient of the second pass. Differentiation is with respect to the first argument. When `rho` is
+a schedule, pass the step count as `sam_step=` (0 at the first update, e.g. a TrainState's `step`);
+a constant rho ignores it. The function is pure: jit it with the rest of the training step, and
+hand `grads` to any optimizer, `TrainState.apply_gradients` or `nnx.Optimizer.update` unchanged.
+
+m-sharpness (`m > 1`): every leaf of the positional arguments after `params` is split along its
+leading (batch) axis into m contiguous chunks, each chunk gets its own perturbation, and the m
+resulting gradients (and first-pass losses) are averaged; aux comes back stacked, one entry per
+chunk on a new leading axis. Keyword arguments are given whole to every chunk (the place for
+unbatched inputs). The chunks are vmapped: with a batch sharded over d devices along its leading
+axis and `m = d`, chunk j is device j's shard, the per-device perturbation of the original JAX code.""",
+    "transform_notes": """\
+Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`: `grads` are the
+first-pass gradients at `params`, and `grad_fn(perturbed_params) -> grads` computes the gradient of
+the same loss on the same batch at other params (a closure over the batch). Other extra args are
+passed on to the base optimizer, so the transformation composes inside `optax.chain` and inside
+wrappers that forward extra args. Put gradient clipping inside the base optimizer
+(`sam(chain(clip, adam))`): a transform chained before this one sees the first-pass gradients only.
+Unlike `optax.contrib.sam` the state holds no copy of the params and one base update runs per step;
+`grad_fn` takes the params only (optax's opaque mode passes an extra step index).""",
+}
+
+
+def fill_doc(fn: Callable) -> Callable:
+    """Replace each `{slot}` line of `fn`'s docstring with the shared text, indented like the marker."""
+    doc = fn.__doc__ or ""
+    for slot, text in _SLOTS.items():
+        doc = re.sub(
+            r"^([ ]*)\{" + slot + r"\}$",
+            lambda match, text=text: textwrap.indent(text, match.group(1)),
+            doc,
+            flags=re.MULTILINE,
+        )
+    fn.__doc__ = doc
+    return fn

@@ -1,0 +1,183 @@
+"""The one SAM perturbation e(w) shared by every SAM form, and the gradient-tree geometry it needs.
+
+Norms and inner products are global over the whole tree (and over all devices when arrays are sharded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from sharpax._tree import is_float_leaf
+from sharpax._types import Array, Mask, Params, PyTree, ScalarOrSchedule, Updates
+from sharpax._validation import check_choice, check_non_negative
+
+NORM_EPS = 1e-12
+"""Added to the gradient norm before dividing (davda54/sam's constant): a zero gradient gives e = 0."""
+
+
+def accumulation_dtype(leaves: Sequence[Array]) -> Any:
+    """float64 when a leaf is float64 (x64 mode), else float32: reductions never run in half precision."""
+    return jnp.float64 if any(x.dtype == jnp.float64 for x in leaves) else jnp.float32
+
+
+def _squares(x: Array, dtype: Any, divisor: Array | None = None) -> Array:
+    x = jnp.abs(x) if jnp.iscomplexobj(x) else x
+    x = x.astype(dtype)
+    return jnp.sum(jnp.square(x if divisor is None else x / divisor))
+
+
+def global_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
+    """The 2-norm of all `leaves` together, without overflow (1e30**2 is inf in float32).
+
+    The common case is one plain sum of squares. Only when that sum over- or underflows (or is NaN) is it
+    recomputed from the leaves divided by their largest magnitude, as LAPACK's `nrm2` does; `lax.cond`
+    keeps that second pass off the common path (under `vmap` both run).
+    """
+    dtype = dtype or accumulation_dtype(leaves)
+    if not leaves:
+        return jnp.zeros([], dtype)
+    squares = sum(_squares(x, dtype) for x in leaves)
+
+    def rescaled():
+        largest = jnp.max(jnp.stack([jnp.max(jnp.abs(x)).astype(dtype) for x in leaves]))
+        safe = jnp.where(largest > 0, largest, jnp.ones([], dtype))
+        return safe * jnp.sqrt(sum(_squares(x, dtype, safe) for x in leaves))
+
+    # Below sqrt(tiny), squares of the smallest entries may have been flushed to zero.
+    in_range = (squares >= jnp.sqrt(jnp.finfo(dtype).tiny)) & (squares < jnp.inf)
+    return lax.cond(in_range, lambda: jnp.sqrt(squares), rescaled)
+
+
+def global_dot(a: Sequence[Array], b: Sequence[Array], dtype: Any) -> Array:
+    """Sum over all leaves of `a * b`, accumulated in `dtype`."""
+    return sum(
+        (jnp.sum(x.astype(dtype) * y.astype(dtype)) for x, y in zip(a, b, strict=True)),
+        jnp.zeros([], dtype),
+    )
+
+
+def unit(leaves: Sequence[Array], dtype: Any) -> list[Array]:
+    """`leaves / ||leaves||` in `dtype`, and all zeros (never NaN) when the norm is zero."""
+    norm = global_norm(leaves, dtype)
+    inv = jnp.where(norm > 0, 1 / jnp.where(norm > 0, norm, 1), 0).astype(dtype)
+    return [x.astype(dtype) * inv for x in leaves]
+
+
+def float_leaves(tree: PyTree) -> tuple[list[Array], Callable[[list[Array]], PyTree]]:
+    """The floating leaves of `tree`, and a function putting replacements back (other leaves untouched)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    where = [i for i, x in enumerate(leaves) if is_float_leaf(x)]
+
+    def rebuild(new: list[Array]) -> PyTree:
+        out = list(leaves)
+        for i, x in zip(where, new, strict=True):
+            out[i] = x.astype(leaves[i].dtype)
+        return jax.tree.unflatten(treedef, out)
+
+    return [leaves[i] for i in where], rebuild
+
+
+def resolve_rho(owner: str, rho: ScalarOrSchedule, step: Any) -> Any:
+    """`rho` itself, or `rho(step)` for a schedule (which then needs the step)."""
+    if not callable(rho):
+        return rho
+    if step is None:
+        raise TypeError(
+            f"{owner}: rho is a schedule, so the step is needed to evaluate it; pass the step count "
+            "(0 at the first update), e.g. `sam_step=state.step`."
+        )
+    return rho(step)
+
+
+def _mask_leaves(owner: str, mask: Mask, params: Params) -> list[bool]:
+    """One Python bool per params leaf: is this leaf perturbed?"""
+    leaves, treedef = jax.tree.flatten(params)
+    if mask is None:
+        return [is_float_leaf(x) for x in leaves]
+    if callable(mask):
+        mask = mask(params)
+    # A prefix mask is broadcast over the subtree it covers, as in optax.masked.
+    try:
+        full = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), mask, params)
+    except ValueError as err:
+        raise ValueError(
+            f"{owner}: mask must be a pytree of bools shaped like the params (or a prefix of it): {err}"
+        ) from None
+    flags = treedef.flatten_up_to(full)
+    for flag in flags:
+        if not isinstance(flag, bool):
+            raise TypeError(f"{owner}: mask leaves must be Python bools, got {flag!r}")
+    return [flag and is_float_leaf(x) for flag, x in zip(flags, leaves, strict=True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Perturbation:
+    """SAM's first-order worst-case step e(w) for one gradient, validated once at build time.
+
+    .. math::
+        p = 2: \\quad e = \\rho \\, T_w^2 g / (\\lVert T_w g \\rVert_2 + 10^{-12}), \\qquad
+        p = \\infty: \\quad e = \\rho \\, T_w \\operatorname{sign}(g)
+
+    with T_w = |w| + eta under ASAM and T_w = 1 otherwise; both are the maximiser of g . e over
+    ||T_w^{-1} e||_p <= rho (the dual-norm formula in the coordinates T_w^{-1} w).
+    """
+
+    owner: str
+    rho: ScalarOrSchedule = 0.05
+    adaptive: bool = False
+    eta: float = 0.0
+    p: float = 2
+    mask: Mask = None
+
+    def __post_init__(self):
+        check_non_negative(self.owner, rho=self.rho, eta=self.eta)
+        check_choice(self.owner, "p", self.p, (2, math.inf))
+        if not isinstance(self.adaptive, bool):
+            raise TypeError(f"{self.owner}: adaptive must be a bool, got {self.adaptive!r}")
+
+    @property
+    def scheduled(self) -> bool:
+        """True when rho is a schedule, so the caller must keep a step count."""
+        return callable(self.rho)
+
+    def perturb(self, params: Params, grads: Updates, step: Any = None) -> Params:
+        """`params + e(params, grads)`; leaves outside the mask come back as they are (no `+ 0`)."""
+        p_leaves, treedef = jax.tree.flatten(params)
+        try:
+            g_leaves = treedef.flatten_up_to(grads)
+        except ValueError:
+            raise ValueError(
+                f"{self.owner}: the gradient tree does not match the params.\n"
+                f"  gradients: {jax.tree.structure(grads)}\n  params: {treedef}"
+            ) from None
+        selected = [i for i, s in enumerate(_mask_leaves(self.owner, self.mask, params)) if s]
+        if not selected:
+            return params
+        ws = [p_leaves[i] for i in selected]
+        gs = [g_leaves[i] for i in selected]
+        dtype = accumulation_dtype(ws + gs)
+        rho = jnp.asarray(resolve_rho(self.owner, self.rho, step), dtype)
+        if self.adaptive:
+            scales = [jnp.abs(w).astype(dtype) + jnp.asarray(self.eta, dtype) for w in ws]
+        else:
+            scales = [None] * len(ws)
+        times = lambda t, x: x if t is None else t * x
+        if self.p == 2:
+            v = [times(t, g.astype(dtype)) for t, g in zip(scales, gs, strict=True)]
+            factor = rho / (global_norm(v, dtype) + jnp.asarray(NORM_EPS, dtype))
+            es = [times(t, x) * factor for t, x in zip(scales, v, strict=True)]
+        else:
+            es = [
+                times(t, jnp.sign(g).astype(dtype)) * rho for t, g in zip(scales, gs, strict=True)
+            ]
+        out = list(p_leaves)
+        for i, e in zip(selected, es, strict=True):
+            out[i] = p_leaves[i] + e.astype(p_leaves[i].dtype)
+        return jax.tree.unflatten(treedef, out)

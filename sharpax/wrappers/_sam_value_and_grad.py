@@ -1,0 +1,178 @@
+"""SAM and GSAM as gradient functions shaped like `jax.value_and_grad`, with m-sharpness chunking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from sharpax._types import Mask, PyTree, ScalarOrSchedule
+from sharpax._validation import check_non_negative, check_positive_int
+from sharpax.wrappers._sam_directions import gsam_direction
+from sharpax.wrappers._sam_docs import fill_doc
+from sharpax.wrappers._sam_perturbation import Perturbation
+
+Direction = Callable[[PyTree, PyTree], PyTree]
+
+
+def _split_batch(owner: str, m: int, args: tuple) -> tuple:
+    """Each leaf of the positional batch arguments, reshaped from (B, ...) to (m, B // m, ...)."""
+
+    def split(x):
+        x = jnp.asarray(x)
+        if x.ndim == 0 or x.shape[0] % m:
+            raise ValueError(
+                f"{owner}: with m={m}, every leaf of the positional batch arguments needs a leading "
+                f"axis divisible by m, got shape {x.shape} (pass unbatched values as keywords)"
+            )
+        return x.reshape((m, x.shape[0] // m, *x.shape[1:]))
+
+    return jax.tree.map(split, args)
+
+
+def two_pass_value_and_grad(
+    owner: str,
+    loss_fn: Callable[..., Any],
+    perturbation: Perturbation,
+    direction: Direction,
+    *,
+    has_aux: bool,
+    m: int,
+) -> Callable[..., tuple[Any, PyTree]]:
+    """The shared body of the `*_value_and_grad` wrappers: pass 1 at w, pass 2 at w + e, chunked by m."""
+    check_positive_int(owner, "m", m)
+    value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
+    grad = jax.grad(loss_fn, has_aux=has_aux)
+
+    def one_batch(params, step, args, kwargs):
+        value, grads = value_and_grad(params, *args, **kwargs)
+        sam_grads = grad(perturbation.perturb(params, grads, step), *args, **kwargs)
+        if has_aux:
+            sam_grads = sam_grads[0]  # the second pass's aux (e.g. batch statistics) is dropped
+        return value, direction(grads, sam_grads)
+
+    def sam_grad_fn(params, *args, sam_step=None, **kwargs):
+        if m == 1:
+            return one_batch(params, sam_step, args, kwargs)
+        chunks = _split_batch(owner, m, args)
+        values, grads = jax.vmap(lambda c: one_batch(params, sam_step, c, kwargs))(chunks)
+        mean = lambda x: jnp.mean(x, axis=0)
+        value = (mean(values[0]), values[1]) if has_aux else mean(values)
+        return value, jax.tree.map(mean, grads)
+
+    return sam_grad_fn
+
+
+@fill_doc
+def sam_value_and_grad(
+    loss_fn: Callable[..., Any],
+    rho: ScalarOrSchedule = 0.05,
+    *,
+    adaptive: bool = False,
+    eta: float = 0.0,
+    p: float = 2,
+    m: int = 1,
+    has_aux: bool = False,
+    mask: Mask = None,
+) -> Callable[..., tuple[Any, PyTree]]:
+    r"""SAM's gradient (Foret et al. 2021) as a drop-in for `jax.value_and_grad(loss_fn, has_aux=...)`.
+
+    .. math::
+        g = \nabla L(w), \qquad e = \rho \, \frac{T_w^2 g}{\lVert T_w g \rVert_2 + 10^{-12}}, \qquad
+        \text{returns } \big(L(w), \; \nabla L(w + e)\big)
+
+    with T_w = 1 (SAM) or |w| + eta (ASAM, `adaptive=True`); for `p = inf`, e = rho T_w sign(g).
+    Two forward-backward passes. davda54/sam's PyTorch `SAM` is an optimizer that moves the weights in
+    place between two calls; optax has only `optax.contrib.sam`, a transformation that keeps a copy of
+    the params. Here SAM is a gradient, and the optimizer is whatever you apply it with.
+
+    {form_notes}
+
+    Args:
+        loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (or `(loss, aux)` with `has_aux`), a scalar.
+        {perturbation_args}
+        m: m-sharpness, the number of chunks the batch is split into, an integer >= 1.
+        has_aux: `loss_fn` returns `(loss, aux)`, as in `jax.value_and_grad`.
+
+    Returns:
+        `sam_grad(params, *args, sam_step=None, **kwargs) -> (value, grads)`.
+
+    References:
+        Foret, Kleiner, Mobahi & Neyshabur, "Sharpness-Aware Minimization for Efficiently Improving
+        Generalization", ICLR 2021.
+        Kwon, Kim, Park & Choi, "ASAM: Adaptive Sharpness-Aware Minimization for Scale-Invariant
+        Learning of Deep Neural Networks", ICML 2021.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> sam_grad = sharpax.sam_value_and_grad(lambda w: jnp.sum(w**2), rho=0.5)
+        >>> loss, grads = sam_grad(jnp.array([3.0, 4.0]))
+        >>> loss  # first pass, at w
+        Array(25., dtype=float32)
+        >>> grads  # g = (6, 8), e = 0.5 g / 10 = (0.3, 0.4), so 2 (w + e)
+        Array([6.6, 8.8], dtype=float32)
+    """
+    owner = "sam_value_and_grad"
+    perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
+    return two_pass_value_and_grad(
+        owner, loss_fn, perturbation, lambda g, sam_g: sam_g, has_aux=has_aux, m=m
+    )
+
+
+@fill_doc
+def gsam_value_and_grad(
+    loss_fn: Callable[..., Any],
+    rho: ScalarOrSchedule = 0.05,
+    alpha: float = 0.1,
+    *,
+    adaptive: bool = False,
+    eta: float = 0.0,
+    p: float = 2,
+    m: int = 1,
+    has_aux: bool = False,
+    mask: Mask = None,
+) -> Callable[..., tuple[Any, PyTree]]:
+    r"""GSAM's gradient (Zhuang et al. 2022): SAM's, minus alpha times g's part orthogonal to it.
+
+    .. math::
+        g = \nabla L(w), \quad g_p = \nabla L(w + e(w)), \quad
+        g_\perp = g - \frac{\langle g, g_p \rangle}{\lVert g_p \rVert^2} g_p, \qquad
+        \text{returns } \big(L(w), \; g_p - \alpha \, g_\perp\big)
+
+    with e(w) the SAM perturbation of `sam_value_and_grad`. Ascending along -g_perp lowers the
+    surrogate gap h = L(w + e) - L(w) without changing the perturbed loss to first order. The paper
+    ties rho to the learning-rate schedule: pass `rho=sharpax.wrappers.lr_proportional_rho(...)` and
+    `sam_step=`. With m-sharpness the decomposition is done per chunk, then averaged (as the reference
+    code does per worker before its all-reduce). No optax or torch.optim namesake.
+
+    {form_notes}
+
+    Args:
+        loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (or `(loss, aux)` with `has_aux`), a scalar.
+        {perturbation_args}
+        alpha: weight of the orthogonal correction, >= 0 (0 is SAM; the paper uses 0.01 to 0.3).
+        m: m-sharpness, the number of chunks the batch is split into, an integer >= 1.
+        has_aux: `loss_fn` returns `(loss, aux)`.
+
+    Returns:
+        `gsam_grad(params, *args, sam_step=None, **kwargs) -> (value, grads)`.
+
+    References:
+        Zhuang, Gong, Yuan, Cui, Adam, Dvornek, Tatikonda, Duncan & Liu, "Surrogate Gap Guided
+        Sharpness-Aware Minimization" (GSAM), ICLR 2022, Algorithm 1.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> loss_fn = lambda w: 0.5 * (w[0] ** 2 + 4 * w[1] ** 2)
+        >>> gsam_grad = sharpax.gsam_value_and_grad(loss_fn, rho=0.5, alpha=0.5)
+        >>> _, grads = gsam_grad(jnp.array([3.0, 1.0]))
+        >>> grads.round(3)  # g = (3, 4), g_p = (3.3, 5.6), g_perp = (0.477, -0.281)
+        Array([3.061, 5.741], dtype=float32)
+    """
+    owner = "gsam_value_and_grad"
+    check_non_negative(owner, alpha=alpha)
+    perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
+    direction = lambda g, sam_g: gsam_direction(g, sam_g, alpha)
+    return two_pass_value_and_grad(owner, loss_fn, perturbation, direction, has_aux=has_aux, m=m)

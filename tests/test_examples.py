@@ -1,0 +1,235 @@
+"""Every example runs, and says what it claims: the demo's smoke run, its sharpness and landscape helpers,
+and each short example in `examples/`, imported from its file and run at a small size."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import sharpax
+
+# Examples are user code, written with numpy's default promotion rules (and optax's schedules need them).
+pytestmark = pytest.mark.loose_promotion
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name: str):
+    """Import `examples/<name>.py` as a module (examples are scripts, not a package)."""
+    module_name = f"_example_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------- demo
+
+
+def test_digits_quick_run_writes_table_plots_and_results(tmp_path, capsys):
+    digits = load("digits")
+    rows = digits.main(["--quick", "--no-progress", "--out", str(tmp_path)])
+    recipes, noises = list(digits.RECIPES), [0.0, 0.4]
+    assert [(r["noise"], r["recipe"]) for r in rows] == [(n, k) for n in noises for k in recipes]
+    for row in rows:
+        # Two epochs are enough for every recipe to beat chance (10%) by far on the clean labels
+        # (RAdam is the slowest: its first steps are un-adapted).
+        assert row["noise"] > 0 or row["test_acc"] > 30, row
+        assert all(np.isfinite(row[k]) for k in ("train_loss", "top_eig", "rise", "ms_per_step"))
+    for png in ("learning_curves.png", "landscape_1d.png", "landscape_2d.png"):
+        assert (tmp_path / png).stat().st_size > 5_000
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["runs"]) == len(rows) and len(saved["runs"][0]["train_loss"]) == 2
+    assert "| label noise | recipe |" in capsys.readouterr().out
+
+
+def test_sharpness_measures_on_a_quadratic():
+    # loss(w) = 0.5 w^T A w with eigenvalues 5, 2, 0.5: the top eigenvalue is 5, and at w = 0 the rise
+    # within the rho-ball is 0.5 * 5 * rho^2, reached along the top eigenvector (one of the directions).
+    digits = load("digits")
+    q, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (3, 3)))
+    a = q @ jnp.diag(jnp.array([5.0, 2.0, 0.5])) @ q.T
+    loss = lambda w: 0.5 * w @ a @ w
+    top_eig, rise = digits.sharpness_measures(loss, jnp.zeros(3), jax.random.key(1), 0.1, 50)
+    np.testing.assert_allclose(top_eig, 5.0, rtol=1e-4)
+    np.testing.assert_allclose(rise, 0.5 * 5.0 * 0.1**2, rtol=1e-4)
+
+
+def test_filter_normalized_direction_matches_each_filter_norm_and_skips_biases():
+    digits = load("digits")
+    params = {
+        "dense": {"kernel": jnp.arange(12.0).reshape(3, 4) - 5.0, "bias": jnp.ones(4)},
+        "conv": {"kernel": jax.random.normal(jax.random.key(0), (3, 3, 2, 5))},
+    }
+    d = digits.filter_normalized_direction(jax.random.key(1), params)
+    np.testing.assert_array_equal(d["dense"]["bias"], jnp.zeros(4))
+    for w, u, axes in [
+        (params["dense"]["kernel"], d["dense"]["kernel"], (0,)),
+        (params["conv"]["kernel"], d["conv"]["kernel"], (0, 1, 2)),
+    ]:
+        np.testing.assert_allclose(
+            np.sqrt(np.sum(np.square(u), axis=axes)),
+            np.sqrt(np.sum(np.square(w), axis=axes)),
+            rtol=1e-5,
+        )
+
+
+def test_label_noise_flips_the_asked_fraction_to_other_classes():
+    digits = load("digits")
+    y = np.arange(10_000) % 10
+    noisy = digits.add_label_noise(y, 0.3, seed=0)
+    flipped = noisy != y
+    assert abs(flipped.mean() - 0.3) < 0.02  # each label flips with probability 0.3
+    assert np.all((noisy >= 0) & (noisy < 10))
+    np.testing.assert_array_equal(digits.add_label_noise(y, 0.0, seed=0), y)
+
+
+# ------------------------------------------------------------------------------------------ examples
+
+
+def test_per_layer_lr_freezes_embed_and_trains_the_rest():
+    example = load("per_layer_lr")
+    initial, final, loss = example.main(steps=40)
+    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), initial, final)["params"]
+    assert max(moved["embed"].values()) == 0.0
+    assert min(moved["hidden"].values()) > 0 and min(moved["head"].values()) > 0
+    assert loss < 0.5  # from ~1.1 (log 3) at the start
+
+
+def test_per_layer_lr_routes_each_layer_to_its_own_optimizer():
+    # One step of the partition equals sharpax.sgd on the hidden layer and sharpax.adamw on the head,
+    # each run alone on its own subtree.
+    example = load("per_layer_lr")
+    params = example.MLP().init(jax.random.key(0), jnp.ones((1, 4)))
+    grads = jax.tree.map(lambda p: jnp.cos(p) + 0.1, params)
+    tx = example.make_optimizer(steps=10)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    sgd = sharpax.sgd(optax.cosine_decay_schedule(0.05, 10), momentum=0.9)
+    adamw = sharpax.adamw(1e-2, weight_decay=1e-2)
+    for layer, alone in [("hidden", sgd), ("head", adamw)]:
+        p, g = params["params"][layer], grads["params"][layer]
+        expected, _ = alone.update(g, alone.init(p), p)
+        jax.tree.map(np.testing.assert_array_equal, updates["params"][layer], expected)
+
+
+def test_checkpoint_resume_lands_exactly_where_an_uninterrupted_run_does():
+    resumed, uninterrupted = load("checkpoint_resume").main()
+    jax.tree.map(np.testing.assert_array_equal, resumed, uninterrupted)
+
+
+def test_port_torch_recipe_runs_without_torch_too():
+    example = load("port_torch_recipe")
+    params, x, y = example.data()
+    _, losses = example.run_sharpax(params, x, y)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_port_torch_recipe_matches_torch_step_for_step():
+    pytest.importorskip("torch")
+    final, torch_final = load("port_torch_recipe").main()
+    for k in final:
+        np.testing.assert_allclose(final[k], torch_final[k], rtol=1e-5, atol=1e-5)
+
+
+def test_mixing_with_optax_clips_before_lookahead_and_changes_the_rate():
+    example = load("mixing_with_optax")
+    params = {"x": jnp.array(-1.5), "y": jnp.array(2.0)}
+    grads = jax.grad(example.rosenbrock)(params)  # global norm ~ 170: clipped to 1
+    tx = example.make_optimizer()
+    updates, _ = tx.update(grads, tx.init(params), params)
+    clipped = jax.tree.map(lambda g: g / optax.tree.norm(grads), grads)
+    inner = sharpax.lookahead(sharpax.adamw(0.1, weight_decay=1e-3), sync_period=5, alpha=0.5)
+    expected, _ = inner.update(clipped, inner.init(params), params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), updates, expected)
+
+    fast, slow, state = example.main()
+    assert float(example.rosenbrock(slow)) < 0.05  # from 12.5
+    assert float(example._find_injected_state(state).hyperparams["learning_rate"]) == np.float32(
+        0.05
+    )
+
+
+# ----------------------------------------------------------------------------------- SAM in Flax code
+
+
+def _sam_reference_grad(grad_fn, params, rho):
+    """Foret et al.'s second pass written out: grad at w + rho g / |g|, with g the gradient at w."""
+    g = grad_fn(params)
+    scale = rho / optax.tree.norm(g)
+    return grad_fn(jax.tree.map(lambda w, gi: w + scale * gi, params, g))
+
+
+def test_flax_linen_sam_gives_the_perturbed_gradient_and_trains():
+    example = load("flax_linen_sam")
+    x = jax.random.uniform(jax.random.key(0), (16, 64))
+    y = jnp.arange(16) % 10
+    params = example.MODEL.init(jax.random.key(1), x)
+    key = jax.random.key(2)
+    (loss, acc), grads = jax.jit(example.sam_value_and_grad)(params, x, y, key)
+    first_pass_loss, first_pass_acc = jax.jit(example.loss_fn)(params, x, y, key)
+    np.testing.assert_allclose(loss, first_pass_loss, rtol=1e-6)  # loss and aux at w, not at w + e
+    np.testing.assert_allclose(acc, first_pass_acc)
+    grad_fn = lambda p: jax.grad(example.loss_fn, has_aux=True)(p, x, y, key)[0]  # same dropout key
+    expected = _sam_reference_grad(grad_fn, params, 0.05)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads, expected
+    )
+
+    _, test_acc = example.main(epochs=3)
+    assert test_acc > 0.9
+
+
+def test_nnx_sam_step_is_sgd_at_the_perturbed_gradient_and_trains():
+    from flax import nnx
+
+    example = load("nnx_sam")
+    x = jax.random.uniform(jax.random.key(0), (16, 64))
+    y = jnp.arange(16) % 10
+    model = example.MLP(nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params = nnx.to_pure_dict(params)
+
+    def loss_at(p):
+        state = nnx.split(model, nnx.Param, ...)[1]
+        nnx.replace_by_pure_dict(state, p)
+        return example.loss_fn(nnx.merge(graphdef, state, rest), x, y)
+
+    g = jax.jit(_sam_reference_grad, static_argnums=0)(jax.grad(loss_at), params, 0.05)
+    expected = jax.tree.map(lambda w, gi: w - 0.1 * gi, params, g)  # plain SGD, lr 0.1
+
+    optimizer = nnx.Optimizer(model, sharpax.sam(sharpax.sgd(0.1), rho=0.05), wrt=nnx.Param)
+    example.train_step(model, optimizer, x, y)
+    after = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), after, expected
+    )
+
+    _, test_acc = example.main(epochs=2)
+    assert test_acc > 0.85
+
+
+def test_data_parallel_sam_on_8_devices_equals_one_device():
+    example = load("data_parallel_sam")
+    assert jax.device_count() == 8  # conftest's virtual devices (the example asks for the same)
+    sharded = example.main(steps=5)
+
+    params = example.init_params(jax.random.key(0))
+    opt_state = example.tx.init(params)
+    x, y = example.data(jax.random.key(1))
+    for _ in range(5):
+        params, opt_state, _ = example.train_step(params, opt_state, x, y)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), sharded, params
+    )
+    assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(sharded))

@@ -1,0 +1,253 @@
+"""Hyperparameters at run time: `sharpax.inject_hyperparams` is bit-identical to the static optimizer,
+a learning rate changed between steps does not recompile, and the current value can be read back."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import sharpax
+from tests.optimizer_table import CASES
+
+STEPS = 30
+
+
+def _problem():
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(k1, (32, 4))
+    y = jax.random.normal(k2, (32,))
+    params = {"w": jax.random.normal(k3, (4, 8)) * 0.5, "b": jnp.zeros(8), "v": jnp.ones(8) * 0.1}
+
+    def loss(p):
+        return jnp.mean((jnp.tanh(x @ p["w"] + p["b"][None, :]) @ p["v"] - y) ** 2)
+
+    return params, loss
+
+
+def _train(tx, steps=STEPS, between=None):
+    """`steps` updates of one jitted step (update and apply fused, as in a training loop).
+
+    `between(i, state)` may replace the state before step i. Returns the params and the step
+    function (for its compilation count)."""
+    params, loss = _problem()
+
+    @jax.jit
+    def step(p, s):
+        updates, s = tx.update(jax.grad(loss)(p), s, p)
+        return optax.apply_updates(p, updates), s
+
+    state = tx.init(params)
+    for i in range(steps):
+        if between is not None:
+            state = between(i, state)
+        params, state = step(params, state)
+    return params, state, step
+
+
+def _assert_bitwise(a, b):
+    for key in a:
+        np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+
+
+def _non_unit_lr(case):
+    # A static learning rate of exactly 1.0 is the documented XLA exception (see below).
+    kwargs = dict(case.kwargs)
+    if kwargs.get("learning_rate") == 1.0:
+        kwargs["learning_rate"] = 0.5
+    return dataclasses.replace(case, kwargs=kwargs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_injected_learning_rate_is_bit_identical_to_static(case):
+    case = _non_unit_lr(case)
+    static, _, _ = _train(case.build())
+    injected, state, _ = _train(sharpax.inject_hyperparams(case.make)(**case.kwargs))
+    _assert_bitwise(injected, static)
+    assert sharpax.current_learning_rate(state) == np.float32(case.kwargs["learning_rate"])
+
+
+def test_decoupled_weight_decay_can_be_injected_bit_identically():
+    kwargs = dict(learning_rate=1e-2, weight_decay=0.1)
+    static, _, _ = _train(sharpax.adamw(**kwargs))
+    tx = sharpax.inject_hyperparams(sharpax.adamw, ("learning_rate", "weight_decay"))(**kwargs)
+    injected, state, _ = _train(tx)
+    _assert_bitwise(injected, static)
+    assert sharpax.current_hyperparams(state)["weight_decay"] == np.float32(0.1)
+
+
+def test_why_optax_default_drifts():
+    """optax injects b1, b2, eps too. A constant `1 - b1` is folded in float64 and rounded once; a
+    traced one is a float32 subtraction, and the two differ (the root of optax issue 1532)."""
+    assert np.float32(1 - 0.9) != np.float32(1) - np.float32(0.9)
+    assert np.float32(1 - 0.999) != np.float32(1) - np.float32(0.999)
+    static, _, _ = _train(sharpax.adam(1e-2))
+    everything, _, _ = _train(optax.inject_hyperparams(sharpax.adam)(learning_rate=1e-2))
+    # close, but not the same trajectory
+    for key in static:
+        np.testing.assert_allclose(everything[key], static[key], rtol=1e-3, atol=1e-4)
+
+
+def test_unit_learning_rate_differs_only_through_xla_fusion():
+    """lr == 1.0 exactly: XLA rewrites the static `p + (-1.0) * u` as `p - u`, which fuses differently
+    from a multiply by a traced 1.0. The optimizer update itself is still bit-identical."""
+    params, loss = _problem()
+    grads = jax.grad(loss)(params)
+    static_tx = sharpax.adadelta(1.0)
+    injected_tx = sharpax.inject_hyperparams(sharpax.adadelta)(learning_rate=1.0)
+    s_static, s_injected = static_tx.init(params), injected_tx.init(params)
+    update_static, update_injected = jax.jit(static_tx.update), jax.jit(injected_tx.update)
+    for _ in range(20):
+        u_static, s_static = update_static(grads, s_static, params)
+        u_injected, s_injected = update_injected(grads, s_injected, params)
+        _assert_bitwise(u_injected, u_static)
+
+
+def test_changing_the_learning_rate_does_not_recompile_and_matches_a_piecewise_schedule():
+    lrs = {0: 1e-2, 10: 3e-3, 20: 1e-3}
+
+    def between(i, state):
+        return sharpax.set_hyperparams(state, learning_rate=lrs[i]) if i in lrs else state
+
+    tx = sharpax.inject_hyperparams(sharpax.adam)(learning_rate=5.0)  # overwritten before step 0
+    injected, state, step = _train(tx, between=between)
+    assert step._cache_size() == 1  # one compilation for all 30 steps and 3 learning rates
+    assert sharpax.current_learning_rate(state) == np.float32(1e-3)
+
+    piecewise = sharpax.join_schedules(
+        [lambda c, v=v: jnp.full(c.shape, v, jnp.float32) for v in lrs.values()], [10, 20]
+    )
+    static, _, _ = _train(sharpax.adam(piecewise))
+    _assert_bitwise(injected, static)
+
+
+def test_a_python_float_in_the_state_would_recompile():
+    """Why `set_hyperparams` casts: a weakly typed Python float is a new jit signature."""
+    tx = sharpax.inject_hyperparams(sharpax.sgd)(learning_rate=0.1)
+
+    def between(i, state):
+        if i == 3:
+            return state._replace(hyperparams={**state.hyperparams, "learning_rate": 0.05})
+        return state
+
+    _, _, step = _train(tx, steps=5, between=between)
+    assert step._cache_size() == 2
+
+
+def test_injected_schedule_is_bit_identical_and_logged():
+    schedule = sharpax.warmup_cosine_decay(1e-2, 5, 40, end_value=1e-4)
+    static, _, _ = _train(sharpax.adam(schedule))
+    tx = sharpax.inject_hyperparams(sharpax.adam)(learning_rate=schedule)
+    injected, _, _ = _train(tx)
+    _assert_bitwise(injected, static)
+
+    # The logged value is the one the last update used.
+    params, _ = _problem()
+    state = tx.init(params)
+    assert sharpax.current_learning_rate(state) == schedule(0)
+    for count in range(7):
+        _, state = tx.update(params, state, params)
+        assert sharpax.current_learning_rate(state) == schedule(count)
+
+
+def test_current_learning_rate_reads_optax_states_and_nested_states():
+    params = jnp.zeros(3)
+    optax_state = optax.inject_hyperparams(optax.sgd)(learning_rate=0.3).init(params)
+    assert sharpax.current_learning_rate(optax_state) == np.float32(0.3)
+    chained = optax.chain(
+        optax.clip_by_global_norm(1.0), sharpax.inject_hyperparams(sharpax.sgd)(learning_rate=0.2)
+    )
+    state = chained.init(params)
+    assert sharpax.current_learning_rate(state) == np.float32(0.2)
+    state = sharpax.set_hyperparams(state, learning_rate=0.7)
+    assert sharpax.current_learning_rate(state) == np.float32(0.7)
+    assert state[1].hyperparams["learning_rate"].dtype == jnp.float32
+    updates, _ = chained.update(jnp.ones(3) * 0.1, state)
+    np.testing.assert_allclose(updates, -0.07 * np.ones(3), rtol=1e-6)
+
+
+def test_errors_are_readable():
+    with pytest.raises(ValueError, match="dynamic must name parameters of adam"):
+        sharpax.inject_hyperparams(sharpax.adam, ("lr",))
+    with pytest.raises(ValueError, match="exactly one injected-hyperparameter state"):
+        sharpax.current_learning_rate(sharpax.adam(1e-3).init(jnp.zeros(2)))
+    tx = sharpax.inject_hyperparams(sharpax.adam)(learning_rate=sharpax.linear_warmup(1e-3, 5))
+    state = tx.init(jnp.zeros(2))
+    with pytest.raises(ValueError, match="learning_rate follows a schedule"):
+        sharpax.set_hyperparams(state, learning_rate=1e-4)
+    with pytest.raises(ValueError, match="b1 is not injected"):
+        sharpax.set_hyperparams(state, b1=0.5)
+    only_b1 = sharpax.inject_hyperparams(sharpax.adam, "b1")(1e-3)
+    with pytest.raises(ValueError, match="no learning_rate"):
+        sharpax.current_learning_rate(only_b1.init(jnp.zeros(2)))
+
+
+@pytest.mark.parametrize("factory", [sharpax.sgd, sharpax.rmsprop, sharpax.adam, sharpax.adagrad])
+def test_optax_inject_hyperparams_builds_the_same_chain_in_init_and_update(factory):
+    """A hyperparameter that removes a block when it is a known 0 (momentum, weight decay, lr_decay)
+    must not do so for a concrete array in `init` and a tracer in `update`."""
+    tx = optax.inject_hyperparams(factory)(learning_rate=0.1)
+    params = {"w": jnp.ones(3)}
+    state = tx.init(params)
+    updates, state = jax.jit(tx.update)(params, state, params)
+    assert np.all(np.isfinite(updates["w"]))
+
+
+def test_with_untuned_warmup_matches_the_scheduled_learning_rate():
+    lr, b2 = 1e-2, 0.9
+    for shape, factor in [
+        ("linear", sharpax.untuned_linear_warmup(b2)),
+        ("exponential", sharpax.untuned_exponential_warmup(b2)),
+    ]:
+        wrapped, _, _ = _train(sharpax.with_untuned_warmup(sharpax.adam(lr, b2=b2), b2, shape))
+        scheduled, _, _ = _train(sharpax.adam(sharpax.scale_schedule(factor, lr), b2=b2))
+        for key in wrapped:  # u * lr * w versus u * (lr * w): float rounding only
+            np.testing.assert_allclose(wrapped[key], scheduled[key], rtol=1e-5, atol=1e-6)
+
+
+def test_multiply_by_schedule_leaves_integer_leaves_alone():
+    tx = optax.chain(sharpax.sgd(1.0), sharpax.multiply_by_schedule(lambda c: 0.5))
+    params = {"w": jnp.ones(2), "step": jnp.array(3, jnp.int32)}
+    grads = {"w": jnp.ones(2), "step": jnp.array(7, jnp.int32)}
+    updates, state = tx.update(grads, tx.init(params), params)
+    np.testing.assert_array_equal(updates["w"], -0.5 * np.ones(2, np.float32))
+    assert updates["step"] == 7 and updates["step"].dtype == jnp.int32
+    assert state[1].count == 1
+
+
+@pytest.mark.parametrize(
+    "make,kwargs",
+    [
+        (sharpax.sgd, dict(learning_rate=0.01, momentum=0.9)),
+        (sharpax.adam, dict(learning_rate=1e-2)),
+    ],
+    ids=["sgd_momentum", "adam"],
+)
+def test_bfloat16_params_are_bit_identical_too(make, kwargs):
+    """The injected learning rate takes the params' dtype, as a Python float would (weak typing)."""
+    params = {"w": (jnp.arange(8.0) / 7 - 0.5).astype(jnp.bfloat16)}
+
+    def loss(p):
+        return jnp.sum((p["w"].astype(jnp.float32) - 0.3) ** 2 * jnp.arange(8.0))
+
+    def train(tx):
+        step = jax.jit(lambda p, s: _apply(tx, jax.grad(loss)(p), s, p))
+        p, s = params, tx.init(params)
+        for _ in range(20):
+            p, s = step(p, s)
+        return p, s
+
+    static, _ = train(make(**kwargs))
+    injected, state = train(sharpax.inject_hyperparams(make)(**kwargs))
+    _assert_bitwise(injected, static)
+    assert injected["w"].dtype == jnp.bfloat16
+    assert sharpax.current_learning_rate(state).dtype == jnp.bfloat16
+
+
+def _apply(tx, grads, state, params):
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
