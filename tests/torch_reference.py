@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
+# Its own folder: tests/golden/ also holds other batteries' goldens.
+GOLDEN_DIR = Path(__file__).parent / "golden" / "optimizers"
 STEPS = 50
 SEED = 0
 

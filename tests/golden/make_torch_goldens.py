@@ -2,8 +2,8 @@
 
 For every case of `tests/optimizer_table.py` (`ALL_CASES`), run the torch twin (torch.optim's
 single-tensor path, or lion_pytorch.Lion) on the seeded problem of `tests/torch_reference.py` and save
-the params after every step, in float32, to `tests/golden/<case id>.npz`; the problem itself goes to
-`tests/golden/inputs.npz`. Needs torch==2.13.0 and lion-pytorch==0.2.5 (the `torch` extra):
+the params after every step, in float32, to `tests/golden/optimizers/<case id>.npz`; the problem itself
+goes to `tests/golden/optimizers/inputs.npz`. Needs torch==2.13.0 and lion-pytorch==0.2.5 (the `torch` extra):
 
     python tests/golden/make_torch_goldens.py            # from the repository root
 """
@@ -36,6 +36,7 @@ def main() -> None:
     for name, want in EXPECTED.items():
         if not versions[name].startswith(want):
             raise SystemExit(f"goldens are defined by {name}=={want}, found {versions[name]}")
+    GOLDEN_DIR.mkdir(exist_ok=True)
     params, grads = make_problem()
     np.savez_compressed(
         GOLDEN_DIR / "inputs.npz",
