@@ -98,8 +98,16 @@ def cast_like(x: Any, like: Any) -> Any:
     return jnp.asarray(x, dtype=like.dtype)
 
 
+def _float_or_none(x: Any) -> Any:
+    # A Python float leaf is a float param (optax optimises it too); passing it through would hand
+    # the raw gradient back as the update.
+    if isinstance(x, (float, complex)):
+        return jnp.asarray(x)
+    return x if is_float_leaf(x) else None
+
+
 def _non_float_to_none(tree: PyTree) -> PyTree:
-    return jax.tree.map(lambda x: x if is_float_leaf(x) else None, tree)
+    return jax.tree.map(_float_or_none, tree)
 
 
 def _check_state(owner: str, state: Any, expected: Any) -> None:
@@ -118,6 +126,8 @@ def float_leaves_only(
     tx: optax.GradientTransformationExtraArgs, owner: str = "float_leaves_only"
 ) -> optax.GradientTransformationExtraArgs:
     """Run `tx` on the floating leaves only; integer, bool and float0 leaves pass through untouched.
+
+    Python float leaves count as floating (as 0-d arrays), as in optax.
 
     The inner transform sees `None` where the params are not floating point, so its state holds nothing
     for them and its math needs no special cases. Gradients are checked first (`check_gradients`), so

@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import jax.numpy as jnp
+
 import sharpax
 
 
@@ -23,9 +25,16 @@ class OptimizerCase:
     torch_class: str  # "torch.optim.Adam" or "lion_pytorch.Lion"
     torch_kwargs: dict[str, Any]
     moment_dtypes: tuple[str, ...] = ()  # which of mu_dtype / nu_dtype the factory accepts
+    # A learning-rate factor `count -> float` (jnp-traceable): sharpax gets `lr * lr_schedule(count)`,
+    # torch a `LambdaLR(lr_schedule)` stepped after every update; both see factor(0) at the first update.
+    lr_schedule: Callable[[Any], Any] | None = None
 
     def build(self, **overrides: Any) -> Any:
-        return self.make(**{**self.kwargs, **overrides})
+        kwargs = {**self.kwargs, **overrides}
+        if self.lr_schedule is not None and "learning_rate" not in overrides:
+            base, factor = kwargs["learning_rate"], self.lr_schedule
+            kwargs["learning_rate"] = lambda count: base * factor(count)
+        return self.make(**kwargs)
 
 
 ADAM_DTYPES = ("mu_dtype", "nu_dtype")
@@ -159,4 +168,140 @@ CASES: list[OptimizerCase] = [
     ),
 ]
 
-CASES_BY_ID = {case.id: case for case in CASES}
+
+def _case(id: str, make: Callable[..., Any], torch_class: str, **kwargs: Any) -> OptimizerCase:
+    """A case whose torch kwargs follow from the sharpax ones (`learning_rate` -> `lr`, betas paired)."""
+    rename = {"learning_rate": "lr", "decay": "alpha"}
+    torch_kwargs = {rename.get(k, k): v for k, v in kwargs.items() if k not in ("b1", "b2")}
+    if "b1" in kwargs or "b2" in kwargs:
+        defaults = (0.9, 0.99) if make is sharpax.lion else (0.9, 0.999)
+        torch_kwargs["betas"] = (kwargs.get("b1", defaults[0]), kwargs.get("b2", defaults[1]))
+    dtypes = {sharpax.lion: ("mu_dtype",), sharpax.adam: ADAM_DTYPES, sharpax.adamw: ADAM_DTYPES}
+    dtypes |= {sharpax.nadam: ADAM_DTYPES, sharpax.radam: ADAM_DTYPES}
+    return OptimizerCase(id, make, kwargs, torch_class, torch_kwargs, dtypes.get(make, ()))
+
+
+# Defaults (sharpax's defaults must be torch's) and the option combinations not covered by CASES.
+OPTION_CASES: list[OptimizerCase] = [
+    _case("sgd_momentum", sharpax.sgd, "torch.optim.SGD", learning_rate=0.05, momentum=0.9),
+    _case("sgd_weight_decay", sharpax.sgd, "torch.optim.SGD", learning_rate=0.1, weight_decay=0.1),
+    _case(
+        "sgd_nesterov_weight_decay",
+        sharpax.sgd,
+        "torch.optim.SGD",
+        learning_rate=0.05,
+        momentum=0.5,
+        nesterov=True,
+        weight_decay=0.1,
+    ),
+    _case("adam_defaults", sharpax.adam, "torch.optim.Adam"),
+    _case("adam_amsgrad", sharpax.adam, "torch.optim.Adam", learning_rate=1e-2, amsgrad=True),
+    _case(
+        "adam_betas_eps",
+        sharpax.adam,
+        "torch.optim.Adam",
+        learning_rate=1e-2,
+        b1=0.5,
+        b2=0.9,
+        eps=1e-4,
+    ),
+    _case("adam_b2_9999", sharpax.adam, "torch.optim.Adam", learning_rate=1e-2, b2=0.9999),
+    _case("adamw_defaults", sharpax.adamw, "torch.optim.AdamW"),
+    _case(
+        "adamw_amsgrad_weight_decay",
+        sharpax.adamw,
+        "torch.optim.AdamW",
+        learning_rate=1e-2,
+        weight_decay=0.5,
+        amsgrad=True,
+    ),
+    _case("adagrad_defaults", sharpax.adagrad, "torch.optim.Adagrad"),
+    _case(
+        "adagrad_lr_decay", sharpax.adagrad, "torch.optim.Adagrad", learning_rate=0.1, lr_decay=0.1
+    ),
+    _case(
+        "adagrad_initial_accumulator_eps",
+        sharpax.adagrad,
+        "torch.optim.Adagrad",
+        learning_rate=0.1,
+        initial_accumulator_value=0.1,
+        eps=1e-3,
+    ),
+    _case("adadelta_defaults", sharpax.adadelta, "torch.optim.Adadelta"),
+    _case(
+        "adadelta_rho_eps",
+        sharpax.adadelta,
+        "torch.optim.Adadelta",
+        learning_rate=0.5,
+        rho=0.5,
+        eps=1e-4,
+    ),
+    _case("rmsprop_defaults", sharpax.rmsprop, "torch.optim.RMSprop"),
+    _case(
+        "rmsprop_centered",
+        sharpax.rmsprop,
+        "torch.optim.RMSprop",
+        learning_rate=1e-2,
+        centered=True,
+    ),
+    _case(
+        "rmsprop_momentum_decay",
+        sharpax.rmsprop,
+        "torch.optim.RMSprop",
+        learning_rate=1e-2,
+        momentum=0.5,
+        decay=0.9,
+    ),
+    _case(
+        "rmsprop_weight_decay", sharpax.rmsprop, "torch.optim.RMSprop", weight_decay=0.1, eps=1e-4
+    ),
+    _case("nadam_defaults", sharpax.nadam, "torch.optim.NAdam"),
+    _case(
+        "nadam_momentum_decay",
+        sharpax.nadam,
+        "torch.optim.NAdam",
+        learning_rate=1e-2,
+        momentum_decay=0.1,
+        b1=0.8,
+    ),
+    _case("radam_defaults", sharpax.radam, "torch.optim.RAdam"),
+    _case("radam_l2", sharpax.radam, "torch.optim.RAdam", learning_rate=1e-2, weight_decay=0.1),
+    # b2 = 0.9999: rho_5 = 4.9996, just below torch's threshold, where float32 cancellation in rho_t
+    # used to swamp the decision; b2 = 0.9: a short rho_inf = 19, the rectifier far from 1.
+    _case("radam_b2_9999", sharpax.radam, "torch.optim.RAdam", learning_rate=1e-2, b2=0.9999),
+    _case("radam_b2_9", sharpax.radam, "torch.optim.RAdam", learning_rate=1e-2, b1=0.8, b2=0.9),
+    _case("adamax_defaults", sharpax.adamax, "torch.optim.Adamax"),
+    _case("adamax_betas", sharpax.adamax, "torch.optim.Adamax", learning_rate=1e-2, b1=0.5, b2=0.9),
+    _case("lion_defaults", sharpax.lion, "lion_pytorch.Lion"),
+    _case("lion_betas", sharpax.lion, "lion_pytorch.Lion", learning_rate=1e-2, b1=0.5, b2=0.9),
+]
+
+
+def warmup_then_decay(count: Any) -> Any:
+    """Linear warmup over 10 steps from 0.1 (so factor(0) != factor(1)), then 0.95 ** (count - 9)."""
+    count = jnp.asarray(count, jnp.float32)
+    return jnp.where(count < 10, (count + 1) / 10, 0.95 ** (count - 9))
+
+
+# Learning-rate schedules: torch's LambdaLR pins down which count the first update sees.
+SCHEDULE_CASES: list[OptimizerCase] = [
+    dataclasses.replace(case, id=f"{case.id}_schedule", lr_schedule=warmup_then_decay)
+    for case in (
+        _case("sgd_momentum", sharpax.sgd, "torch.optim.SGD", learning_rate=0.1, momentum=0.9),
+        _case("adam", sharpax.adam, "torch.optim.Adam", learning_rate=1e-2),
+        _case("adamw", sharpax.adamw, "torch.optim.AdamW", learning_rate=1e-2, weight_decay=0.5),
+        _case(
+            "adagrad_lr_decay",
+            sharpax.adagrad,
+            "torch.optim.Adagrad",
+            learning_rate=0.1,
+            lr_decay=0.1,
+        ),
+        _case("lion", sharpax.lion, "lion_pytorch.Lion", learning_rate=1e-2, weight_decay=0.5),
+    )
+]
+
+ALL_CASES: list[OptimizerCase] = CASES + OPTION_CASES + SCHEDULE_CASES
+"""Every case with a torch twin (the goldens cover all of them); `CASES` is the battery's core set."""
+
+CASES_BY_ID = {case.id: case for case in ALL_CASES}

@@ -14,6 +14,7 @@ from sharpax.transforms._adamax import ScaleByAdamaxState as ScaleByAdamaxState
 from sharpax.transforms._adamax import adamax as adamax
 from sharpax.transforms._adamax import scale_by_adamax as scale_by_adamax
 from sharpax.transforms._lion import lion as lion
+from sharpax.transforms._lion import scale_by_lion as scale_by_lion
 from sharpax.transforms._nadam import ScaleByNadamState as ScaleByNadamState
 from sharpax.transforms._nadam import nadam as nadam
 from sharpax.transforms._nadam import scale_by_nadam as scale_by_nadam

@@ -101,7 +101,8 @@ def adagrad(
         Array([-0.5,  0.5], dtype=float32)
     """
     owner = "adagrad"
-    check_non_negative(owner, lr_decay=lr_decay, weight_decay=weight_decay)
+    check_non_negative(owner, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
+    check_non_negative(owner, initial_accumulator_value=initial_accumulator_value)
     check_non_negative(owner, learning_rate=learning_rate)
     if is_static_zero(lr_decay):
         lr = learning_rate

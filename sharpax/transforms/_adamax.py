@@ -12,6 +12,7 @@ from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._numerics import one_minus_power
 
 
 class ScaleByAdamaxState(NamedTuple):
@@ -32,7 +33,7 @@ def scale_by_adamax(
         u_t^\infty = \max(\beta_2 u_{t-1}^\infty, |g_t| + \epsilon), \quad
         u_t = \frac{m_t}{(1 - \beta_1^t) \, u_t^\infty}
 
-    eps enters the max (torch); `optax.scale_by_adamax` adds it to the denominator afterwards.
+    eps enters the max, as in torch and `optax.scale_by_adamax` (the same rule).
 
     Args:
         b1: beta_1 in [0, 1).
@@ -62,7 +63,7 @@ def scale_by_adamax(
         del params
         check_tree_match(owner, updates, state.mu)
         count = optax.safe_increment(state.count)
-        bc1 = 1 - jnp.asarray(b1, jnp.float32) ** count.astype(jnp.float32)
+        bc1 = one_minus_power(b1, count.astype(jnp.float32))
         mu = jax.tree.map(lambda g, m: m + (1 - b1) * (g - m), updates, state.mu)
         nu = jax.tree.map(lambda g, u: jnp.maximum(b2 * u, jnp.abs(g) + eps), updates, state.nu)
         out = jax.tree.map(lambda m, u: m / (cast_like(bc1, m) * u), mu, nu)
@@ -83,7 +84,8 @@ def adamax(
     .. math::
         g_t \leftarrow g_t + \lambda w_{t-1}, \quad w_t = w_{t-1} - \eta_t u_t
 
-    with u_t from `sharpax.transforms.scale_by_adamax` (eps inside the max, unlike `optax.adamax`).
+    with u_t from `sharpax.transforms.scale_by_adamax`. Without weight decay this is `optax.adamax`
+    (same rule, eps inside the max); torch's L2 term and default lr 2e-3 are the additions.
 
     Args:
         learning_rate: eta >= 0, or a schedule.

@@ -84,6 +84,7 @@ def optimizer(
     """`chain(*blocks, scale_by_learning_rate(learning_rate))` over the floating leaves only.
 
     `None` blocks (a disabled option) are dropped. Integer, bool and float0 leaves pass through untouched.
+    A gradient tree whose structure differs from the params' raises a `ValueError` naming both.
     """
     check_non_negative(owner, learning_rate=learning_rate)
     learning_rate = checked_schedule(owner, "learning_rate", learning_rate)

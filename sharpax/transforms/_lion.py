@@ -5,30 +5,64 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
+from sharpax._tree import check_tree_match, zeros_like_tree
 from sharpax._types import ScalarOrSchedule
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
 
 
-def _computed_in(
-    dtype: Any | None, inner: optax.GradientTransformation
+def scale_by_lion(
+    b1: float = 0.9, b2: float = 0.99, *, mu_dtype: Any | None = None
 ) -> optax.GradientTransformation:
-    """`inner` fed gradients cast to `dtype`, its updates cast back to the gradients' dtype.
+    r"""The sign of an interpolation of momentum and gradient; the momentum decays with b2.
 
-    `optax.scale_by_lion` mixes the gradient and a `mu_dtype` momentum in one expression, which strict
-    dtype promotion refuses (bfloat16 + float32) and default promotion answers in the wider dtype.
+    .. math::
+        u_t = \operatorname{sign}(\beta_1 m_{t-1} + (1 - \beta_1) g_t), \quad
+        m_t = \beta_2 m_{t-1} + (1 - \beta_2) g_t
+
+    `optax.scale_by_lion`'s rule and state (`optax.ScaleByLionState`); unlike it, the updates keep the
+    gradient's dtype when `mu_dtype` differs (float32 momentum over bfloat16 params), and a gradient tree
+    that does not match the state raises a readable error.
+
+    Args:
+        b1: interpolation factor in [0, 1).
+        b2: momentum decay in [0, 1).
+        mu_dtype: dtype of the momentum (default: the param's).
+
+    Returns:
+        An `optax.GradientTransformation` with state `optax.ScaleByLionState`.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.transforms.scale_by_lion(mu_dtype=jnp.float32)
+        >>> u, s = tx.update(jnp.array([2.0, -0.5], jnp.bfloat16), tx.init(jnp.zeros(2, jnp.bfloat16)))
+        >>> u, s.mu.dtype
+        (Array([1, -1], dtype=bfloat16), dtype('float32'))
     """
-    if dtype is None:
-        return inner
+    owner = "scale_by_lion"
+    check_beta(owner, b1=b1, b2=b2)
+
+    def init_fn(params):
+        return optax.ScaleByLionState(
+            count=jnp.zeros([], jnp.int32), mu=zeros_like_tree(params, mu_dtype)
+        )
 
     def update_fn(updates, state, params=None):
-        cast = jax.tree.map(lambda g: g.astype(dtype), updates)
-        new_updates, state = inner.update(cast, state, params)
-        return jax.tree.map(lambda u, g: u.astype(g.dtype), new_updates, updates), state
+        del params
+        check_tree_match(owner, updates, state.mu)
+        # The same expressions as optax and lion-pytorch, so that the signs agree bit for bit.
+        new_updates = jax.tree.map(
+            lambda g, m: jnp.sign((1 - b1) * g.astype(m.dtype) + b1 * m).astype(g.dtype),
+            updates,
+            state.mu,
+        )
+        mu = jax.tree.map(lambda g, m: (1 - b2) * g.astype(m.dtype) + b2 * m, updates, state.mu)
+        return new_updates, optax.ScaleByLionState(optax.safe_increment(state.count), mu)
 
-    return optax.GradientTransformation(inner.init, update_fn)
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 def lion(
@@ -46,8 +80,8 @@ def lion(
         m_t = \beta_2 m_{t-1} + (1 - \beta_2) g_t, \quad
         w_t = w_{t-1} - \eta_t (u_t + \lambda w_{t-1})
 
-    The scaling block is `optax.scale_by_lion` (the same rule); the difference from `optax.lion` is the
-    default decay (lion-pytorch: 0, optax: 1e-3).
+    The scaling block is `sharpax.transforms.scale_by_lion` (`optax.scale_by_lion`'s rule); the
+    difference from `optax.lion` is the default decay (lion-pytorch: 0, optax: 1e-3).
 
     Args:
         learning_rate: eta >= 0, or a schedule.
@@ -77,7 +111,7 @@ def lion(
     check_beta(owner, b1=b1, b2=b2)
     return optimizer(
         owner,
-        _computed_in(mu_dtype, optax.scale_by_lion(b1, b2, mu_dtype=mu_dtype)),
+        scale_by_lion(b1, b2, mu_dtype=mu_dtype),
         weight_decay_block(weight_decay),
         learning_rate=learning_rate,
     )

@@ -12,6 +12,7 @@ from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._numerics import one_minus_power
 
 
 class ScaleByNadamState(NamedTuple):
@@ -78,7 +79,7 @@ def scale_by_nadam(
         check_tree_match(owner, updates, state.mu)
         count = optax.safe_increment(state.count)
         t = count.astype(jnp.float32)
-        bc2 = 1 - jnp.asarray(b2, jnp.float32) ** t
+        bc2 = one_minus_power(b2, t)
         momentum_t = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
         momentum_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * momentum_t

@@ -12,6 +12,7 @@ from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_range
 from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._numerics import one_minus_power, radam_rho
 
 
 class ScaleByRadamState(NamedTuple):
@@ -71,7 +72,6 @@ def scale_by_radam(
     check_range(owner, "threshold", threshold, 4.0)
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps)
-    rho_inf = 2.0 / (1.0 - b2) - 1.0
 
     def init_fn(params):
         return ScaleByRadamState(
@@ -85,10 +85,9 @@ def scale_by_radam(
         check_tree_match(owner, updates, state.mu)
         count = optax.safe_increment(state.count)
         t = count.astype(jnp.float32)
-        b2_t = jnp.asarray(b2, jnp.float32) ** t
-        bc1 = 1 - jnp.asarray(b1, jnp.float32) ** t
-        bc2 = 1 - b2_t
-        rho_t = rho_inf - 2 * t * b2_t / bc2
+        bc1 = one_minus_power(b1, t)
+        bc2 = one_minus_power(b2, t)
+        rho_t, rho_inf = radam_rho(b2, t)
         rectified = rho_t > threshold
         # Evaluate the rectifier only where it is defined (rho_t > 4), so no NaN enters either branch.
         safe_rho = jnp.where(rectified, rho_t, rho_inf)

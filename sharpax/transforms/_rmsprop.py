@@ -33,7 +33,7 @@ def scale_by_rmsprop(
         u_t = \frac{g_t}{\sqrt{v_t - \bar g_t^2} + \epsilon} \text{ (centered) else }
               \frac{g_t}{\sqrt{v_t} + \epsilon}
 
-    `optax.scale_by_rms` puts eps inside the root.
+    `optax.scale_by_rms` puts eps inside the root unless `eps_in_sqrt=False`.
 
     Args:
         decay: alpha (torch's `alpha`) in [0, 1].
@@ -99,7 +99,8 @@ def rmsprop(
         w_t = w_{t-1} - \eta_t \, (b_t \text{ or } u_t)
 
     with u_t from `sharpax.transforms.scale_by_rmsprop`. Differs from `optax.rmsprop`: eps outside the
-    root (optax: inside), defaults lr 1e-2, decay 0.99, eps 1e-8 (optax: decay 0.9, eps 1e-8), L2 term.
+    root (optax's default `eps_in_sqrt=True`: inside), defaults lr 1e-2, decay 0.99 (optax: 0.9), L2 term.
+    `optax.rmsprop(lr, decay=0.99, eps_in_sqrt=False, ...)` follows the same rule without weight decay.
 
     Args:
         learning_rate: eta >= 0, or a schedule.
