@@ -115,10 +115,11 @@ def _check_state(owner: str, state: Any, expected: Any) -> None:
     got, want = jax.tree.structure(state), jax.tree.structure(expected)
     if got != want:
         raise ValueError(
-            f"{owner}: the optimizer state does not have the structure this optimizer's init gives "
-            "for these gradients (was it made by another optimizer, or for other params? a checkpoint "
-            "restored without a target loses its NamedTuples).\n"
-            f"  state: {got}\n  expected: {want}"
+            f"{owner}: the gradient tree does not match the optimizer state: the state does not have "
+            "the structure this optimizer's init gives for these gradients. Either the gradients have "
+            "another structure than the params the state was made for, or the state was made by another "
+            "optimizer (a checkpoint restored without a target also loses its NamedTuples).\n"
+            f"  state: {got}\n  expected for these gradients: {want}"
         )
 
 

@@ -224,10 +224,15 @@ def test_gradient_tree_mismatch_without_params_names_the_state(case):
     state = tx.init(params)
     if not any(getattr(leaf, "shape", None) == (2, 2) for leaf in jax.tree.leaves(state)):
         pytest.skip("stateless (plain sgd): nothing to compare the gradients with")
+
+    # The optimizer names itself, and shows the state it got next to the one these gradients need.
+    def inside(tree):  # "{'a': *, 'b': *}" out of "PyTreeDef({'a': *, 'b': *})", regex-escaped
+        return re.escape(str(jax.tree.structure(tree))[len("PyTreeDef(") : -1])
+
     pattern = (
-        r"scale_by_\w+: the gradient tree does not match the optimizer state\.\n"
-        rf"  gradients: {re.escape(str(jax.tree.structure(bad)))}\n"
-        rf"  optimizer state: {re.escape(str(jax.tree.structure(params)))}"
+        rf"{case.make.__name__}: the gradient tree does not match the optimizer state: .*\n"
+        rf"  state: .*{inside(params)}.*\n"
+        rf"  expected for these gradients: .*{inside(bad)}"
     )
     with pytest.raises(ValueError, match=pattern):
         tx.update(bad, state)

@@ -268,13 +268,13 @@ HOSTILE_INPUTS: list[HostileInput] = [
         "state of another optimizer",
         lambda: _step(sharpax.adam(), state=sharpax.sgd(0.1, momentum=0.9).init(PARAMS)),
         ValueError,
-        r"adam: the optimizer state does not have the structure this optimizer's init gives",
+        r"adam: the gradient tree does not match the optimizer state: the state does not have the structure",
     ),
     HostileInput(
         "update before init",
         lambda: _step(sharpax.nadam(), state=()),
         ValueError,
-        r"nadam: the optimizer state does not have the structure",
+        r"nadam: the gradient tree does not match the optimizer state: the state does not have the structure",
     ),
     # Integer params and gradients. (An integer param with an integer or float0 gradient is allowed: the
     # gradient passes through untouched, the documented contract of `float_leaves_only`.)
