@@ -79,9 +79,17 @@ def progress(steps_done: Array, length: int) -> Array:
     return to_float(clamp(steps_done, 0, length)) / length
 
 
-def anneal(steps_done: Array, length: int, start: Numeric, end: Numeric, shape: str) -> Array:
-    """`end + (start - end) * f(p)` with f a decay shape; exactly `start` at p = 0 and `end` at p = 1."""
+def anneal(
+    steps_done: Array,
+    length: int,
+    start: Numeric,
+    end: Numeric,
+    shape: str | Callable[[Array], Array],
+) -> Array:
+    """`end + (start - end) * f(p)` with f a decay shape (a `DECAY_SHAPES` name, or a function of the
+    progress p in [0, 1] going from 1 to 0); exactly `start` at p = 0 and `end` at p = 1."""
+    factor = DECAY_SHAPES[shape] if isinstance(shape, str) else shape
     p = progress(steps_done, length)
-    value = end + (start - end) * DECAY_SHAPES[shape](p)
+    value = end + (start - end) * factor(p)
     value = jnp.where(p <= 0, jnp.asarray(start, F32), value)
     return jnp.where(p >= 1, jnp.asarray(end, F32), value).astype(F32)

@@ -16,7 +16,6 @@ from sharpax.schedules._common import (
     check_shape,
     check_steps,
     clamp,
-    progress,
     to_float,
 )
 from sharpax.schedules._warmup import linear_warmup
@@ -104,22 +103,16 @@ def warmup_cosine_decay(
     """
     owner = "warmup_cosine_decay"
     check_positive(owner, exponent=exponent)
-    _check_warmup_decay(
+    cosine = DECAY_SHAPES["cosine"]
+    return _warmup_anneal(
         owner,
+        peak_value,
         warmup_steps,
         decay_steps,
-        peak_value=peak_value,
-        init_value=init_value,
-        end_value=end_value,
+        init_value,
+        end_value,
+        lambda p: cosine(p) ** exponent,
     )
-    length = decay_steps - warmup_steps
-
-    def after(k: Array) -> Array:
-        p = progress(k, length)
-        value = end_value + (peak_value - end_value) * DECAY_SHAPES["cosine"](p) ** exponent
-        return jnp.where(p >= 1, jnp.asarray(end_value, F32), value).astype(F32)
-
-    return _warmup_then(init_value, peak_value, warmup_steps, after)
 
 
 warmup_cosine_decay.__doc__ = warmup_cosine_decay.__doc__.replace("{decay_steps}", _DECAY_STEPS_DOC)
@@ -206,22 +199,15 @@ def warmup_polynomial_decay(
     """
     owner = "warmup_polynomial_decay"
     check_positive(owner, power=power)
-    _check_warmup_decay(
+    return _warmup_anneal(
         owner,
+        peak_value,
         warmup_steps,
         decay_steps,
-        peak_value=peak_value,
-        init_value=init_value,
-        end_value=end_value,
+        init_value,
+        end_value,
+        lambda p: (1 - p) ** power,
     )
-    length = decay_steps - warmup_steps
-
-    def after(k: Array) -> Array:
-        p = progress(k, length)
-        value = end_value + (peak_value - end_value) * (1 - p) ** power
-        return jnp.where(p >= 1, jnp.asarray(end_value, F32), value).astype(F32)
-
-    return _warmup_then(init_value, peak_value, warmup_steps, after)
 
 
 warmup_polynomial_decay.__doc__ = warmup_polynomial_decay.__doc__.replace(
