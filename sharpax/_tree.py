@@ -142,9 +142,13 @@ def float_leaves_only(
     def update_fn(updates, state, params=None, **extra_args):
         check_gradients(owner, updates, params)
         float_updates = _non_float_to_none(updates)
-        _check_state(owner, state, jax.eval_shape(tx.init, float_updates))
         float_params = None if params is None else _non_float_to_none(params)
-        new_updates, new_state = tx.update(float_updates, state, float_params, **extra_args)
+        try:
+            new_updates, new_state = tx.update(float_updates, state, float_params, **extra_args)
+        except Exception:
+            # Diagnose only on failure: tracing init on every update would slow every compile.
+            _check_state(owner, state, jax.eval_shape(tx.init, float_updates))
+            raise
         merged = jax.tree.map(
             lambda new, old: old if new is None else new,
             new_updates,
