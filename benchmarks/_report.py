@@ -41,7 +41,7 @@ def markdown(res: dict) -> str:
         f"{m.get('budget_s', 0):.0f} s allows; the order shuffled each round; a sample is at least "
         f"{m['target_sample_s'] * 1e3:.0f} ms or one step, after warm-up). A ratio is the median of "
         "the per-round ratios (pairs from the same round), with its interquartile range in brackets. "
-        "Compile time is `lower` + `compile` of a fresh closure (median of 3 alternating samples when under 2 s, else one). Timings on a shared machine are noisy; "
+        "Compile time is `lower` + `compile` of a fresh closure (median of 5 alternating samples in quick mode, 7 in full, when under 2 s; else one). Timings on a shared machine are noisy; "
         "read ratios within their brackets.",
         "",
     ]
