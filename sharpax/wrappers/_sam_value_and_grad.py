@@ -7,11 +7,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from sharpax._types import Mask, PyTree, ScalarOrSchedule
 from sharpax._validation import check_non_negative, check_positive_int
 from sharpax.wrappers._sam_directions import gsam_direction
 from sharpax.wrappers._sam_docs import fill_doc
+from sharpax.wrappers._sam_per_device import check_mesh_args, per_device
 from sharpax.wrappers._sam_perturbation import Perturbation
 
 Direction = Callable[[PyTree, PyTree], PyTree]
@@ -40,9 +42,12 @@ def two_pass_value_and_grad(
     *,
     has_aux: bool,
     m: int,
+    mesh_axis: str | None = None,
+    mesh: Mesh | None = None,
 ) -> Callable[..., tuple[Any, PyTree]]:
     """The shared body of the `*_value_and_grad` wrappers: pass 1 at w, pass 2 at w + e, chunked by m."""
     check_positive_int(owner, "m", m)
+    check_mesh_args(owner, mesh_axis, mesh)
     value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
     grad = jax.grad(loss_fn, has_aux=has_aux)
 
@@ -53,14 +58,20 @@ def two_pass_value_and_grad(
             sam_grads = sam_grads[0]  # the second pass's aux (e.g. batch statistics) is dropped
         return value, direction(grads, sam_grads)
 
-    def sam_grad_fn(params, *args, sam_step=None, **kwargs):
+    def chunked(params, step, args, kwargs):
         if m == 1:
-            return one_batch(params, sam_step, args, kwargs)
+            return one_batch(params, step, args, kwargs)
         chunks = _split_batch(owner, m, args)
-        values, grads = jax.vmap(lambda c: one_batch(params, sam_step, c, kwargs))(chunks)
+        values, grads = jax.vmap(lambda c: one_batch(params, step, c, kwargs))(chunks)
         mean = lambda x: jnp.mean(x, axis=0)
         value = (mean(values[0]), values[1]) if has_aux else mean(values)
         return value, jax.tree.map(mean, grads)
+
+    if mesh_axis is not None:
+        return per_device(owner, chunked, mesh_axis, mesh, has_aux=has_aux, m=m)
+
+    def sam_grad_fn(params, *args, sam_step=None, **kwargs):
+        return chunked(params, sam_step, args, kwargs)
 
     return sam_grad_fn
 
@@ -76,6 +87,8 @@ def sam_value_and_grad(
     m: int = 1,
     has_aux: bool = False,
     mask: Mask = None,
+    mesh_axis: str | None = None,
+    mesh: Mesh | None = None,
 ) -> Callable[..., tuple[Any, PyTree]]:
     r"""SAM's gradient (Foret et al. 2021) as a drop-in for `jax.value_and_grad(loss_fn, has_aux=...)`.
 
@@ -95,6 +108,7 @@ def sam_value_and_grad(
         {perturbation_args}
         m: m-sharpness, the number of chunks the batch is split into, an integer >= 1.
         has_aux: `loss_fn` returns `(loss, aux)`, as in `jax.value_and_grad`.
+        {mesh_args}
 
     Returns:
         `sam_grad(params, *args, sam_step=None, **kwargs) -> (value, grads)`.
@@ -113,11 +127,28 @@ def sam_value_and_grad(
         Array(25., dtype=float32)
         >>> grads  # g = (6, 8), e = 0.5 g / 10 = (0.3, 0.4), so 2 (w + e)
         Array([6.6, 8.8], dtype=float32)
+
+        Per-device SAM over a mesh axis (here a mesh of one device, where it is plain SAM):
+
+        >>> import jax
+        >>> mesh = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1])
+        >>> loss_fn = lambda w, x: jnp.mean(x) * jnp.sum(w**2)
+        >>> per_device = sharpax.sam_value_and_grad(loss_fn, 0.5, mesh_axis="data", mesh=mesh)
+        >>> loss, grads = jax.jit(per_device)(jnp.array([3.0, 4.0]), jnp.ones((8, 1)))
+        >>> grads
+        Array([6.6, 8.8], dtype=float32)
     """
     owner = "sam_value_and_grad"
     perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
     return two_pass_value_and_grad(
-        owner, loss_fn, perturbation, lambda g, sam_g: sam_g, has_aux=has_aux, m=m
+        owner,
+        loss_fn,
+        perturbation,
+        lambda g, sam_g: sam_g,
+        has_aux=has_aux,
+        m=m,
+        mesh_axis=mesh_axis,
+        mesh=mesh,
     )
 
 
@@ -133,6 +164,8 @@ def gsam_value_and_grad(
     m: int = 1,
     has_aux: bool = False,
     mask: Mask = None,
+    mesh_axis: str | None = None,
+    mesh: Mesh | None = None,
 ) -> Callable[..., tuple[Any, PyTree]]:
     r"""GSAM's gradient (Zhuang et al. 2022): SAM's, minus alpha times g's part orthogonal to it.
 
@@ -155,6 +188,7 @@ def gsam_value_and_grad(
         alpha: weight of the orthogonal correction, >= 0 (0 is SAM; the paper uses 0.01 to 0.3).
         m: m-sharpness, the number of chunks the batch is split into, an integer >= 1.
         has_aux: `loss_fn` returns `(loss, aux)`.
+        {mesh_args}
 
     Returns:
         `gsam_grad(params, *args, sam_step=None, **kwargs) -> (value, grads)`.
@@ -175,4 +209,13 @@ def gsam_value_and_grad(
     check_non_negative(owner, alpha=alpha)
     perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
     direction = lambda g, sam_g: gsam_direction(g, sam_g, alpha)
-    return two_pass_value_and_grad(owner, loss_fn, perturbation, direction, has_aux=has_aux, m=m)
+    return two_pass_value_and_grad(
+        owner,
+        loss_fn,
+        perturbation,
+        direction,
+        has_aux=has_aux,
+        m=m,
+        mesh_axis=mesh_axis,
+        mesh=mesh,
+    )
