@@ -12,6 +12,7 @@ from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._moments import update_first_moment, update_second_moment
 from sharpax.transforms._numerics import one_minus_power
 
 
@@ -82,10 +83,8 @@ def scale_by_adam(
         t = count.astype(jnp.float32)
         bc1 = one_minus_power(b1, t)
         bc2_sqrt = jnp.sqrt(one_minus_power(b2, t))
-        mu = jax.tree.map(lambda g, m: m + (1 - b1) * (g.astype(m.dtype) - m), updates, state.mu)
-        nu = jax.tree.map(
-            lambda g, v: b2 * v + (1 - b2) * jnp.square(g.astype(v.dtype)), updates, state.nu
-        )
+        mu = update_first_moment(updates, state.mu, b1)
+        nu = update_second_moment(updates, state.nu, b2)
         nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu) if amsgrad else None
         denominator_source = nu_max if amsgrad else nu
 

@@ -12,6 +12,7 @@ from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._moments import update_first_moment
 from sharpax.transforms._numerics import one_minus_power
 
 
@@ -64,7 +65,7 @@ def scale_by_adamax(
         check_tree_match(owner, updates, state.mu)
         count = optax.safe_increment(state.count)
         bc1 = one_minus_power(b1, count.astype(jnp.float32))
-        mu = jax.tree.map(lambda g, m: m + (1 - b1) * (g - m), updates, state.mu)
+        mu = update_first_moment(updates, state.mu, b1)
         nu = jax.tree.map(lambda g, u: jnp.maximum(b2 * u, jnp.abs(g) + eps), updates, state.nu)
         out = jax.tree.map(lambda m, u: m / (cast_like(bc1, m) * u), mu, nu)
         return out, ScaleByAdamaxState(count, mu, nu)

@@ -12,6 +12,7 @@ from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative
 from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._moments import update_first_moment, update_second_moment
 from sharpax.transforms._numerics import one_minus_power
 
 
@@ -85,10 +86,8 @@ def scale_by_nadam(
         mu_product = state.mu_product * momentum_t
         grad_coef = (1 - momentum_t) / (1 - mu_product)
         mu_coef = momentum_next / (1 - mu_product * momentum_next)
-        mu = jax.tree.map(lambda g, m: m + (1 - b1) * (g.astype(m.dtype) - m), updates, state.mu)
-        nu = jax.tree.map(
-            lambda g, v: b2 * v + (1 - b2) * jnp.square(g.astype(v.dtype)), updates, state.nu
-        )
+        mu = update_first_moment(updates, state.mu, b1)
+        nu = update_second_moment(updates, state.nu, b2)
 
         def step(g, m, v):
             # Divide in the moments' precision: with float32 moments over float16 params, eps (1e-8)

@@ -12,6 +12,7 @@ from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_range
 from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._moments import update_first_moment, update_second_moment
 from sharpax.transforms._numerics import one_minus_power, radam_rho
 
 
@@ -95,10 +96,8 @@ def scale_by_radam(
             (safe_rho - 4) * (safe_rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * safe_rho)
         )
         fallback = 1.0 if degenerated_to_sgd else 0.0
-        mu = jax.tree.map(lambda g, m: m + (1 - b1) * (g.astype(m.dtype) - m), updates, state.mu)
-        nu = jax.tree.map(
-            lambda g, v: b2 * v + (1 - b2) * jnp.square(g.astype(v.dtype)), updates, state.nu
-        )
+        mu = update_first_moment(updates, state.mu, b1)
+        nu = update_second_moment(updates, state.nu, b2)
 
         def step(g, m, v):
             corrected = m / cast_like(bc1, m)
