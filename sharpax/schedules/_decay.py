@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from sharpax._docs import doc_filler
 from sharpax._types import Array, Numeric, Schedule
 from sharpax._validation import check_range
 from sharpax.schedules._common import (
@@ -20,8 +21,13 @@ from sharpax.schedules._common import (
 )
 from sharpax.schedules._warmup import linear_warmup
 
-_DECAY_STEPS_DOC = """decay_steps: the count at which the decay reaches `end_value`, warmup included (optax's
-            convention), an integer >= `warmup_steps` (equal: straight to `end_value` after the warmup)."""
+_fill_doc = doc_filler(
+    {
+        "decay_steps": """\
+decay_steps: the count at which the decay reaches `end_value`, warmup included (optax's
+    convention), an integer >= `warmup_steps` (equal: straight to `end_value` after the warmup)."""
+    }
+)
 
 
 def _check_warmup_decay(owner: str, warmup_steps: int, decay_steps: int, **values) -> None:
@@ -62,6 +68,7 @@ def _warmup_anneal(owner, peak_value, warmup_steps, decay_steps, init_value, end
     )
 
 
+@_fill_doc
 def warmup_cosine_decay(
     peak_value: float,
     warmup_steps: int,
@@ -115,9 +122,7 @@ def warmup_cosine_decay(
     )
 
 
-warmup_cosine_decay.__doc__ = warmup_cosine_decay.__doc__.replace("{decay_steps}", _DECAY_STEPS_DOC)
-
-
+@_fill_doc
 def warmup_linear_decay(
     peak_value: float,
     warmup_steps: int,
@@ -160,9 +165,7 @@ def warmup_linear_decay(
     )
 
 
-warmup_linear_decay.__doc__ = warmup_linear_decay.__doc__.replace("{decay_steps}", _DECAY_STEPS_DOC)
-
-
+@_fill_doc
 def warmup_polynomial_decay(
     peak_value: float,
     warmup_steps: int,
@@ -208,11 +211,6 @@ def warmup_polynomial_decay(
         end_value,
         lambda p: (1 - p) ** power,
     )
-
-
-warmup_polynomial_decay.__doc__ = warmup_polynomial_decay.__doc__.replace(
-    "{decay_steps}", _DECAY_STEPS_DOC
-)
 
 
 def warmup_exponential_decay(

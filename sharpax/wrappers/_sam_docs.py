@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import textwrap
-from collections.abc import Callable
+from sharpax._docs import doc_filler
 
 _SLOTS = {
     "perturbation_args": """\
@@ -59,15 +57,4 @@ Unlike `optax.contrib.sam` the state holds no copy of the params and one base up
 }
 
 
-def fill_doc(fn: Callable) -> Callable:
-    """Replace each `{slot}` line of `fn`'s docstring with the shared text, indented like the marker."""
-    doc = fn.__doc__ or ""
-    for slot, text in _SLOTS.items():
-        doc = re.sub(
-            r"^([ ]*)\{" + slot + r"\}$",
-            lambda match, text=text: textwrap.indent(text, match.group(1)),
-            doc,
-            flags=re.MULTILINE,
-        )
-    fn.__doc__ = doc
-    return fn
+fill_doc = doc_filler(_SLOTS)
