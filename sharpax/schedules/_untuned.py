@@ -10,7 +10,7 @@ import optax
 
 from sharpax._tree import is_float_leaf
 from sharpax._types import Array, Numeric, Schedule
-from sharpax._validation import check_beta, check_choice
+from sharpax._validation import check_beta, check_choice, check_transformation
 from sharpax.schedules._common import F32, as_count, check_finite, clamp, to_float
 
 
@@ -176,6 +176,7 @@ def with_untuned_warmup(
         -5.00e-07
     """
     owner = "with_untuned_warmup"
+    check_transformation(owner, "tx", tx)
     check_beta(owner, b2=b2)
     check_choice(owner, "shape", shape, ("linear", "exponential"))
     factor = untuned_linear_warmup(b2) if shape == "linear" else untuned_exponential_warmup(b2)

@@ -354,6 +354,12 @@ HOSTILE_INPUTS: list[HostileInput] = [
         r"sam: base_optimizer must be an optax.GradientTransformation .*got 'adam'",
     ),
     HostileInput(
+        "untuned warmup around a string, not an optimizer",
+        lambda: sharpax.with_untuned_warmup("adam"),
+        TypeError,
+        r"with_untuned_warmup: tx must be an optax.GradientTransformation .*got 'adam'",
+    ),
+    HostileInput(
         "Lookahead around an optimizer factory, not an optimizer",
         lambda: sharpax.lookahead(sharpax.adam),
         TypeError,
