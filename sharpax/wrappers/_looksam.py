@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from sharpax._tree import check_tree_match, is_float_leaf
+from sharpax._tree import check_tree_match, is_float_leaf, zeros_like_tree
 from sharpax._types import Array, Mask, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_positive_int, check_transformation
 from sharpax.wrappers._sam import require_grad_fn, sam_gradient
@@ -89,7 +89,7 @@ def looksam(
     def init_fn(params):
         return LookSAMState(
             count=jnp.zeros([], jnp.int32),
-            vertical_direction=jax.tree.map(jnp.zeros_like, params),
+            vertical_direction=zeros_like_tree(params),
             inner_state=base.init(params),
         )
 
