@@ -220,3 +220,44 @@ def test_radam_options_match_the_original_code(threshold, degenerated_to_sgd):
                 got[name][:n_skipped], np.broadcast_to(params[name], got[name][:n_skipped].shape)
             )
             assert not np.array_equal(got[name][n_skipped], params[name])
+
+
+@pytest.mark.parametrize("threshold", [4.0, 5.0, 7.5, 10.0, 30.0])
+@pytest.mark.parametrize("b2", [0.6, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999, 1 - 1e-6])
+def test_radam_rectifies_from_the_step_torch_does(b2, threshold):
+    """The first rectified step is the first t where torch's float64 `rho_t > threshold` holds.
+
+    torch evaluates `rho_inf - 2 t b2^t / (1 - b2^t)` in float64 on the host at every step; here the
+    step is found once, when the optimizer is built, and the update compares the step count with it.
+    """
+    from sharpax.transforms._numerics import first_rectified_step
+
+    rho_inf = 2 / (1 - b2) - 1
+    torch_rectified = [rho_inf - 2 * t * b2**t / (1 - b2**t) > threshold for t in range(1, 2001)]
+    got = first_rectified_step(b2, threshold)
+    if not any(torch_rectified):
+        assert got is None or got > 2000
+        return
+    want = torch_rectified.index(True) + 1
+    assert got == want
+    assert all(torch_rectified[want - 1 :]), "rho_t is increasing: rectified from t* on"
+    # The update takes the rectified branch exactly from t*: with degenerated_to_sgd=False the params
+    # stay put before it and move at it.
+    tx = sharpax.radam(1e-2, b2=b2, threshold=threshold, degenerated_to_sgd=False)
+    params = jnp.ones(3)
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for t in range(1, want + 1):
+        updates, state = step(jnp.full(3, 0.5), state, params)
+        moved = bool(jnp.any(updates != 0))
+        assert moved == (t == want), f"step {t}: moved={moved}, first rectified step {want}"
+
+
+def test_radam_traced_threshold_decides_like_the_static_one():
+    """optax.inject_hyperparams makes b2 and threshold traced: rho_t is then compared in float32."""
+    params, grads = inputs()
+    static = run_trajectory(sharpax.radam(1e-2, b2=0.99, threshold=6.0), params, grads, jit=True)
+    injected = optax.inject_hyperparams(sharpax.radam)(learning_rate=1e-2, b2=0.99, threshold=6.0)
+    traced = run_trajectory(injected, params, grads, jit=True)
+    for name in params:
+        np.testing.assert_allclose(traced[name], static[name], rtol=2e-6, atol=1e-7)

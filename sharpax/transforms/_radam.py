@@ -10,10 +10,16 @@ import optax
 
 from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Updates
-from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_range
+from sharpax._validation import (
+    check_beta,
+    check_float_dtype,
+    check_non_negative,
+    check_range,
+    is_static_number,
+)
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import one_minus_power, radam_rho
+from sharpax.transforms._numerics import first_rectified_step, one_minus_power, radam_rho
 
 
 class ScaleByRadamState(NamedTuple):
@@ -46,6 +52,9 @@ def scale_by_radam(
 
     eps is added to the *uncorrected* root (torch and the original code); optax adds it to the corrected
     root, and its threshold is 5 with `>=`, not `>`.
+    The test `rho_t > threshold` is decided as torch decides it, in float64: for a static beta_2 and
+    threshold the first rectified step is found when the transform is built, and the update compares the
+    step count with it (a traced one, e.g. under `optax.inject_hyperparams`, compares a float32 rho_t).
 
     Args:
         b1: beta_1 in [0, 1).
@@ -81,6 +90,9 @@ def scale_by_radam(
             nu=zeros_like_tree(params, nu_dtype),
         )
 
+    static_threshold = is_static_number(b2) and is_static_number(threshold)
+    first_step = first_rectified_step(b2, threshold) if static_threshold else None
+
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.mu)
@@ -89,7 +101,10 @@ def scale_by_radam(
         bc1 = one_minus_power(b1, t)
         bc2 = one_minus_power(b2, t)
         rho_t, rho_inf = radam_rho(b2, t)
-        rectified = rho_t > threshold
+        if static_threshold:
+            rectified = jnp.asarray(False) if first_step is None else count >= first_step
+        else:
+            rectified = rho_t > threshold
         # Evaluate the rectifier only where it is defined (rho_t > 4), so no NaN enters either branch.
         safe_rho = jnp.where(rectified, rho_t, rho_inf)
         rect = jnp.sqrt(
