@@ -40,7 +40,7 @@ def scale_by_adam(
         m_t = m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}), \quad
         v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \quad
         \hat v_t = \max(\hat v_{t-1}, v_t) \text{ (AMSGrad) else } v_t \\
-        u_t = \frac{m_t / (1 - \beta_1^t)}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+        u_t = \frac{m_t / (1 - \beta_1^t)}{\sqrt{\hat v_t / (1 - \beta_2^t)} + \epsilon}
 
     AMSGrad keeps the max of the *raw* second moment and bias-corrects it afterwards (torch);
     `optax.scale_by_amsgrad` keeps the max of the corrected moment, which differs in early steps.
@@ -82,14 +82,18 @@ def scale_by_adam(
         count = optax.safe_increment(state.count)
         t = count.astype(jnp.float32)
         bc1 = one_minus_power(b1, t)
-        bc2_sqrt = jnp.sqrt(one_minus_power(b2, t))
+        bc2 = one_minus_power(b2, t)
         mu = update_first_moment(updates, state.mu, b1)
         nu = update_second_moment(updates, state.nu, b2)
         nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu) if amsgrad else None
         denominator_source = nu_max if amsgrad else nu
 
         def step(g, m, v):
-            denom = jnp.sqrt(v) / cast_like(bc2_sqrt, v) + eps
+            # torch divides sqrt(v) by sqrt(1 - b2^t); sqrt(v / (1 - b2^t)) is the same to an ulp (the
+            # torch goldens' worst error is unchanged) and lets XLA:CPU compile one kernel per leaf
+            # shape: with the former, the first leaf of each shape got its own (40 kernels vs optax's 33
+            # on a 70-leaf Transformer, ~15% more compile time).
+            denom = jnp.sqrt(v / cast_like(bc2, v)) + eps
             return ((m / cast_like(bc1, m)) / denom.astype(m.dtype)).astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, mu, denominator_source)
