@@ -41,15 +41,16 @@ def transformer_params(
         return LM().init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
 
 
-def regime_trees(quick: bool) -> dict[str, dict]:
-    """name -> param tree for the step-time regimes."""
+def regime_trees(quick: bool, only: str | None = None) -> dict[str, dict]:
+    """name -> param tree for the step-time regimes (just `only`'s, when given)."""
     del quick  # the regimes are the same; --quick runs fewer optimizers on the expensive ones
-    return {
-        "large_1x4M": leaves(1, 4 * 1024 * 1024),
-        "small_400x10k": leaves(400, 10_000),
-        "small_2000x1k": leaves(2000, 1_000),
-        "flax_transformer": transformer_params(),
+    builders = {
+        "large_1x4M": lambda: leaves(1, 4 * 1024 * 1024),
+        "small_400x10k": lambda: leaves(400, 10_000),
+        "small_2000x1k": lambda: leaves(2000, 1_000),
+        "flax_transformer": transformer_params,
     }
+    return {name: build() for name, build in builders.items() if only in (None, name)}
 
 
 def tree_bytes(tree) -> int:

@@ -27,6 +27,7 @@ import _cases  # noqa: E402
 import _harness as h  # noqa: E402
 import _report  # noqa: E402
 import _trees  # noqa: E402
+import compile_probe  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
@@ -40,7 +41,8 @@ QUICK_CASES = {
 }
 SWEEP_LEAVES = {"quick": [100, 1000], "full": [100, 1000, 4000]}
 SWEEP_CASES = {"quick": ["adam"], "full": ["adam", "sgd"]}
-SWEEP_REPS = {100: 5, 1000: 3, 4000: 1}  # 4000 leaves: ~1-2 min per compile here
+# Compile samples per library at each leaf count (4000 leaves: ~1-2 min per compile here).
+SWEEP_REPS = {"quick": {100: 5, 1000: 3}, "full": {100: 9, 1000: 5, 4000: 1}}
 # Suites written with the SAM and Lookahead work; the arguments run.py passes them in each mode
 # (a script that accepts --quick gets it).
 EXTRA_SUITES = {
@@ -67,13 +69,6 @@ def step_regime(name, params, cases, args, use_torch):
             builders.reverse()
         runners = {label: h.JaxRunner(make(), params, grads) for label, make in builders}
         runners = {"sharpax": runners["sharpax"], "optax": runners["optax"]}
-        # Cheap compiles are noisy: take a few more samples, alternating, and keep the median.
-        if max(r.compile_s for r in runners.values()) < args.recompile_below_s:
-            for j in range(args.compile_samples - 1):
-                for label, make in builders if j % 2 else builders[::-1]:
-                    runners[label].compile_samples.append(h.compile_step(make(), params, grads)[1])
-            for r in runners.values():
-                r.compile_s = h.median(r.compile_samples)
         if use_torch and case.torch is not None:
             runners["torch"] = h.TorchRunner(case.torch, params, grads)
         if name.startswith("large"):
@@ -82,15 +77,12 @@ def step_regime(name, params, cases, args, use_torch):
         row = {
             "step_s": {k: h.median(v) for k, v in samples.items()},
             "vs_optax": h.paired_ratio(samples["sharpax"], samples["optax"]),
-            "compile_s": {k: runners[k].compile_s for k in ("sharpax", "optax")},
             "state_bytes": {
                 k: r.state_bytes for k, r in runners.items() if hasattr(r, "state_bytes")
             },
             "fusions": {k: runners[k].fusions for k in ("sharpax", "optax")},
             "samples": samples,
         }
-        row["compile_ratio"] = row["compile_s"]["sharpax"] / row["compile_s"]["optax"]
-        row["compile_samples"] = {k: runners[k].compile_samples for k in ("sharpax", "optax")}
         if "torch" in samples:
             row["torch_vs_optax"] = h.paired_ratio(samples["torch"], samples["optax"])
         if "copy" in samples:
@@ -116,7 +108,6 @@ def step_regime(name, params, cases, args, use_torch):
         print(
             f"  {name:18s} {case.id:14s} step x{row['vs_optax']['ratio']:.3f} "
             f"[{row['vs_optax']['p25']:.3f}, {row['vs_optax']['p75']:.3f}]  "
-            f"compile x{row['compile_ratio']:.3f}"
             + (f"  torch x{row['torch_vs_optax']['ratio']:.2f}" if "torch_vs_optax" in row else "")
             + (
                 f"  floor x{row['bandwidth']['vs_floor']['ratio']:.2f}"
@@ -126,34 +117,34 @@ def step_regime(name, params, cases, args, use_torch):
             flush=True,
         )
         del runners
+    compiles = compile_isolated(name, [c.id for c in cases], args)
+    for cid, row in out.items():
+        row["compile"] = compiles[cid]
     return out
 
 
-def compile_sweep(cases, leaf_counts, reps):
+def compile_isolated(regime, ids, args, samples=None):
+    """Compile times from `compile_probe.py` in a fresh process (see its docstring for why)."""
+    samples = samples or args.compile_samples
+    res = compile_probe.run_isolated(regime, ids, samples, args.clock)
+    for cid, r in res.items():
+        cs, v = r["compile_s"], r["vs_optax"]
+        print(
+            f"  compile {regime:18s} {cid:14s} sharpax {cs['sharpax']:.2f}s optax {cs['optax']:.2f}s "
+            f"x{v['ratio']:.3f} [{v['p25']:.2f}, {v['p75']:.2f}]  kernels "
+            f"{r['kernels']['sharpax']}/{r['kernels']['optax']}",
+            flush=True,
+        )
+    return res
+
+
+def compile_sweep(cases, leaf_counts, args, quick):
     out = {}
-    for case in cases:
-        out[case.id] = {}
-        for n in leaf_counts:
-            params = _trees.leaves(n, 256, seed=1)
-            grads = params
-            times = {"sharpax": [], "optax": []}
-            for r in range(reps or SWEEP_REPS[n]):
-                order = [("sharpax", case.sharpax), ("optax", case.optax)]
-                if r % 2:
-                    order.reverse()
-                for label, make in order:
-                    times[label].append(h.compile_step(make(), params, grads)[1])
-            row = {
-                "compile_s": {k: h.median(v) for k, v in times.items()},
-                "samples": times,
-                "vs_optax": h.paired_ratio(times["sharpax"], times["optax"]),
-            }
-            out[case.id][n] = row
-            print(
-                f"  compile {case.id:14s} {n:5d} leaves: sharpax {row['compile_s']['sharpax']:.2f}s "
-                f"optax {row['compile_s']['optax']:.2f}s x{row['vs_optax']['ratio']:.3f}",
-                flush=True,
-            )
+    for n in leaf_counts:
+        reps = SWEEP_REPS["quick" if quick else "full"][n]
+        res = compile_isolated(f"leaves:{n}", [c.id for c in cases], args, samples=reps)
+        for cid, row in res.items():
+            out.setdefault(cid, {})[n] = row
     return out
 
 
@@ -222,8 +213,7 @@ def main(argv=None):
     )  # at least; more while the budget allows
     args.target_s = 0.01
     args.budget_s = 3.0 if args.quick else 8.0
-    args.recompile_below_s = 2.0
-    args.compile_samples = 5 if args.quick else 7  # alternating; short compiles are noisy
+    args.compile_samples = 5 if args.quick else 9  # per library, alternating, in a fresh process
     sections = set(args.sections.split(","))
     if args.clock == "cpu":
         h.use_cpu_clock()
@@ -279,9 +269,7 @@ def main(argv=None):
     if "compile" in sections:
         sweep_cases = [c for c in cases if c.id in SWEEP_CASES[mode]]
         print("compile sweep", flush=True)
-        results["compile"] = compile_sweep(
-            sweep_cases, SWEEP_LEAVES[mode], 1 if args.quick else None
-        )
+        results["compile"] = compile_sweep(sweep_cases, SWEEP_LEAVES[mode], args, args.quick)
     if "memory" in sections:
         results["memory"] = memory(cases, _trees.transformer_params(), use_torch)
     if "grouped" in sections:
