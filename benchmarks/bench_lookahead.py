@@ -12,7 +12,7 @@ donated, on an MLP-shaped param tree, with fixed gradients (the optimizer step a
 run interleaved, round after round, so that load on a shared machine hits them alike; a round times
 `2 * sync_period` consecutive steps of each (two syncs included), and we report the median per-step time
 over the rounds after warm-up, and the ratios. `--per-step` also times single steps, split into
-sync and non-sync steps.
+the step after a sync, the other non-sync steps, and the sync step.
 """
 
 from __future__ import annotations
@@ -155,7 +155,10 @@ def main() -> None:
     )
 
     if args.per_step:
-        per: dict[str, dict[bool, list[float]]] = {}
+        # Steps of a period: the one after a sync (lookahead copies the params into its state), the other
+        # non-sync steps (the inner optimizer's cost, plus the slow-weight read if XLA keeps it), the sync.
+        kinds = ("after sync", "other", "sync")
+        per: dict[str, dict[str, list[float]]] = {}
         for r in range(args.warmup + args.rounds):
             for name, run in runs.items():
                 step, params, state = run
@@ -165,15 +168,21 @@ def main() -> None:
                     params, state = step(params, state, grads)
                     jax.block_until_ready((params, state))
                     if r >= args.warmup:
-                        is_sync = i == args.sync_period - 1
-                        per.setdefault(name, {True: [], False: []})[is_sync].append(clock() - t0)
+                        kind = (
+                            "sync"
+                            if i == args.sync_period - 1
+                            else "after sync"
+                            if i == 0
+                            else "other"
+                        )
+                        per.setdefault(name, {k: [] for k in kinds})[kind].append(clock() - t0)
                 run[1], run[2] = params, state
-        print("\nsingle steps (blocking after each), median ms: non-sync / sync")
+        print("\nsingle steps (blocking after each), median ms: " + " / ".join(kinds))
         for name, d in per.items():
-            print(
-                f"  {name:34s} {statistics.median(d[False]) * 1e3:8.3f} / "
-                f"{statistics.median(d[True]) * 1e3:8.3f}"
+            cells = " / ".join(
+                f"{statistics.median(d[k]) * 1e3:8.3f}" if d[k] else "-" for k in kinds
             )
+            print(f"  {name:34s} {cells}")
 
 
 if __name__ == "__main__":

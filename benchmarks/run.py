@@ -46,8 +46,14 @@ SWEEP_REPS = {"quick": {100: 5, 1000: 3}, "full": {100: 9, 1000: 5, 4000: 1}}
 # Suites written with the SAM and Lookahead work; the arguments run.py passes them in each mode
 # (a script that accepts --quick gets it).
 EXTRA_SUITES = {
-    "bench_sam.py": {"quick": ["--rounds", "7"], "full": []},
-    "bench_lookahead.py": {"quick": ["--rounds", "10"], "full": []},
+    "bench_sam.py": {
+        "quick": ["--rounds", "15", "--steps", "10", "--clock", "process"],
+        "full": ["--rounds", "25", "--steps", "10", "--clock", "process"],
+    },
+    "bench_lookahead.py": {
+        "quick": ["--rounds", "20", "--warmup", "5", "--clock", "cpu", "--per-step"],
+        "full": ["--rounds", "30", "--warmup", "5", "--clock", "cpu", "--per-step"],
+    },
 }
 
 
