@@ -114,10 +114,15 @@ def scale_by_radam(
         mu = update_first_moment(updates, state.mu, b1)
         nu = update_second_moment(updates, state.nu, b2)
 
+        # torch multiplies sqrt(1 - b2^t) / (sqrt(v) + eps) by r_t per element; one scalar product first is
+        # the same to an ulp, and the per-leaf kernel then has one parameter order for every leaf of a shape,
+        # so XLA:CPU compiles it once per shape (35 distinct kernels on the Transformer, as optax; was 41).
+        adaptive_scale = jnp.sqrt(bc2) * rect
+
         def step(g, m, v):
             corrected = m / cast_like(bc1, m)
-            adaptive = cast_like(jnp.sqrt(bc2), v) / (jnp.sqrt(v) + eps)
-            scale = jnp.where(rectified, adaptive * cast_like(rect, v), cast_like(fallback, v))
+            adaptive = cast_like(adaptive_scale, v) / (jnp.sqrt(v) + eps)
+            scale = jnp.where(rectified, adaptive, cast_like(fallback, v))
             return (corrected * scale.astype(m.dtype)).astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, mu, nu)
