@@ -33,11 +33,16 @@ def make_step(tx: optax.GradientTransformation) -> Callable:
     return step
 
 
+def lower_step(tx, params, state, grads):
+    """The step with params and state donated, lowered (traced to StableHLO) for these shapes."""
+    return jax.jit(make_step(tx), donate_argnums=(0, 1)).lower(params, state, grads)
+
+
 def compile_step(tx, params, grads) -> tuple[Callable, float]:
     """(compiled step with params and state donated, seconds spent in lower + compile)."""
     state = jax.eval_shape(tx.init, params)
     t0 = CLOCK()
-    compiled = jax.jit(make_step(tx), donate_argnums=(0, 1)).lower(params, state, grads).compile()
+    compiled = lower_step(tx, params, state, grads).compile()
     return compiled, CLOCK() - t0
 
 
@@ -70,7 +75,6 @@ class JaxRunner:
 
     def __init__(self, tx, params, grads):
         self.compiled, self.compile_s = compile_step(tx, params, grads)
-        self.compile_samples = [self.compile_s]
         self.fusions = count_fusions(self.compiled)
         self.params = fresh_copy(params)
         self.state = tx.init(self.params)
