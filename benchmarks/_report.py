@@ -102,7 +102,7 @@ def markdown(res: dict) -> str:
             "(8 bytes per element). The floor ratio is step time over copy time scaled to the same bytes.",
             "",
         ]
-    if "compile" in res:
+    if res.get("compile"):
         lines += ["## Compile time vs number of leaves (256 floats each)", ""]
         lines += [
             "| optimizer | leaves | samples | sharpax s | optax s | sharpax/optax | distinct kernels |",

@@ -131,6 +131,8 @@ def step_regime(name, params, cases, args, use_torch):
 
 def compile_isolated(regime, ids, args, samples=None):
     """Compile times from `compile_probe.py` in a fresh process (see its docstring for why)."""
+    if not ids:  # e.g. --only names no optimizer of the compile sweep
+        return {}
     samples = samples or args.compile_samples
     res = compile_probe.run_isolated(regime, ids, samples, args.clock)
     for cid, r in res.items():
