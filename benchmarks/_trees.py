@@ -19,6 +19,13 @@ def transformer_params(
     vocab: int = 4096, dim: int = 256, depth: int = 4, heads: int = 4, mlp: int = 1024
 ) -> dict:
     """The params of a small Flax (linen) pre-LN Transformer LM, ~4.2M floats in ~70 leaves."""
+    return transformer_model(vocab, dim, depth, heads, mlp)[1]
+
+
+def transformer_model(
+    vocab: int = 4096, dim: int = 256, depth: int = 4, heads: int = 4, mlp: int = 1024
+) -> tuple:
+    """`(apply, params)` of the Transformer LM of `transformer_params`: apply(params, tokens) -> logits."""
     import flax.linen as nn
 
     class Block(nn.Module):
@@ -37,8 +44,31 @@ def transformer_params(
                 x = Block()(x)
             return nn.Dense(vocab)(nn.LayerNorm()(x))
 
+    model = LM()
     with jax.numpy_dtype_promotion("standard"):
-        return LM().init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+        params = model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+    return (lambda p, tokens: model.apply({"params": p}, tokens)), params
+
+
+def mlp_model(sizes: tuple[int, ...] = (784, 1024, 1024, 10), seed: int = 0) -> tuple:
+    """`(apply, params)` of a ReLU MLP with Dense-style {"kernel", "bias"} layers (~1.9M floats)."""
+    rng = np.random.default_rng(seed)
+    params = {
+        f"dense{i}": {
+            "kernel": jnp.asarray(rng.standard_normal((m, n), dtype=np.float32) / np.sqrt(m)),
+            "bias": jnp.zeros(n, jnp.float32),
+        }
+        for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+    }
+
+    def apply(p, x):
+        for i in range(len(sizes) - 1):
+            x = x @ p[f"dense{i}"]["kernel"] + p[f"dense{i}"]["bias"]
+            if i < len(sizes) - 2:
+                x = jax.nn.relu(x)
+        return x
+
+    return apply, params
 
 
 def regime_trees(quick: bool, only: str | None = None) -> dict[str, dict]:

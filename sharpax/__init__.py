@@ -3,6 +3,7 @@
 from optax import chain as chain
 
 from sharpax import schedules as schedules
+from sharpax import sharpness as sharpness
 from sharpax import transforms as transforms
 from sharpax import wrappers as wrappers
 from sharpax._apply import apply_updates as apply_updates
@@ -88,6 +89,7 @@ __all__ = [
     "schedules",
     "set_hyperparams",
     "sgd",
+    "sharpness",
     "transforms",
     "untuned_exponential_warmup",
     "untuned_linear_warmup",

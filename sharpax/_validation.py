@@ -133,3 +133,15 @@ def check_transformation(owner: str, name: str, value: Any) -> None:
             f"{owner}: {name} must be an optax.GradientTransformation (e.g. sharpax.adam(1e-3)), "
             f"got {value!r}"
         )
+
+
+def check_key(owner: str, key: Any) -> None:
+    """`key` must be a JAX PRNG key: a typed key (`jax.random.key`) or a raw uint32[2] one (`PRNGKey`)."""
+    if isinstance(key, jax.core.Tracer):
+        return
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if dtype == np.uint32 and np.shape(key)[-1:] == (2,):
+        return
+    raise TypeError(f"{owner}: key must be a JAX PRNG key (e.g. jax.random.key(0)), got {key!r}")
