@@ -16,7 +16,7 @@ import pytest
 from golden import sam_references as ref
 
 import sharpax
-from sharpax.wrappers._sam_directions import gsam_direction
+from sharpax.wrappers._sam_geometry import gsam_direction
 from tests.torch_reference import GOLDEN_VS_LIVE_F64
 
 GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
@@ -84,7 +84,7 @@ def test_gsam_direction_zero_sam_gradient_is_not_nan():
 
 def _gsam_schedules():
     lr = optax.linear_schedule(ref.GSAM["lr_max"], ref.GSAM["lr_min"], ref.STEPS)
-    rho = sharpax.wrappers.lr_proportional_rho(
+    rho = sharpax.lr_proportional_rho(
         lr, ref.GSAM["lr_max"], ref.GSAM["lr_min"], ref.GSAM["rho_max"], ref.GSAM["rho_min"]
     )
     return lr, rho
