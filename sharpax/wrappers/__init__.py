@@ -25,21 +25,35 @@ The family:
 A rho schedule (e.g. `sharpax.lr_proportional_rho`) adds a step count to the transformation forms.
 """
 
+from sharpax.wrappers._bsam import BSAMState as BSAMState
+from sharpax.wrappers._bsam import bsam as bsam
+from sharpax.wrappers._bsam import bsam_sample as bsam_sample
+from sharpax.wrappers._bsam import bsam_variance as bsam_variance
 from sharpax.wrappers._lookahead import LookaheadState as LookaheadState
 from sharpax.wrappers._lookahead import lookahead as lookahead
 from sharpax.wrappers._lookahead import lookahead_params as lookahead_params
 from sharpax.wrappers._lookahead import ranger as ranger
 from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers._sam_gradients import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers._sam_gradients import wsam_value_and_grad as wsam_value_and_grad
+from sharpax.wrappers._sam_transforms import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers._sam_transforms import LookSAMState as LookSAMState
 from sharpax.wrappers._sam_transforms import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers._sam_transforms import SAMState as SAMState
+from sharpax.wrappers._sam_transforms import friendly_sam as friendly_sam
 from sharpax.wrappers._sam_transforms import gsam as gsam
 from sharpax.wrappers._sam_transforms import looksam as looksam
 from sharpax.wrappers._sam_transforms import periodic_sam as periodic_sam
 from sharpax.wrappers._sam_transforms import sam as sam
+from sharpax.wrappers._sam_transforms import wsam as wsam
 
 __all__ = [
+    "bsam",
+    "bsam_sample",
+    "bsam_variance",
+    "BSAMState",
+    "friendly_sam",
+    "FriendlySAMState",
     "gsam",
     "gsam_value_and_grad",
     "lookahead",
@@ -53,4 +67,6 @@ __all__ = [
     "sam",
     "sam_value_and_grad",
     "SAMState",
+    "wsam",
+    "wsam_value_and_grad",
 ]
