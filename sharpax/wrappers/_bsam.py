@@ -40,7 +40,7 @@ class BSAMState(NamedTuple):
 
 def _state_dtype(x: Array) -> Any:
     """float32, or float64 for float64 params: a bfloat16 s would not move by (1 - b2) = 0.1%."""
-    return jnp.promote_types(x.dtype, jnp.float32)
+    return jnp.float64 if x.dtype == jnp.float64 else jnp.float32
 
 
 def _normal_like(key: Array, leaves: list[Array]) -> list[Array | None]:
