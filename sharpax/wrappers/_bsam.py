@@ -239,14 +239,15 @@ def bsam(
 
 def _find_state(owner: str, state: Any) -> BSAMState:
     """The one `BSAMState` inside an optimizer state (bsam's own, or a chain or wrapper around it)."""
-    is_bsam = lambda x: isinstance(x, BSAMState)
-    found = [x for x in jax.tree.leaves(state, is_leaf=is_bsam) if is_bsam(x)]
+    found = optax.tree_utils.tree_get_all_with_path(
+        state, BSAMState.__name__, filtering=lambda _, value: isinstance(value, BSAMState)
+    )
     if len(found) != 1:
         raise ValueError(
-            f"{owner}: expected the state of one sharpax.bsam optimizer, found {len(found)} BSAMState "
-            "in the state given"
+            f"{owner}: expected exactly one BSAMState (the state of sharpax.bsam) in the optimizer "
+            f"state, found {len(found)}"
         )
-    return found[0]
+    return found[0][1]
 
 
 def bsam_variance(state: optax.OptState, num_data: float) -> Updates:
