@@ -258,15 +258,9 @@ def gsam_value_and_grad(
     `sam_step=`. With m-sharpness the decomposition is done per chunk, then averaged (as the reference
     code does per worker before its all-reduce). No optax or torch.optim namesake.
 
-    Call it as `sam_grad(params, *args, sam_step=None, **kwargs)`. It returns the loss (and aux, with
-    `has_aux=True`) of the first pass at the unperturbed params and the gradient of the second pass, for
-    any optimizer, `TrainState.apply_gradients` or `nnx.Optimizer.update`; jit it with the training
-    step. Pass `sam_step=` (0 at the first update) when `rho` is a schedule. With `m > 1` the positional
-    arguments after `params` are split along their leading axis into m chunks, each perturbed with its
-    own gradient, and the m results are averaged (aux stacked per chunk); keyword arguments go whole to
-    every chunk. With `mesh_axis`, each device along that mesh axis perturbs with its own shard's
-    gradient (`jax.shard_map`, as google-research/sam under `pmap`) before losses and gradients are
-    averaged. The SAM guide of the docs (docs/sam.md) has the details.
+    Called as `gsam_grad(params, *args, sam_step=None, **kwargs)`, the convention of every gradient
+    form (docs/sam.md): the loss (and aux) of the first pass at `params`, `sam_step=` for a rho
+    schedule, `m` and `mesh_axis` as in `sam_value_and_grad`.
 
     Args:
         loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (or `(loss, aux)` with `has_aux`), a scalar.

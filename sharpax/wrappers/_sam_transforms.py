@@ -275,8 +275,8 @@ def friendly_sam(
         u = \text{base.update}\big(\text{grad\_fn}(w + e), \; s, \; w\big)
 
     m is an exponential moving average of the first-pass gradients g, an estimate of the full-batch
-    gradient; removing it leaves the minibatch's own direction, which is what SAM's ascent should
-    follow (the full-gradient part adds no sharpness information, the paper's finding). On the first
+    gradient; removing it leaves the minibatch's own direction (the paper finds the full-gradient part
+    of SAM's ascent harms generalisation, and the batch-specific part is what helps). On the first
     step m is set to g and the direction is g itself: the first step is plain SAM, as in the reference
     `FriendlySAM.first_step` (nblt/F-SAM `utils.py`), whose rule pytorch_optimizer 4.1's `FriendlySAM`
     repeats. The direction takes the m of the *previous* step; m is updated after. The base optimizer
