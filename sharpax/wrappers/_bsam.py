@@ -229,7 +229,9 @@ def bsam(
     )
     check_positive(owner, num_data=num_data, s_init=s_init)
     check_beta(owner, b1=b1, b2=b2)
-    check_int(owner, "seed", seed, minimum=0)
+    # optax.inject_hyperparams passes every number as an array, the seed included.
+    if not (isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jnp.integer)):
+        check_int(owner, "seed", seed, minimum=0)
     learning_rate = checked_schedule(owner, "learning_rate", learning_rate)
     return optax.chain(
         _scale_by_bsam(num_data, rho, b1, b2, weight_decay, damping, s_init, seed),
