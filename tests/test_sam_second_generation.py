@@ -443,6 +443,11 @@ def test_bsam_variance_and_samples():
     assert sample["step"].dtype == jnp.int32
     np.testing.assert_allclose(np.std(sample["w"]), 0.1, rtol=0.05)
     np.testing.assert_allclose(np.mean(sample["w"]), 0.0, atol=0.01)
+    # An integer leaf is never trained: a float0 update with grads=None, its state untouched.
+    grad_fn = lambda p: {"w": p["w"], "step": np.zeros((), jax.dtypes.float0)}
+    u, state = jax.jit(lambda s: tx.update(None, s, params, grad_fn=grad_fn))(state)
+    assert u["step"].dtype == jax.dtypes.float0
+    assert int(sharpax.apply_updates(params, u)["step"]) == 0
     with pytest.raises(ValueError, match="bsam_variance: expected exactly one BSAMState"):
         sharpax.bsam_variance(sharpax.adam(0.1).init(params), 25)
 

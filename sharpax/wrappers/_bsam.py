@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from sharpax._tree import is_float_leaf
@@ -40,7 +41,7 @@ class BSAMState(NamedTuple):
 
 def _state_dtype(x: Array) -> Any:
     """float32, or float64 for float64 params: a bfloat16 s would not move by (1 - b2) = 0.1%."""
-    return jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+    return jnp.float64 if jnp.result_type(x) == jnp.float64 else jnp.float32
 
 
 def _normal_like(key: Array, leaves: list[Array]) -> list[Array | None]:
@@ -51,7 +52,7 @@ def _normal_like(key: Array, leaves: list[Array]) -> list[Array | None]:
     """
     keys = jax.random.split(key, len(leaves) + 1)
     return [
-        jax.random.normal(keys[i + 1], x.shape, _state_dtype(x)) if is_float_leaf(x) else None
+        jax.random.normal(keys[i + 1], jnp.shape(x), _state_dtype(x)) if is_float_leaf(x) else None
         for i, x in enumerate(leaves)
     ]
 
@@ -87,9 +88,15 @@ def _scale_by_bsam(
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         del extra_args  # no base optimizer to hand them to
         grad_fn = require_grad_fn(owner, grad_fn, params)
-        like = params if updates is None else updates
+        if updates is None:  # a template: float leaves like the params, float0 for the others
+            updates = jax.tree.map(
+                lambda x: x if is_float_leaf(x) else np.zeros(np.shape(x), jax.dtypes.float0),
+                params,
+            )
+        like = updates
         check_tree_match(owner, like, params, "params")
         w, treedef = jax.tree.flatten(params)
+        w = [jnp.asarray(x) if isinstance(x, float) else x for x in w]  # Python float params
         s = treedef.flatten_up_to(state.precision)
         gm = treedef.flatten_up_to(state.momentum)
         floats = [i for i, x in enumerate(w) if is_float_leaf(x)]
@@ -114,10 +121,8 @@ def _scale_by_bsam(
             call_grad_fn(owner, grad_fn, with_float_leaves(perturbed), like)
         )
 
-        # Non-float leaves: their gradient passes through (zeros when `grads` is None).
-        out = treedef.flatten_up_to(
-            like if updates is not None else jax.tree.map(jnp.zeros_like, params)
-        )
+        # Non-float leaves: their gradient passes through (float0 when `grads` is None).
+        out = treedef.flatten_up_to(like)
         new_gm, new_s = list(gm), list(s)
         for i in floats:
             g_s = g_sam[i].astype(s[i].dtype)
@@ -321,6 +326,7 @@ def bsam_sample(key: Array, state: optax.OptState, params: Params, num_data: flo
     check_positive(owner, num_data=num_data)
     found = _find_state(owner, state)
     w, treedef = jax.tree.flatten(params)
+    w = [jnp.asarray(x) if isinstance(x, float) else x for x in w]
     s = treedef.flatten_up_to(found.precision)
     noise = _normal_like(key, w)
     out = [
