@@ -385,11 +385,12 @@ def wsam(
     pytorch_optimizer 4.1's `WSAM` have the same rule and the same default gamma = 0.9, and both read
     eta_t from the param group's `lr` (here it is the argument). They differ in gradient clipping
     (`max_norm`): the reference's last version clips the first-pass gradient g and, separately, the
-    second-pass gradient g_s before mixing them; pytorch_optimizer clips only g_s (it follows an
-    October 2023 reference commit that removed the first clip, restored two months later). We clip
-    neither: put a clip inside the base optimizer (`wsam(chain(clip, sgd), ...)`) to clip what the base
-    optimizer gets (the mixed gradient, or g when decoupled); the decoupled term is not clipped. Both
-    torch codes restore w by subtracting e from w + e, which rounds; here w is never moved.
+    second-pass gradient g_s before mixing them; pytorch_optimizer clips only g_s (as the reference
+    did from October to December 2023, between a commit removing the first clip and one restoring
+    it). We clip neither: put a clip inside the base optimizer (`wsam(chain(clip, sgd), ...)`) to clip
+    what the base optimizer gets (the mixed gradient, or g when decoupled); the decoupled term is not
+    clipped. Both torch codes restore w by subtracting e from w + e, which rounds; here w is never
+    moved.
 
     Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
     every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
