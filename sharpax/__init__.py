@@ -1,4 +1,10 @@
-"""sharpax: JAX optimizers in the optax style, with SAM, Lookahead, warmup schedules and torch-exact rules."""
+"""sharpax: JAX optimizers in the optax style, with SAM, Lookahead, warmup schedules and torch-exact rules.
+
+Every public name of the subpackages (`transforms`, `wrappers`, `schedules`, `sharpness`) is re-exported
+here.
+"""
+
+from importlib.metadata import version as _version
 
 from optax import chain as chain
 
@@ -7,6 +13,7 @@ from sharpax import sharpness as sharpness
 from sharpax import transforms as transforms
 from sharpax import wrappers as wrappers
 from sharpax._apply import apply_updates as apply_updates
+from sharpax.schedules import ScaleByScheduleState as ScaleByScheduleState
 from sharpax.schedules import current_hyperparams as current_hyperparams
 from sharpax.schedules import current_learning_rate as current_learning_rate
 from sharpax.schedules import cyclic as cyclic
@@ -14,11 +21,11 @@ from sharpax.schedules import exponential_warmup as exponential_warmup
 from sharpax.schedules import inject_hyperparams as inject_hyperparams
 from sharpax.schedules import join_schedules as join_schedules
 from sharpax.schedules import linear_warmup as linear_warmup
-from sharpax.schedules import multiply_by_schedule as multiply_by_schedule
+from sharpax.schedules import lr_proportional_rho as lr_proportional_rho
 from sharpax.schedules import multiply_schedules as multiply_schedules
 from sharpax.schedules import noam_schedule as noam_schedule
 from sharpax.schedules import one_cycle as one_cycle
-from sharpax.schedules import scale_schedule as scale_schedule
+from sharpax.schedules import scale_by_schedule as scale_by_schedule
 from sharpax.schedules import set_hyperparams as set_hyperparams
 from sharpax.schedules import untuned_exponential_warmup as untuned_exponential_warmup
 from sharpax.schedules import untuned_linear_warmup as untuned_linear_warmup
@@ -29,6 +36,21 @@ from sharpax.schedules import warmup_linear_decay as warmup_linear_decay
 from sharpax.schedules import warmup_polynomial_decay as warmup_polynomial_decay
 from sharpax.schedules import warmup_stable_decay as warmup_stable_decay
 from sharpax.schedules import with_untuned_warmup as with_untuned_warmup
+from sharpax.sharpness import filter_normalized_direction as filter_normalized_direction
+from sharpax.sharpness import hessian_eigenvalues as hessian_eigenvalues
+from sharpax.sharpness import hessian_spectrum as hessian_spectrum
+from sharpax.sharpness import hessian_trace as hessian_trace
+from sharpax.sharpness import loss_landscape as loss_landscape
+from sharpax.sharpness import sam_sharpness as sam_sharpness
+from sharpax.sharpness import spectral_density as spectral_density
+from sharpax.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
+from sharpax.transforms import ScaleByAdagradState as ScaleByAdagradState
+from sharpax.transforms import ScaleByAdamaxState as ScaleByAdamaxState
+from sharpax.transforms import ScaleByAdamState as ScaleByAdamState
+from sharpax.transforms import ScaleByMomentumState as ScaleByMomentumState
+from sharpax.transforms import ScaleByNadamState as ScaleByNadamState
+from sharpax.transforms import ScaleByRadamState as ScaleByRadamState
+from sharpax.transforms import ScaleByRmspropState as ScaleByRmspropState
 from sharpax.transforms import adadelta as adadelta
 from sharpax.transforms import adagrad as adagrad
 from sharpax.transforms import adam as adam
@@ -38,8 +60,25 @@ from sharpax.transforms import lion as lion
 from sharpax.transforms import nadam as nadam
 from sharpax.transforms import radam as radam
 from sharpax.transforms import rmsprop as rmsprop
+from sharpax.transforms import scale_by_adadelta as scale_by_adadelta
+from sharpax.transforms import scale_by_adagrad as scale_by_adagrad
+from sharpax.transforms import scale_by_adam as scale_by_adam
+from sharpax.transforms import scale_by_adamax as scale_by_adamax
+from sharpax.transforms import scale_by_momentum as scale_by_momentum
+from sharpax.transforms import scale_by_nadam as scale_by_nadam
+from sharpax.transforms import scale_by_radam as scale_by_radam
+from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import BSAMState as BSAMState
+from sharpax.wrappers import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers import LookaheadState as LookaheadState
+from sharpax.wrappers import LookSAMState as LookSAMState
+from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
+from sharpax.wrappers import SAMState as SAMState
+from sharpax.wrappers import bsam as bsam
+from sharpax.wrappers import bsam_sample as bsam_sample
+from sharpax.wrappers import bsam_variance as bsam_variance
+from sharpax.wrappers import friendly_sam as friendly_sam
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
@@ -49,8 +88,10 @@ from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
 from sharpax.wrappers import sam as sam
 from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers import wsam as wsam
+from sharpax.wrappers import wsam_value_and_grad as wsam_value_and_grad
 
-__version__ = "0.1.0"
+__version__ = _version("sharpax")
 
 __all__ = [
     "adadelta",
@@ -59,13 +100,23 @@ __all__ = [
     "adamax",
     "adamw",
     "apply_updates",
+    "bsam",
+    "bsam_sample",
+    "bsam_variance",
+    "BSAMState",
     "chain",
     "current_hyperparams",
     "current_learning_rate",
     "cyclic",
     "exponential_warmup",
+    "filter_normalized_direction",
+    "friendly_sam",
+    "FriendlySAMState",
     "gsam",
     "gsam_value_and_grad",
+    "hessian_eigenvalues",
+    "hessian_spectrum",
+    "hessian_trace",
     "inject_hyperparams",
     "join_schedules",
     "linear_warmup",
@@ -74,22 +125,45 @@ __all__ = [
     "lookahead_params",
     "LookaheadState",
     "looksam",
-    "multiply_by_schedule",
+    "LookSAMState",
+    "loss_landscape",
+    "lr_proportional_rho",
     "multiply_schedules",
     "nadam",
     "noam_schedule",
     "one_cycle",
     "periodic_sam",
+    "PeriodicSAMState",
     "radam",
     "ranger",
     "rmsprop",
     "sam",
+    "sam_sharpness",
     "sam_value_and_grad",
-    "scale_schedule",
+    "SAMState",
+    "scale_by_adadelta",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_momentum",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_rmsprop",
+    "scale_by_schedule",
+    "ScaleByAdadeltaState",
+    "ScaleByAdagradState",
+    "ScaleByAdamaxState",
+    "ScaleByAdamState",
+    "ScaleByMomentumState",
+    "ScaleByNadamState",
+    "ScaleByRadamState",
+    "ScaleByRmspropState",
+    "ScaleByScheduleState",
     "schedules",
     "set_hyperparams",
     "sgd",
     "sharpness",
+    "spectral_density",
     "transforms",
     "untuned_exponential_warmup",
     "untuned_linear_warmup",
@@ -101,4 +175,6 @@ __all__ = [
     "warmup_stable_decay",
     "with_untuned_warmup",
     "wrappers",
+    "wsam",
+    "wsam_value_and_grad",
 ]

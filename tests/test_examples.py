@@ -54,35 +54,30 @@ def test_digits_quick_run_writes_table_plots_and_results(tmp_path, capsys):
     assert "| label noise | recipe |" in capsys.readouterr().out
 
 
-def test_sharpness_measures_on_a_quadratic():
-    # loss(w) = 0.5 w^T A w with eigenvalues 5, 2, 0.5: the top eigenvalue is 5, and at w = 0 the rise
-    # within the rho-ball is 0.5 * 5 * rho^2, reached along the top eigenvector (one of the directions).
+def test_demo_sharpness_and_landscapes_come_from_sharpax_sharpness():
     digits = load("digits")
-    q, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (3, 3)))
-    a = q @ jnp.diag(jnp.array([5.0, 2.0, 0.5])) @ q.T
-    loss = lambda w: 0.5 * w @ a @ w
-    top_eig, rise = digits.sharpness_measures(loss, jnp.zeros(3), jax.random.key(1), 0.1, 50)
-    np.testing.assert_allclose(top_eig, 5.0, rtol=1e-4)
-    np.testing.assert_allclose(rise, 0.5 * 5.0 * 0.1**2, rtol=1e-4)
+    (x, y), _ = digits.load_data()
+    x, y = jnp.asarray(x[:128]), jnp.asarray(y[:128])
+    params = digits.init_params(jax.random.key(0), x[:1])
+    key = jax.random.key(3)
+    top_eig, rise = digits.sharpness(params, x, y, key, 0.05, 10)
+    eigs, _ = sharpax.sharpness.hessian_eigenvalues(
+        digits.loss_fn, params, x, y, num_iterations=10, key=key
+    )
+    np.testing.assert_allclose(top_eig, eigs[0], rtol=1e-5)
+    np.testing.assert_allclose(rise, sharpax.sharpness.sam_sharpness(digits.loss_fn, params, x, y))
 
-
-def test_filter_normalized_direction_matches_each_filter_norm_and_skips_biases():
-    digits = load("digits")
-    params = {
-        "dense": {"kernel": jnp.arange(12.0).reshape(3, 4) - 5.0, "bias": jnp.ones(4)},
-        "conv": {"kernel": jax.random.normal(jax.random.key(0), (3, 3, 2, 5))},
-    }
-    d = digits.filter_normalized_direction(jax.random.key(1), params)
-    np.testing.assert_array_equal(d["dense"]["bias"], jnp.zeros(4))
-    for w, u, axes in [
-        (params["dense"]["kernel"], d["dense"]["kernel"], (0,)),
-        (params["conv"]["kernel"], d["conv"]["kernel"], (0, 1, 2)),
-    ]:
-        np.testing.assert_allclose(
-            np.sqrt(np.sum(np.square(u), axis=axes)),
-            np.sqrt(np.sum(np.square(w), axis=axes)),
-            rtol=1e-5,
-        )
+    alphas = jnp.array([-1.0, 0.5, 1.0])
+    line, surface = digits.landscape(params, x, y, key, alphas)
+    key1, key2 = jax.random.split(key)
+    d1, d2 = (sharpax.sharpness.filter_normalized_direction(k, params) for k in (key1, key2))
+    at = lambda a, b: digits.loss_fn(
+        jax.tree.map(lambda w, u, v: w + (a * u + b * v), params, d1, d2), x, y
+    )
+    np.testing.assert_allclose(line, [at(a, 0.0) for a in alphas], rtol=1e-5)
+    # The surface's first axis runs along the first direction (the plot transposes it).
+    np.testing.assert_allclose(surface[2, 0], at(1.0, -1.0), rtol=1e-5)
+    np.testing.assert_allclose(surface[0, 2], at(-1.0, 1.0), rtol=1e-5)
 
 
 def test_label_noise_flips_the_asked_fraction_to_other_classes():

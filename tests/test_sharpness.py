@@ -330,7 +330,7 @@ def test_sam_sharpness_matches_a_brute_force_search_of_the_ball(adaptive):
 def test_sam_sharpness_is_the_perturbation_sharpax_sam_takes():
     params, x, y = mlp_problem()
     grads = jax.grad(mlp_loss)(params, x, y)
-    unit = sharpax.wrappers._sam_perturbation.Perturbation("test", rho=0.05)
+    unit = sharpax.wrappers._sam_geometry.Perturbation("test", rho=0.05)
     moved = unit.perturb(params, grads)
     want = mlp_loss(moved, x, y) - mlp_loss(params, x, y)
     np.testing.assert_array_equal(S.sam_sharpness(mlp_loss, params, x, y, rho=0.05), want)

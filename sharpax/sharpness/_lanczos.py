@@ -13,9 +13,9 @@ from jax import lax
 
 from sharpax._types import Array, Params, PyTree
 from sharpax._validation import (
+    check_int,
     check_key,
     check_non_negative,
-    check_positive_int,
     is_static_number,
 )
 from sharpax.sharpness import _operator as op
@@ -199,12 +199,12 @@ def hessian_eigenvalues(
     owner = "hessian_eigenvalues"
     hessian = HessianOperator(owner, loss_fn, params, args)
     n = hessian.size
-    check_positive_int(owner, "k", k)
+    check_int(owner, "k", k)
     if k > n:
         raise ValueError(
             f"{owner}: k must be an integer in [1, {n}] (the number of parameters), got {k}"
         )
-    check_positive_int(owner, "num_iterations", num_iterations)
+    check_int(owner, "num_iterations", num_iterations)
     if num_iterations < k:
         raise ValueError(
             f"{owner}: num_iterations must be an integer >= k = {k}, got {num_iterations}"

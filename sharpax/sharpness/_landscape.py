@@ -11,9 +11,9 @@ from jax import lax
 
 from sharpax._tree import is_float_leaf
 from sharpax._types import Array, Params, PyTree
-from sharpax._validation import check_key, check_positive_int
+from sharpax._validation import check_int, check_key
 from sharpax.sharpness._operator import HessianOperator
-from sharpax.wrappers._sam_perturbation import accumulation_dtype
+from sharpax.wrappers._sam_geometry import accumulation_dtype
 
 
 def filter_normalized_direction(key: Array, params: Params) -> PyTree:
@@ -137,7 +137,7 @@ def loss_landscape(
             + (f" of length {len(directions)}" if isinstance(directions, (tuple, list)) else "")
         )
     if batch_size is not None:
-        check_positive_int(owner, "batch_size", batch_size)
+        check_int(owner, "batch_size", batch_size)
     problem = HessianOperator(owner, loss_fn, params, args)
     dtype = problem.dtype
     names = ("the first direction", "the second direction")

@@ -13,7 +13,7 @@ import numpy as np
 from jax import lax
 
 from sharpax._types import Array, Params, PyTree
-from sharpax.wrappers._sam_perturbation import accumulation_dtype, global_dot
+from sharpax.wrappers._sam_geometry import accumulation_dtype, global_dot
 
 Vector = list[Array]
 """One array per float leaf of the params (a point of the parameter space, or a direction)."""

@@ -10,10 +10,10 @@ import jax.numpy as jnp
 from jax import lax
 
 from sharpax._types import Array, Params
-from sharpax._validation import check_non_negative, check_positive_int
+from sharpax._validation import check_int, check_non_negative
 from sharpax.sharpness import _operator as op
 from sharpax.sharpness._operator import HessianOperator
-from sharpax.wrappers._sam_perturbation import NORM_EPS
+from sharpax.wrappers._sam_geometry import NORM_EPS
 
 
 def sam_sharpness(
@@ -78,7 +78,7 @@ def sam_sharpness(
     """
     owner = "sam_sharpness"
     check_non_negative(owner, rho=rho, eta=eta)
-    check_positive_int(owner, "ascent_steps", ascent_steps)
+    check_int(owner, "ascent_steps", ascent_steps)
     if not isinstance(adaptive, bool):
         raise TypeError(f"{owner}: adaptive must be a bool, got {adaptive!r}")
     problem = HessianOperator(owner, loss_fn, params, args)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from sharpax._types import Array, Params
-from sharpax._validation import check_key, check_positive_int, check_range
+from sharpax._validation import check_int, check_key, check_positive, check_range
 from sharpax.sharpness import _operator as op
 from sharpax.sharpness._lanczos import lanczos
 from sharpax.sharpness._operator import HessianOperator
@@ -81,8 +81,8 @@ def hessian_spectrum(
     """
     owner = "hessian_spectrum"
     hessian = HessianOperator(owner, loss_fn, params, args)
-    check_positive_int(owner, "num_lanczos", num_lanczos)
-    check_positive_int(owner, "num_runs", num_runs)
+    check_int(owner, "num_lanczos", num_lanczos)
+    check_int(owner, "num_runs", num_runs)
     check_key(owner, key)
     dtype = hessian.dtype
     steps = min(num_lanczos, hessian.size)
@@ -145,10 +145,8 @@ def spectral_density(
         Array(1., dtype=float32)
     """
     owner = "spectral_density"
-    check_positive_int(owner, "num_bins", num_bins)
-    if num_bins < 2:
-        raise ValueError(f"{owner}: num_bins must be an integer >= 2, got {num_bins}")
-    check_range(owner, "sigma_squared", sigma_squared, 0.0, low_inclusive=False)
+    check_int(owner, "num_bins", num_bins, minimum=2)
+    check_positive(owner, sigma_squared=sigma_squared)
     check_range(owner, "overhead", overhead, 0.0)
     nodes, weights = jnp.asarray(nodes), jnp.asarray(weights)
     if nodes.ndim != 2 or weights.shape != nodes.shape:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from sharpax._types import Array, Params
-from sharpax._validation import check_key, check_positive_int
+from sharpax._validation import check_int, check_key
 from sharpax.sharpness import _operator as op
 from sharpax.sharpness._operator import HessianOperator
 
@@ -66,7 +66,7 @@ def hessian_trace(
     """
     owner = "hessian_trace"
     hessian = HessianOperator(owner, loss_fn, params, args)
-    check_positive_int(owner, "num_samples", num_samples)
+    check_int(owner, "num_samples", num_samples)
     check_key(owner, key)
     dtype = hessian.dtype
 
