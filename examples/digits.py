@@ -197,12 +197,18 @@ def train(name, recipe, noise, seed, data, config, compiled) -> Run:
 
 @functools.partial(jax.jit, static_argnames=("iterations",))
 def sharpness(params, x, y, key, rho, iterations):
-    """Top Hessian eigenvalue of the training loss (Lanczos on Hessian-vector products), and SAM's
-    sharpness: the rise of the loss at the first-order worst case in the rho-ball, w + rho g / |g|."""
-    eigs, _ = sharpax.sharpness.hessian_eigenvalues(
+    """The top Hessian eigenvalue of the training loss (Lanczos on Hessian-vector products), and the
+    largest loss rise found within the rho-ball: at SAM's first-order worst case w + rho g / |g|, and at
+    w +- rho v along the top eigenvector v (the second-order one, where the gradient is small)."""
+    eigs, vecs = sharpax.sharpness.hessian_eigenvalues(
         loss_fn, params, x, y, k=1, num_iterations=iterations, key=key
     )
-    return eigs[0], sharpax.sharpness.sam_sharpness(loss_fn, params, x, y, rho=rho)
+    top = jax.tree.map(lambda v: v[0], vecs)
+    along = sharpax.sharpness.loss_landscape(
+        loss_fn, params, x, y, directions=(top,), alphas=jnp.stack([-rho, rho])
+    )
+    first_order = sharpax.sharpness.sam_sharpness(loss_fn, params, x, y, rho=rho)
+    return eigs[0], jnp.maximum(first_order, jnp.max(along) - loss_fn(params, x, y))
 
 
 @jax.jit

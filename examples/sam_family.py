@@ -403,7 +403,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if "sgd" not in args.methods:
         args.methods = ["sgd", *args.methods]  # the reference of the step times
     if args.quick:
-        args.epochs, args.seeds, args.timing_rounds, args.lanczos_iterations = 2, args.seeds[:1], 2, 5
+        args.epochs, args.seeds, args.timing_rounds, args.lanczos_iterations = (
+            2,
+            args.seeds[:1],
+            2,
+            5,
+        )
     return args
 
 

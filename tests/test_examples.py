@@ -61,11 +61,17 @@ def test_demo_sharpness_and_landscapes_come_from_sharpax_sharpness():
     params = digits.init_params(jax.random.key(0), x[:1])
     key = jax.random.key(3)
     top_eig, rise = digits.sharpness(params, x, y, key, 0.05, 10)
-    eigs, _ = sharpax.sharpness.hessian_eigenvalues(
+    eigs, vecs = sharpax.sharpness.hessian_eigenvalues(
         digits.loss_fn, params, x, y, num_iterations=10, key=key
     )
     np.testing.assert_allclose(top_eig, eigs[0], rtol=1e-5)
-    np.testing.assert_allclose(rise, sharpax.sharpness.sam_sharpness(digits.loss_fn, params, x, y))
+    first_order = sharpax.sharpness.sam_sharpness(digits.loss_fn, params, x, y, rho=0.05)
+    along = [
+        digits.loss_fn(jax.tree.map(lambda w, v, a=a: w + a * v[0], params, vecs), x, y)
+        for a in (-0.05, 0.05)
+    ]
+    want = max(float(first_order), max(along) - float(digits.loss_fn(params, x, y)))
+    np.testing.assert_allclose(rise, want, rtol=1e-4)
 
     alphas = jnp.array([-1.0, 0.5, 1.0])
     line, surface = digits.landscape(params, x, y, key, alphas)
