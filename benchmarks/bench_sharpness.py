@@ -20,6 +20,7 @@ with deflation (PyHessian's rule) at a known spectrum, and top-eigenvalue time a
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import pathlib
 import platform
@@ -185,7 +186,7 @@ def bench_accuracy(quick: bool) -> dict:
         hvp64 = jax.jit(lambda v: jax.jvp(jax.grad(f), (flat64,), (v,))[1])
         exact = np.linalg.eigvalsh(dense)[::-1][:3]
 
-        def lanczos(tol, budget):
+        def lanczos(tol, budget, k=3):
             hessian = _operator.HessianOperator("bench", f, flat64, ())
             run = jax.jit(
                 lambda key: _lanczos.lanczos(
@@ -195,12 +196,12 @@ def bench_accuracy(quick: bool) -> dict:
                     ),
                     budget,
                     jax.random.key(1),
-                    k=3,
+                    k=k,
                     tol=tol or None,
                 )
             )
             result = run(jax.random.key(0))
-            eigs, _, _ = _lanczos._top_ritz(result.alpha, result.beta, result.steps, 3)
+            eigs, _, _ = _lanczos._top_ritz(result.alpha, result.beta, result.steps, k)
             return np.asarray(eigs), int(result.steps)
 
         rows = []
@@ -210,8 +211,8 @@ def bench_accuracy(quick: bool) -> dict:
                     lambda v: np.asarray(hvp64(jnp.asarray(v))), flat.size, k, 100, tol
                 )
                 rows.append(("power+deflation (PyHessian's rule)", tol, k, used, got))
-                got, used = lanczos(tol, 100)
-                rows.append(("lanczos (sharpax)", tol, k, used, got[:k]))
+                got, used = lanczos(tol, 100, k)
+                rows.append(("lanczos (sharpax)", tol, k, used, got))
         budgets = []
         for budget in (5, 10, 20, 40) if quick else (5, 10, 20, 40, 80):
             got_l, _ = lanczos(0.0, budget)
@@ -259,7 +260,8 @@ def bench_pyhessian(path: pathlib.Path | None, quick: bool) -> dict:
     if path is None or not (path / "pyhessian" / "hessian.py").exists():
         return {"status": "skipped: no PyHessian checkout (--pyhessian PATH)"}
     sys.path.insert(0, str(path))
-    import pyhessian.hessian as pyhessian_module
+    # The module, not the class of the same name that pyhessian/__init__.py exports over it.
+    pyhessian_module = importlib.import_module("pyhessian.hessian")
 
     apply, params = _trees.mlp_model()
     loss = classification_loss(apply)
@@ -270,10 +272,10 @@ def bench_pyhessian(path: pathlib.Path | None, quick: bool) -> dict:
         layer = torch.nn.Linear(*params[f"dense{i}"]["kernel"].shape)
         with torch.no_grad():
             layer.weight.copy_(torch.from_numpy(np.asarray(params[f"dense{i}"]["kernel"]).T.copy()))
-            layer.bias.copy_(torch.from_numpy(np.asarray(params[f"dense{i}"]["bias"])))
+            layer.bias.copy_(torch.from_numpy(np.array(params[f"dense{i}"]["bias"])))
         layers += [layer, torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers[:-1])
-    data = (torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y)).long())
+    data = (torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y)).long())
 
     counter = {"hvps": 0}
     original = pyhessian_module.hessian_vector_product
@@ -304,7 +306,7 @@ def _lanczos_steps(loss, params, x, y, k, key):
     start_key, restart_key = jax.random.split(key)
     v0 = _operator.random_vector(start_key, hessian.leaves, jnp.float32)
     v0 = _operator.normalize(v0, jnp.float32)
-    return int(_lanczos.lanczos(hessian, v0, 100, restart_key, k=k, tol=1e-6).steps)
+    return _lanczos.lanczos(hessian, v0, 100, restart_key, k=k, tol=1e-6).steps
 
 
 def _versus_pyhessian(k, quick, loss, params, x, y, pyhessian_module, model, data, counter):

@@ -91,13 +91,13 @@ def lanczos(
         w = hessian.hvp(c.v)
         a = op.dot(w, c.v, dtype)
         hv_norm = jnp.maximum(c.hv_norm, op.norm(w, dtype))
-        w = op.orthogonalize(w, basis)
+        w = op.orthogonalize(w, basis, j + 1)
         b = op.norm(w, dtype)
         broke = b <= eps * hv_norm
 
         def restart():
             r = op.random_vector(jax.random.fold_in(key, j), w, dtype)
-            return op.normalize(op.orthogonalize(r, basis), dtype)
+            return op.normalize(op.orthogonalize(r, basis, j + 1), dtype)
 
         v = lax.cond(broke, restart, lambda: op.scale(w, 1 / jnp.where(broke, 1, b)))
         b = jnp.where(broke, 0, b)
