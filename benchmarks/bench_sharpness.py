@@ -3,6 +3,8 @@ with deflation (PyHessian's rule) at a known spectrum, and top-eigenvalue time a
 
     PYTHONPATH=. python benchmarks/bench_sharpness.py [--pyhessian PATH] [--quick] [--out DIR]
 
+(`benchmarks/run.py` runs it too, with the PyHessian comparison when $PYHESSIAN names a checkout.)
+
 - `hvp`: one HVP (`jax.jvp` of `jax.grad`, what every function of the module calls) against one gradient
   (`jax.grad`), both jitted, on the MLP and the Flax Transformer of `_trees.py`; interleaved rounds, CPU
   clock, median and interquartile range of the per-round ratios.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -428,7 +431,12 @@ def report(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pyhessian", type=pathlib.Path, default=None, help="a PyHessian checkout")
+    parser.add_argument(
+        "--pyhessian",
+        type=pathlib.Path,
+        default=os.environ.get("PYHESSIAN"),
+        help="a PyHessian checkout (default: $PYHESSIAN)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer rounds and a smaller LM batch")
     parser.add_argument("--sections", default="hvp,accuracy,pyhessian")
     parser.add_argument(
