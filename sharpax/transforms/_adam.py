@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._numerics import increment, one_minus_power
 
 
 class ScaleByAdamState(NamedTuple):
@@ -68,7 +68,7 @@ def scale_by_adam(
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps)
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
             mu=zeros_like_tree(params, mu_dtype),
@@ -76,10 +76,10 @@ def scale_by_adam(
             nu_max=zeros_like_tree(params, nu_dtype) if amsgrad else None,
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=None) -> tuple[Updates, State]:
         del params
         check_tree_match(owner, updates, state.mu)
-        count = optax.safe_increment(state.count)
+        count = increment(state.count)
         t = count.astype(jnp.float32)
         bc1 = one_minus_power(b1, t)
         bc2 = one_minus_power(b2, t)

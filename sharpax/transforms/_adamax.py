@@ -13,7 +13,7 @@ from sharpax._types import Array, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment
-from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._numerics import increment, one_minus_power
 
 
 class ScaleByAdamaxState(NamedTuple):
@@ -63,7 +63,7 @@ def scale_by_adamax(
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.mu)
-        count = optax.safe_increment(state.count)
+        count = increment(state.count)
         bc1 = one_minus_power(b1, count.astype(jnp.float32))
         mu = update_first_moment(updates, state.mu, b1)
         nu = jax.tree.map(lambda g, u: jnp.maximum(b2 * u, jnp.abs(g) + eps), updates, state.nu)

@@ -11,9 +11,15 @@ import math
 from typing import Any
 
 import jax.numpy as jnp
+import optax
 
 from sharpax._types import Array
 from sharpax._validation import is_static_number
+
+
+def increment(count: Array) -> Array:
+    """`count + 1`, saturating at the int32 maximum instead of wrapping (`optax.safe_increment`)."""
+    return jnp.asarray(optax.safe_increment(count))
 
 
 def log_decay(decay: Any) -> Any:

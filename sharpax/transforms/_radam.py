@@ -20,7 +20,7 @@ from sharpax._validation import (
 )
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import first_rectified_step, one_minus_power, radam_rho
+from sharpax.transforms._numerics import first_rectified_step, increment, one_minus_power, radam_rho
 
 
 class ScaleByRadamState(NamedTuple):
@@ -97,7 +97,7 @@ def scale_by_radam(
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.mu)
-        count = optax.safe_increment(state.count)
+        count = increment(state.count)
         t = count.astype(jnp.float32)
         bc1 = one_minus_power(b1, t)
         bc2 = one_minus_power(b2, t)

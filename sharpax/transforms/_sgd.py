@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import check_non_negative, check_range, check_tree_match, is_static_number
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
+from sharpax.transforms._numerics import increment
 
 
 class ScaleByMomentumState(NamedTuple):
@@ -63,11 +64,11 @@ def scale_by_momentum(
 
     undampened = is_static_zero(dampening)
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         count = None if undampened else jnp.zeros([], jnp.int32)
         return ScaleByMomentumState(count=count, buf=zeros_like_tree(params))
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=None) -> tuple[Updates, State]:
         del params
         check_tree_match(owner, updates, state.buf)
         if undampened:
@@ -82,7 +83,7 @@ def scale_by_momentum(
                 state.buf,
             )
         out = jax.tree.map(lambda g, b: g + momentum * b, updates, buf) if nesterov else buf
-        count = None if undampened else optax.safe_increment(state.count)
+        count = None if undampened else increment(state.count)
         return out, ScaleByMomentumState(count=count, buf=buf)
 
     return optax.GradientTransformation(init_fn, update_fn)

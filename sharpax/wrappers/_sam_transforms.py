@@ -16,13 +16,14 @@ import optax
 from jax import lax
 
 from sharpax._tree import is_float_leaf, zeros_like_tree
-from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, Updates
+from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import (
     check_int,
     check_non_negative,
     check_transformation,
     check_tree_match,
 )
+from sharpax.transforms._numerics import increment
 from sharpax.wrappers._sam_geometry import (
     Perturbation,
     gsam_direction,
@@ -104,17 +105,20 @@ def _two_pass(
     check_transformation(owner, "base_optimizer", base_optimizer)
     base = optax.with_extra_args_support(base_optimizer)
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         count = jnp.zeros([], jnp.int32) if perturbation.scheduled else None
         return SAMState(inner_state=base.init(params), count=count)
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
+    def update_fn(
+        updates, state, params=None, *, grad_fn=None, **extra_args
+    ) -> tuple[Updates, State]:
         grad_fn = require_grad_fn(owner, grad_fn, params)
+        assert params is not None  # require_grad_fn raised a ValueError otherwise
         sam_grads = sam_gradient(owner, perturbation, updates, params, grad_fn, state.count)
         new_updates, inner_state = base.update(
             direction(updates, sam_grads), state.inner_state, params, **extra_args
         )
-        count = None if state.count is None else optax.safe_increment(state.count)
+        count = None if state.count is None else increment(state.count)
         return new_updates, SAMState(inner_state=inner_state, count=count)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -320,6 +324,7 @@ def looksam(
 
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         grad_fn = require_grad_fn(owner, grad_fn, params)
+        assert params is not None  # require_grad_fn raised a ValueError otherwise
         check_tree_match(owner, updates, params, "params")
         keep_dtypes = lambda new: jax.tree.map(
             lambda n, old: n.astype(old.dtype) if is_float_leaf(old) else old,
@@ -337,7 +342,7 @@ def looksam(
         grads, vertical = lax.cond(state.count % k == 0, sam_step, reuse_step, updates)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
         return new_updates, LookSAMState(
-            count=optax.safe_increment(state.count),
+            count=increment(state.count),
             vertical_direction=vertical,
             inner_state=inner_state,
         )
@@ -417,6 +422,7 @@ def periodic_sam(
 
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         grad_fn = require_grad_fn(owner, grad_fn, params)
+        assert params is not None  # require_grad_fn raised a ValueError otherwise
         check_tree_match(owner, updates, params, "params")
         grads = lax.cond(
             state.count % k == 0,
@@ -425,8 +431,6 @@ def periodic_sam(
             updates,
         )
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        return new_updates, PeriodicSAMState(
-            count=optax.safe_increment(state.count), inner_state=inner_state
-        )
+        return new_updates, PeriodicSAMState(count=increment(state.count), inner_state=inner_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
