@@ -222,8 +222,8 @@ def lookahead(
         step_alpha = alpha(state.count) if callable(alpha) else alpha
         # After a sync the params are the new slow weights: copy them now. Storing the slow weights
         # during the sync step itself would need the inner update as a materialised buffer on every
-        # step (a conditional stops XLA from fusing it into `apply_updates`): 1.5x an Adam step on
-        # CPU that way, against 1.1x this way (benchmarks/bench_lookahead.py).
+        # step (a conditional stops XLA from fusing it into `apply_updates`), which measured slower
+        # (benchmarks/README.md).
         slow = lax.cond(
             state.params_are_slow,
             lambda s, p: p,
