@@ -70,7 +70,7 @@ def _non_float_to_none(tree: PyTree) -> PyTree:
 
 
 def float_leaves_only(
-    tx: optax.GradientTransformationExtraArgs, owner: str = "float_leaves_only"
+    tx: optax.GradientTransformation, owner: str = "float_leaves_only"
 ) -> optax.GradientTransformationExtraArgs:
     """Run `tx` on the floating leaves only; integer, bool and float0 leaves pass through untouched.
 
