@@ -151,8 +151,10 @@ def sam(
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
@@ -210,8 +212,10 @@ def gsam(
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
@@ -276,8 +280,10 @@ def looksam(
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
@@ -378,8 +384,10 @@ def periodic_sam(
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
