@@ -1,4 +1,4 @@
-"""Wrappers around any optimizer: SAM and its family, Lookahead.
+"""Wrappers around any optimizer: SAM and its family, Lookahead; microbatches and loss scaling.
 
 Layout. The SAM family is three ideas, one module each; a new variant is one function in the module of
 its form, built on the geometry, plus a row in the table below:
@@ -10,6 +10,13 @@ its form, built on the geometry, plus a row in the table below:
   `(loss, grads)` for any optimizer, with m-sharpness chunking and per-device SAM (`jax.shard_map`).
 - `_sam_transforms.py`: the transformation forms, `optax.GradientTransformationExtraArgs` around a base
   optimizer, called as `tx.update(grads, state, params, grad_fn=grad_fn)`.
+
+Two helpers every SAM form uses, each its own concern:
+
+- `_microbatches.py`: gradient accumulation inside one step (`microbatched_value_and_grad`, and the
+  `lax.scan` that the SAM gradient forms run each pass through with `microbatches=`).
+- `_loss_scale.py`: dynamic loss scaling for float16 (`DynamicLossScale`), and the state of a SAM
+  transformation built with `loss_scale=`, which skips a step when either pass is not finite.
 
 Lookahead (with the momentum-buffer lookup of its pullback modes, and Ranger) is `_lookahead.py`.
 
@@ -29,6 +36,14 @@ from sharpax.wrappers._lookahead import LookaheadState as LookaheadState
 from sharpax.wrappers._lookahead import lookahead as lookahead
 from sharpax.wrappers._lookahead import lookahead_params as lookahead_params
 from sharpax.wrappers._lookahead import ranger as ranger
+from sharpax.wrappers._loss_scale import DynamicLossScale as DynamicLossScale
+from sharpax.wrappers._loss_scale import LossScaleState as LossScaleState
+from sharpax.wrappers._loss_scale import all_finite as all_finite
+from sharpax.wrappers._loss_scale import current_loss_scale as current_loss_scale
+from sharpax.wrappers._loss_scale import dynamic_loss_scale as dynamic_loss_scale
+from sharpax.wrappers._microbatches import (
+    microbatched_value_and_grad as microbatched_value_and_grad,
+)
 from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers._sam_gradients import sam_value_and_grad as sam_value_and_grad
 from sharpax.wrappers._sam_transforms import LookSAMState as LookSAMState
@@ -40,6 +55,10 @@ from sharpax.wrappers._sam_transforms import periodic_sam as periodic_sam
 from sharpax.wrappers._sam_transforms import sam as sam
 
 __all__ = [
+    "all_finite",
+    "current_loss_scale",
+    "dynamic_loss_scale",
+    "DynamicLossScale",
     "gsam",
     "gsam_value_and_grad",
     "lookahead",
@@ -47,6 +66,8 @@ __all__ = [
     "LookaheadState",
     "looksam",
     "LookSAMState",
+    "LossScaleState",
+    "microbatched_value_and_grad",
     "periodic_sam",
     "PeriodicSAMState",
     "ranger",
