@@ -54,14 +54,28 @@ def _accumulator_dtype(dtype: Any) -> Any:
     return jnp.promote_types(dtype, jnp.float32)
 
 
+def _zeros_like_output(s: jax.ShapeDtypeStruct) -> jax.Array:
+    """The zero running sum for one output of `fn`; inside `shard_map`, varying over the same mesh axes
+    as that output (a scan's carry must keep its type, and a per-device gradient varies)."""
+    zeros = jnp.zeros(s.shape, _accumulator_dtype(s.dtype))
+    manual = getattr(s, "manual_axis_type", None)
+    varying = tuple(sorted(manual.varying if manual is not None else getattr(s, "vma", ())))
+    return lax.pcast(zeros, varying, to="varying") if varying else zeros
+
+
 def mean_over_microbatches(
-    owner: str, fn: Callable[[tuple], PyTree], count: int, args: tuple
+    owner: str,
+    fn: Callable[[tuple], PyTree],
+    count: int,
+    args: tuple,
+    aux_at: tuple[int, ...] = (0, 1),
 ) -> PyTree:
     """The mean of `fn(microbatch)` over `count` microbatches of `args`, one `lax.scan` over them.
 
     The running sum is kept in float32 or wider (bfloat16 gradients would lose bits over many
     microbatches) and the mean comes back in each leaf's own dtype. Every leaf `fn` returns must be
-    floating: the mean of an integer is not one.
+    floating, the mean of an integer is not one: only an aux can break that, found at the indices
+    `aux_at` of `fn`'s output (`((loss, aux), grads)` by default), which the error message names.
     """
     if count == 1:
         return fn(args)
@@ -70,12 +84,13 @@ def mean_over_microbatches(
     shapes = jax.eval_shape(fn, one)
     for path, s in jax.tree_util.tree_leaves_with_path(shapes):
         if not is_float_leaf(s):
+            in_aux = tuple(getattr(key, "idx", None) for key in path[: len(aux_at)]) == aux_at
+            where = jax.tree_util.keystr(path[len(aux_at) :] if in_aux else path)
             raise TypeError(
-                f"{owner}: with microbatches={count}, the outputs are averaged over the microbatches, "
-                f"so they must be floating point; got {s.dtype} at {jax.tree_util.keystr(path)} "
-                "(return aux values as floats, e.g. a count as float32)"
+                f"{owner}: with microbatches={count}, aux is averaged over the microbatches, so its "
+                f"leaves must be floating point; got {s.dtype} at {where} (return a count as float32)"
             )
-    total = jax.tree.map(lambda s: jnp.zeros(s.shape, _accumulator_dtype(s.dtype)), shapes)
+    total = jax.tree.map(_zeros_like_output, shapes)
 
     def body(total, chunk):
         out = fn(chunk)

@@ -126,7 +126,11 @@ def two_pass_value_and_grad(
             grad(p, *batch, **kwargs)[0] if aux_out else grad(p, *batch, **kwargs)
         )
         value, grads = mean_over_microbatches(
-            owner, lambda batch: value_and_grad(params, *batch, **kwargs), microbatches, args
+            owner,
+            lambda batch: value_and_grad(params, *batch, **kwargs),
+            microbatches,
+            args,
+            aux_at=(0, 1) if loss_scale is None else (0, 1, 1),
         )
         if loss_scale is not None:
             value = value[1] if has_aux else value[1][0]  # the unscaled loss (and aux)
