@@ -10,14 +10,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import is_float_leaf
+from sharpax._tree import at_least_float32, is_float_leaf
 from sharpax._types import Array, PyTree
 from sharpax._validation import check_int, check_range
-
-
-def _widened(dtype: Any) -> Any:
-    """`dtype`, or float32 when it is narrower (float16, bfloat16): where a scale is applied."""
-    return jnp.promote_types(dtype, jnp.float32)
 
 
 def all_finite(tree: PyTree) -> Array:
@@ -92,7 +87,7 @@ class DynamicLossScale(NamedTuple):
     def scale(self, loss: Array) -> Array:
         """`loss` times the scale, in float32 or wider (a float16 loss times 2^15 would overflow)."""
         loss = jnp.asarray(loss)
-        dtype = _widened(loss.dtype)
+        dtype = at_least_float32(loss.dtype)
         return loss.astype(dtype) * self.loss_scale.astype(dtype)
 
     def unscale(self, tree: PyTree) -> PyTree:
@@ -102,7 +97,7 @@ class DynamicLossScale(NamedTuple):
             if not is_float_leaf(x):
                 return x
             x = jnp.asarray(x)
-            dtype = _widened(x.dtype)
+            dtype = at_least_float32(x.dtype)
             return (x.astype(dtype) * (1 / self.loss_scale).astype(dtype)).astype(x.dtype)
 
         return jax.tree.map(one, tree)

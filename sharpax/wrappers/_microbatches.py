@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from sharpax._tree import is_float_leaf
+from sharpax._tree import at_least_float32, is_float_leaf
 from sharpax._types import PyTree
 from sharpax._validation import check_int
 
@@ -50,14 +50,10 @@ def split_microbatches(args: PyTree, count: int) -> PyTree:
     return jax.tree.map(split, args)
 
 
-def _accumulator_dtype(dtype: Any) -> Any:
-    return jnp.promote_types(dtype, jnp.float32)
-
-
 def _zeros_like_output(s: jax.ShapeDtypeStruct) -> jax.Array:
     """The zero running sum for one output of `fn`; inside `shard_map`, varying over the same mesh axes
     as that output (a scan's carry must keep its type, and a per-device gradient varies)."""
-    zeros = jnp.zeros(s.shape, _accumulator_dtype(s.dtype))
+    zeros = jnp.zeros(s.shape, at_least_float32(s.dtype))
     manual = getattr(s, "manual_axis_type", None)
     varying = tuple(sorted(manual.varying if manual is not None else getattr(s, "vma", ())))
     return lax.pcast(zeros, varying, to="varying") if varying else zeros
