@@ -1,6 +1,7 @@
 """SAM-family step times, side by side in one process: ratios against a plain step and optax.contrib.sam.
 
     PYTHONPATH=. python benchmarks/bench_sam.py [--hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
+    PYTHONPATH=. python benchmarks/bench_sam.py --sections memory   # microbatches=4 vs 1 only
 
 Every variant is a jitted training step (forward, backward, optimizer, apply) with the params and optimizer
 state donated. Variants are timed in interleaved rounds (a different order each round) after warm-up, and
@@ -8,6 +9,10 @@ the median per-step time over rounds is reported, so that load on a shared machi
 are the median over rounds of per-round ratios (the two variants ran back to back), and ratios of minima.
 Targets (issue 3): sam_value_and_grad+adam <= 2.15x adam; sharpax.sam(adam) <= 1.0x optax.contrib.sam
 (opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam.
+
+The memory section (`_sam_memory.py`) compiles a SAM + Adam step with `microbatches=4` and 1 on the MLP
+and the Transformer LM of `_trees.py` and reports XLA's compiled memory analysis (issue 14: the peak must
+drop).
 """
 
 from __future__ import annotations
@@ -121,8 +126,31 @@ def main() -> None:
         help="wall time, or this process's CPU time (steadier on a CPU shared with other jobs)",
     )
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON")
+    parser.add_argument(
+        "--sections", default="timing,memory", help="comma-separated: timing, memory (microbatches)"
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    results = {}
+    if "timing" in sections:
+        results.update(timing(args))
+    if "memory" in sections:
+        import _sam_memory
 
+        print("peak memory of a SAM + Adam step, microbatches=4 vs 1 (compiled memory analysis):")
+        results["memory"] = _sam_memory.run()
+    if args.out:
+        device = jax.devices()[0]
+        meta = {"device": f"{device.platform} {device.device_kind}", "host": platform.node()}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps({**meta, "jax": jax.__version__, **results}, indent=2) + "\n"
+        )
+        print("wrote", args.out)
+
+
+def timing(args) -> dict:
+    """The step-time comparison: every variant in interleaved rounds; returns what --out records."""
     sizes = [args.inputs] + [args.hidden] * args.layers + [10]
     x = jax.random.normal(jax.random.key(1), (args.batch, args.inputs))
     y = jax.random.randint(jax.random.key(2), (args.batch,), 0, 10)
@@ -185,27 +213,15 @@ def main() -> None:
     print(f"  {'ratio':64s} {'median of per-round':>20s} {'of minima':>10s}")
     for name, (paired, of_minima) in ratios.items():
         print(f"  {name:64s} {paired:19.3f}x {of_minima:9.3f}x")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {
-                    "device": f"{device.platform} {device.device_kind}",
-                    "host": platform.node(),
-                    "jax": jax.__version__,
-                    "sizes": sizes,
-                    "batch": args.batch,
-                    "rounds": args.rounds,
-                    "steps": args.steps,
-                    "median_ms": {k: v * 1e3 for k, v in median.items()},
-                    "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
-                    "ratios": ratios,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        print("wrote", args.out)
+    return {
+        "sizes": sizes,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "median_ms": {k: v * 1e3 for k, v in median.items()},
+        "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
+        "ratios": ratios,
+    }
 
 
 if __name__ == "__main__":
