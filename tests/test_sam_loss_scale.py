@@ -121,7 +121,8 @@ def test_value_and_grad_overflow_in_either_pass_gives_nan(threshold, p):
 def test_value_and_grad_clean_step_is_sam_with_the_unscaled_loss():
     loss_fn = lambda w, x: jnp.mean(x) * jnp.sum(w**2)
     x = jnp.ones((4, 1))
-    for kwargs in ({}, {"microbatches": 2}, {"m": 2, "has_aux": False}):
+    mesh = jax.make_mesh((2,), ("data",), devices=jax.devices()[:2])
+    for kwargs in ({}, {"microbatches": 2}, {"m": 2}, {"mesh_axis": "data", "mesh": mesh}):
         sam_grad = jax.jit(sharpax.gsam_value_and_grad(loss_fn, RHO, 0.2, **kwargs))
         loss, grads = sam_grad(W, x, loss_scale=sharpax.dynamic_loss_scale(2.0**10))
         want_loss, want = sam_grad(W, x)
