@@ -19,14 +19,19 @@ from sharpax._types import PyTree
 from sharpax._validation import check_int
 
 
-def check_batch(owner: str, args: tuple, parts: dict[str, int]) -> None:
+def check_batch(owner: str, args: tuple, parts: dict[str, int], *, sharded: bool = False) -> None:
     """Every leaf of the positional batch arguments needs a leading axis divisible by the product of
     `parts` (what each factor is -> the factor, e.g. {"m=2": 2, "microbatches=4": 4}); a readable
-    `ValueError` with the shape otherwise (trace time, free in `jit`)."""
+    `ValueError` with the shape otherwise (trace time, free in `jit`). `sharded`: the first part is a
+    device count, and the leaves are split over the devices even when it is 1 (so they need an axis).
+    """
     total = int(np.prod(list(parts.values()), dtype=np.int64))
-    if total == 1:
+    if total == 1 and not sharded:
         return
-    given = ", ".join(name for name, count in parts.items() if count > 1)
+    names = list(parts)
+    given = ", ".join(
+        name for i, name in enumerate(names) if parts[name] > 1 or (sharded and i == 0)
+    )
     for x in jax.tree.leaves(args):
         shape = np.shape(x)
         if not shape or shape[0] % total:

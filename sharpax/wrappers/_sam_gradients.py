@@ -48,7 +48,9 @@ def per_device(
             )
         size = current.shape[mesh_axis]
         parts = {f"mesh_axis={mesh_axis!r} ({size} devices)": size, f"m={m}": m}
-        check_batch(owner, args, {**parts, f"microbatches={microbatches}": microbatches})
+        check_batch(
+            owner, args, {**parts, f"microbatches={microbatches}": microbatches}, sharded=True
+        )
 
         def on_device(params, args):
             # Varying params: their gradient is this device's own, not summed over devices by the
