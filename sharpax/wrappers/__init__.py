@@ -30,6 +30,10 @@ The family:
 | periodic SAM | | `periodic_sam` | 2 every k-th step, else 1 | a step count |
 
 A rho schedule (e.g. `sharpax.lr_proportional_rho`) adds a step count to the transformation forms.
+Every form takes `p` in [1, inf] and a dynamic loss scale for float16 (`loss_scale=`: at call time in
+the gradient forms, at build time in the transformation forms, whose state it then wraps); the gradient
+forms take `microbatches=` (and the transformation forms a `grad_fn` built with
+`microbatched_value_and_grad`).
 """
 
 from sharpax.wrappers._lookahead import LookaheadState as LookaheadState
