@@ -2,6 +2,7 @@
 
 from optax import chain as chain
 
+from sharpax import lr_scheduler as lr_scheduler
 from sharpax import schedules as schedules
 from sharpax import transforms as transforms
 from sharpax import wrappers as wrappers
@@ -69,6 +70,7 @@ __all__ = [
     "join_schedules",
     "linear_warmup",
     "lion",
+    "lr_scheduler",
     "lookahead",
     "lookahead_params",
     "LookaheadState",
