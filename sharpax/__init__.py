@@ -30,14 +30,20 @@ from sharpax.schedules import warmup_polynomial_decay as warmup_polynomial_decay
 from sharpax.schedules import warmup_stable_decay as warmup_stable_decay
 from sharpax.schedules import with_untuned_warmup as with_untuned_warmup
 from sharpax.transforms import adadelta as adadelta
+from sharpax.transforms import adafactor as adafactor
 from sharpax.transforms import adagrad as adagrad
 from sharpax.transforms import adam as adam
 from sharpax.transforms import adamax as adamax
 from sharpax.transforms import adamw as adamw
+from sharpax.transforms import asgd as asgd
+from sharpax.transforms import asgd_averaged_params as asgd_averaged_params
 from sharpax.transforms import lion as lion
+from sharpax.transforms import muon as muon
+from sharpax.transforms import muon_with_adamw as muon_with_adamw
 from sharpax.transforms import nadam as nadam
 from sharpax.transforms import radam as radam
 from sharpax.transforms import rmsprop as rmsprop
+from sharpax.transforms import rprop as rprop
 from sharpax.transforms import sgd as sgd
 from sharpax.wrappers import LookaheadState as LookaheadState
 from sharpax.wrappers import gsam as gsam
@@ -54,11 +60,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
     "adamw",
     "apply_updates",
+    "asgd",
+    "asgd_averaged_params",
     "chain",
     "current_hyperparams",
     "current_learning_rate",
@@ -70,13 +79,15 @@ __all__ = [
     "join_schedules",
     "linear_warmup",
     "lion",
-    "lr_scheduler",
     "lookahead",
     "lookahead_params",
     "LookaheadState",
     "looksam",
+    "lr_scheduler",
     "multiply_by_schedule",
     "multiply_schedules",
+    "muon",
+    "muon_with_adamw",
     "nadam",
     "noam_schedule",
     "one_cycle",
@@ -84,6 +95,7 @@ __all__ = [
     "radam",
     "ranger",
     "rmsprop",
+    "rprop",
     "sam",
     "sam_value_and_grad",
     "scale_schedule",
