@@ -13,6 +13,7 @@ from typing import Any
 import jax.numpy as jnp
 
 import sharpax
+from sharpax import lr_scheduler as ls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +46,21 @@ class OptimizerCase:
     torch_state: tuple[str, ...] = ()
     # (rtol, atol) for the torch parity, when not the float32 default (Muon: bfloat16 Newton-Schulz).
     parity_tolerance: tuple[float, float] | None = None
+    # A torch scheduler that also cycles the momentum (SGD) or beta_1 (the Adam family): `scheduler()`
+    # builds the sharpax twin, whose rate and `.momentum` replace learning_rate and momentum / b1;
+    # `torch_scheduler` builds torch's on `opt` (the names of torch.optim.lr_scheduler in scope).
+    scheduler: Callable[[], Any] | None = None
+    torch_scheduler: str | None = None
 
     def build(self, **overrides: Any) -> Any:
         kwargs = {**self.kwargs, **overrides}
         if self.lr_schedule is not None and "learning_rate" not in overrides:
             base, factor = kwargs["learning_rate"], self.lr_schedule
             kwargs["learning_rate"] = lambda count: base * factor(count)
+        if self.scheduler is not None and "learning_rate" not in overrides:
+            schedule = self.scheduler()
+            kwargs["learning_rate"] = schedule
+            kwargs["momentum" if self.make is sharpax.sgd else "b1"] = schedule.momentum
         return self.make(**kwargs)
 
 
@@ -486,7 +496,76 @@ SCHEDULE_CASES: list[OptimizerCase] = [
     for name in ("adafactor", "asgd", "muon_adamw")
 ]
 
-ALL_CASES: list[OptimizerCase] = CASES + OPTION_CASES + SCHEDULE_CASES
+
+def _cycling(
+    case: OptimizerCase, scheduler: Callable[[], Any], torch_scheduler: str
+) -> OptimizerCase:
+    return dataclasses.replace(case, scheduler=scheduler, torch_scheduler=torch_scheduler)
+
+
+# torch's OneCycleLR and CyclicLR also set the momentum (SGD) or beta_1 (the Adam family) at every
+# step: the sharpax twin's `.momentum` goes to `momentum` / `b1`.
+MOMENTUM_CASES: list[OptimizerCase] = [
+    _cycling(
+        _case(
+            "sgd_nesterov_one_cycle",
+            sharpax.sgd,
+            "torch.optim.SGD",
+            learning_rate=0.1,
+            momentum=0.9,
+            nesterov=True,
+        ),
+        lambda: ls.one_cycle_lr(max_lr=0.1, total_steps=50),
+        "OneCycleLR(opt, max_lr=0.1, total_steps=50)",
+    ),
+    _cycling(
+        _case(
+            "sgd_dampening_cyclic_exp_range",
+            sharpax.sgd,
+            "torch.optim.SGD",
+            learning_rate=0.1,
+            momentum=0.9,
+            dampening=0.2,
+        ),
+        lambda: ls.cyclic_lr(
+            base_lr=0.01, max_lr=0.1, step_size_up=10, mode="exp_range", gamma=0.99
+        ),
+        "CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=10, mode='exp_range', gamma=0.99)",
+    ),
+    _cycling(
+        _case("adam_one_cycle_three_phase", sharpax.adam, "torch.optim.Adam", learning_rate=1e-2),
+        lambda: ls.one_cycle_lr(max_lr=1e-2, total_steps=50, three_phase=True),
+        "OneCycleLR(opt, max_lr=1e-2, total_steps=50, three_phase=True)",
+    ),
+    _cycling(
+        _case(
+            "adamw_cyclic_triangular2",
+            sharpax.adamw,
+            "torch.optim.AdamW",
+            learning_rate=1e-2,
+            weight_decay=0.1,
+        ),
+        lambda: ls.cyclic_lr(base_lr=1e-3, max_lr=1e-2, step_size_up=8, mode="triangular2"),
+        "CyclicLR(opt, base_lr=1e-3, max_lr=1e-2, step_size_up=8, mode='triangular2')",
+    ),
+    _cycling(
+        _case("nadam_one_cycle_linear", sharpax.nadam, "torch.optim.NAdam", learning_rate=1e-2),
+        lambda: ls.one_cycle_lr(max_lr=1e-2, total_steps=50, anneal_strategy="linear"),
+        "OneCycleLR(opt, max_lr=1e-2, total_steps=50, anneal_strategy='linear')",
+    ),
+    _cycling(
+        _case("radam_one_cycle", sharpax.radam, "torch.optim.RAdam", learning_rate=1e-2),
+        lambda: ls.one_cycle_lr(max_lr=1e-2, total_steps=50, pct_start=0.2),
+        "OneCycleLR(opt, max_lr=1e-2, total_steps=50, pct_start=0.2)",
+    ),
+    _cycling(
+        _case("adamax_cyclic", sharpax.adamax, "torch.optim.Adamax", learning_rate=1e-2),
+        lambda: ls.cyclic_lr(base_lr=1e-3, max_lr=2e-2, step_size_up=12, step_size_down=5),
+        "CyclicLR(opt, base_lr=1e-3, max_lr=2e-2, step_size_up=12, step_size_down=5)",
+    ),
+]
+
+ALL_CASES: list[OptimizerCase] = CASES + OPTION_CASES + SCHEDULE_CASES + MOMENTUM_CASES
 """Every case with a torch twin (the goldens cover all of them); `CASES` is the battery's core set."""
 
 CASES_BY_ID = {case.id: case for case in ALL_CASES}

@@ -420,3 +420,51 @@ def test_plateau_transformation_edges():
     assert len(jax.tree.leaves(state)) == 7
     abstract = jax.eval_shape(tx.init, params)
     assert jax.tree.structure(abstract) == jax.tree.structure(state)
+
+
+# ------------------------------------------------------------- momentum / beta_1 as schedules
+
+
+def test_momentum_schedules_keep_dtypes_and_states():
+    """A scheduled momentum (SGD) or beta_1 (Adam family) is cast to each buffer's dtype, and SGD gets
+    the step counter it needs (the static-momentum state is unchanged: see the checkpoint snapshot)."""
+    sched = ls.one_cycle_lr(max_lr=0.1, total_steps=20)
+    params = {"w": jnp.ones((2, 3), jnp.bfloat16), "b": jnp.zeros(3, jnp.float32)}
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+    for tx in (
+        sharpax.sgd(sched, momentum=sched.momentum, nesterov=True),
+        sharpax.adam(sched, b1=sched.momentum, mu_dtype=jnp.float32),
+        sharpax.nadam(sched, b1=sched.momentum),
+        sharpax.radam(sched, b1=sched.momentum),
+        sharpax.adamax(sched, b1=sched.momentum),
+    ):
+        state = tx.init(params)
+        dtypes = [x.dtype for x in jax.tree.leaves(state)]
+        update = jax.jit(tx.update)
+        for _ in range(3):
+            updates, state = update(grads, state, params)
+        assert [x.dtype for x in jax.tree.leaves(state)] == dtypes
+        assert updates["w"].dtype == jnp.bfloat16 and updates["b"].dtype == jnp.float32
+    assert sharpax.sgd(0.1, momentum=0.9).init(params)[0].count is None
+    assert int(sharpax.sgd(0.1, momentum=sched.momentum).init(params)[0].count) == 0
+
+
+def test_momentum_schedule_values_are_used_step_by_step():
+    """Hand-derived: SGD's buffer with momentum m_c at update c is b_c = m_c b_{c-1} + g."""
+    momenta = jnp.array([0.0, 0.5, 0.25, 1.0])
+    tx = sharpax.sgd(1.0, momentum=lambda c: momenta[c])
+    state = tx.init(jnp.zeros(1))
+    buffers = []
+    for _ in range(4):
+        updates, state = tx.update(jnp.ones(1), state)
+        buffers.append(-float(updates[0]))
+    np.testing.assert_allclose(buffers, [1.0, 1.5, 1.375, 2.375])
+    with pytest.raises(ValueError, match="the momentum schedule must return a scalar, got shape"):
+        tx = sharpax.sgd(0.1, momentum=lambda c: jnp.ones(2))
+        tx.update(jnp.ones(1), tx.init(jnp.zeros(1)))
+    injected = optax.inject_hyperparams(sharpax.adam)(learning_rate=1e-2, b1=lambda c: 0.9)
+    plain = sharpax.adam(1e-2, b1=0.9)
+    p = jnp.linspace(-1.0, 1.0, 4)
+    np.testing.assert_allclose(
+        injected.update(p, injected.init(p), p)[0], plain.update(p, plain.init(p), p)[0], rtol=1e-6
+    )

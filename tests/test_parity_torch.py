@@ -139,6 +139,7 @@ def test_every_case_has_an_up_to_date_golden():
         schedule = None if case.lr_schedule is None else case.lr_schedule.__name__
         assert meta["lr_schedule"] == schedule
         assert meta.get("problem", "default") == case.problem
+        assert meta.get("torch_scheduler") == case.torch_scheduler
         assert meta["torch"].startswith("2.13.0") and meta["steps"] >= 40
 
 
@@ -178,6 +179,7 @@ def test_matches_torch_live(case):
         grads,
         lr_schedule=case.lr_schedule,
         torch_state=case.torch_state,
+        scheduler=case.torch_scheduler,
     )
     live_params = {k: v for k, v in live.items() if not k.startswith("state/")}
     got = sharpax_trajectory(case.id, True)

@@ -68,6 +68,7 @@ def torch_trajectory(
     grads: dict[str, np.ndarray],
     lr_schedule: Any | None = None,
     torch_state: tuple[str, ...] = (),
+    scheduler: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Params after every step, `{name: (steps, *shape)}`, from the torch optimizer `torch_class`.
 
@@ -76,7 +77,8 @@ def torch_trajectory(
     `"A+B"` runs optimizer A on the 2-D params (transposed to torch's `(out, in)` layout unless
     `torch_kwargs["transpose"]` is False) with `torch_kwargs["matrices"]`, B on the others with
     `torch_kwargs["others"]`. Each name in `torch_state` adds `state/<name>/<param>` entries: that
-    per-param state of the optimizer after every step.
+    per-param state of the optimizer after every step. `scheduler` is a Python expression building a
+    torch scheduler on `opt` (names of torch.optim.lr_scheduler in scope), stepped after every step.
     """
     import torch
 
@@ -108,6 +110,9 @@ def torch_trajectory(
             torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: float(lr_schedule(epoch)))
             for opt in optimizers
         ]
+    if scheduler is not None:
+        scope = vars(torch.optim.lr_scheduler)
+        schedulers += [eval(scheduler, {**scope, "opt": opt}) for opt in optimizers]  # noqa: S307
     steps = next(iter(grads.values())).shape[0]
     out = {k: np.empty((steps, *params[k].shape), np.float32) for k in names}
     for entry in torch_state:

@@ -76,6 +76,7 @@ def main() -> None:
             grads,
             lr_schedule=case.lr_schedule,
             torch_state=case.torch_state,
+            scheduler=case.torch_scheduler,
         )
         meta = {
             "case": case.id,
@@ -83,6 +84,7 @@ def main() -> None:
             "torch_kwargs": case.torch_kwargs,
             "lr_schedule": None if case.lr_schedule is None else case.lr_schedule.__name__,
             "problem": case.problem,
+            "torch_scheduler": case.torch_scheduler,
             "steps": STEPS,
             **versions,
         }
