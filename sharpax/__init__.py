@@ -1,4 +1,9 @@
-"""sharpax: JAX optimizers in the optax style, with SAM, Lookahead, warmup schedules and torch-exact rules."""
+"""sharpax: JAX optimizers in the optax style, with SAM, Lookahead, warmup schedules and torch-exact rules.
+
+Every public name of the subpackages (`transforms`, `wrappers`, `schedules`) is re-exported here.
+"""
+
+from importlib.metadata import version as _version
 
 from optax import chain as chain
 
@@ -7,6 +12,8 @@ from sharpax import schedules as schedules
 from sharpax import transforms as transforms
 from sharpax import wrappers as wrappers
 from sharpax._apply import apply_updates as apply_updates
+from sharpax.lr_scheduler import ReduceLROnPlateauState as ReduceLROnPlateauState
+from sharpax.schedules import ScaleByScheduleState as ScaleByScheduleState
 from sharpax.schedules import current_hyperparams as current_hyperparams
 from sharpax.schedules import current_learning_rate as current_learning_rate
 from sharpax.schedules import cyclic as cyclic
@@ -14,11 +21,11 @@ from sharpax.schedules import exponential_warmup as exponential_warmup
 from sharpax.schedules import inject_hyperparams as inject_hyperparams
 from sharpax.schedules import join_schedules as join_schedules
 from sharpax.schedules import linear_warmup as linear_warmup
-from sharpax.schedules import multiply_by_schedule as multiply_by_schedule
+from sharpax.schedules import lr_proportional_rho as lr_proportional_rho
 from sharpax.schedules import multiply_schedules as multiply_schedules
 from sharpax.schedules import noam_schedule as noam_schedule
 from sharpax.schedules import one_cycle as one_cycle
-from sharpax.schedules import scale_schedule as scale_schedule
+from sharpax.schedules import scale_by_schedule as scale_by_schedule
 from sharpax.schedules import set_hyperparams as set_hyperparams
 from sharpax.schedules import untuned_exponential_warmup as untuned_exponential_warmup
 from sharpax.schedules import untuned_linear_warmup as untuned_linear_warmup
@@ -29,6 +36,18 @@ from sharpax.schedules import warmup_linear_decay as warmup_linear_decay
 from sharpax.schedules import warmup_polynomial_decay as warmup_polynomial_decay
 from sharpax.schedules import warmup_stable_decay as warmup_stable_decay
 from sharpax.schedules import with_untuned_warmup as with_untuned_warmup
+from sharpax.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
+from sharpax.transforms import ScaleByAdafactorState as ScaleByAdafactorState
+from sharpax.transforms import ScaleByAdagradState as ScaleByAdagradState
+from sharpax.transforms import ScaleByAdamaxState as ScaleByAdamaxState
+from sharpax.transforms import ScaleByAdamState as ScaleByAdamState
+from sharpax.transforms import ScaleByAsgdState as ScaleByAsgdState
+from sharpax.transforms import ScaleByMomentumState as ScaleByMomentumState
+from sharpax.transforms import ScaleByMuonState as ScaleByMuonState
+from sharpax.transforms import ScaleByNadamState as ScaleByNadamState
+from sharpax.transforms import ScaleByRadamState as ScaleByRadamState
+from sharpax.transforms import ScaleByRmspropState as ScaleByRmspropState
+from sharpax.transforms import ScaleByRpropState as ScaleByRpropState
 from sharpax.transforms import adadelta as adadelta
 from sharpax.transforms import adafactor as adafactor
 from sharpax.transforms import adagrad as adagrad
@@ -44,8 +63,23 @@ from sharpax.transforms import nadam as nadam
 from sharpax.transforms import radam as radam
 from sharpax.transforms import rmsprop as rmsprop
 from sharpax.transforms import rprop as rprop
+from sharpax.transforms import scale_by_adadelta as scale_by_adadelta
+from sharpax.transforms import scale_by_adafactor as scale_by_adafactor
+from sharpax.transforms import scale_by_adagrad as scale_by_adagrad
+from sharpax.transforms import scale_by_adam as scale_by_adam
+from sharpax.transforms import scale_by_adamax as scale_by_adamax
+from sharpax.transforms import scale_by_asgd as scale_by_asgd
+from sharpax.transforms import scale_by_momentum as scale_by_momentum
+from sharpax.transforms import scale_by_muon as scale_by_muon
+from sharpax.transforms import scale_by_nadam as scale_by_nadam
+from sharpax.transforms import scale_by_radam as scale_by_radam
+from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
+from sharpax.transforms import scale_by_rprop as scale_by_rprop
 from sharpax.transforms import sgd as sgd
 from sharpax.wrappers import LookaheadState as LookaheadState
+from sharpax.wrappers import LookSAMState as LookSAMState
+from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
+from sharpax.wrappers import SAMState as SAMState
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
@@ -56,7 +90,7 @@ from sharpax.wrappers import ranger as ranger
 from sharpax.wrappers import sam as sam
 from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
 
-__version__ = "0.1.0"
+__version__ = _version("sharpax")
 
 __all__ = [
     "adadelta",
@@ -83,8 +117,9 @@ __all__ = [
     "lookahead_params",
     "LookaheadState",
     "looksam",
+    "LookSAMState",
+    "lr_proportional_rho",
     "lr_scheduler",
-    "multiply_by_schedule",
     "multiply_schedules",
     "muon",
     "muon_with_adamw",
@@ -92,13 +127,41 @@ __all__ = [
     "noam_schedule",
     "one_cycle",
     "periodic_sam",
+    "PeriodicSAMState",
     "radam",
     "ranger",
+    "ReduceLROnPlateauState",
     "rmsprop",
     "rprop",
     "sam",
     "sam_value_and_grad",
-    "scale_schedule",
+    "SAMState",
+    "scale_by_adadelta",
+    "scale_by_adafactor",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_asgd",
+    "scale_by_momentum",
+    "scale_by_muon",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_rmsprop",
+    "scale_by_rprop",
+    "scale_by_schedule",
+    "ScaleByAdadeltaState",
+    "ScaleByAdafactorState",
+    "ScaleByAdagradState",
+    "ScaleByAdamaxState",
+    "ScaleByAdamState",
+    "ScaleByAsgdState",
+    "ScaleByMomentumState",
+    "ScaleByMuonState",
+    "ScaleByNadamState",
+    "ScaleByRadamState",
+    "ScaleByRmspropState",
+    "ScaleByRpropState",
+    "ScaleByScheduleState",
     "schedules",
     "set_hyperparams",
     "sgd",

@@ -1,16 +1,23 @@
-"""Build-time validation of hyperparameters, with messages that name the argument and the range.
+"""Every argument and tree check of sharpax, with messages that name the argument and the range.
 
-Checks skip traced values (so `optax.inject_hyperparams` works) and schedules (checked when called).
+Hyperparameter checks run at build time and skip traced values (so `optax.inject_hyperparams` works) and
+schedules (checked when called); tree checks run at trace time, so they cost nothing inside `jit`.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+
+from sharpax._tree import is_float_leaf
+from sharpax._types import PyTree, ScalarOrSchedule
 
 
 def is_static_number(value: Any) -> bool:
@@ -99,10 +106,23 @@ def check_beta(owner: str, **values: Any) -> None:
             )
 
 
-def check_positive_int(owner: str, name: str, value: Any) -> None:
-    """`value` must be an integer >= 1 (a period or a number of steps)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+def check_int(owner: str, name: str, value: Any, minimum: int = 1) -> None:
+    """`value` must be a Python or numpy integer >= minimum (a period, a count of steps or chunks)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_finite(owner: str, **values: Any) -> None:
+    """Each keyword must be a finite number (a value a schedule returns)."""
+    for name, value in values.items():
+        if is_static_number(value) and not math.isfinite(float(value)):
+            raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+
+
+def check_positive(owner: str, **values: Any) -> None:
+    """Each keyword must be in (0, inf)."""
+    for name, value in values.items():
+        check_range(owner, name, value, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
 
 
 def check_choice(owner: str, name: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -132,4 +152,141 @@ def check_transformation(owner: str, name: str, value: Any) -> None:
         raise TypeError(
             f"{owner}: {name} must be an optax.GradientTransformation (e.g. sharpax.adam(1e-3)), "
             f"got {value!r}"
+        )
+
+
+def checked_schedule(owner: str, name: str, value: ScalarOrSchedule) -> ScalarOrSchedule:
+    """`value` unchanged if it is not callable; a schedule wrapped to check what it returns, otherwise.
+
+    The signature is checked now (one positional argument, the step count); the value is checked when
+    the schedule is traced (a real scalar), so the check costs nothing inside `jit`. A schedule that
+    returns a vector would otherwise broadcast against the params or fail with a shape error deep in
+    the update.
+    """
+    if not callable(value):
+        return value
+    try:
+        inspect.signature(value).bind(0)
+    except TypeError:
+        raise TypeError(
+            f"{owner}: the {name} schedule must take one argument, the step count; got {value!r}"
+        ) from None
+    except ValueError:  # no signature to inspect (some builtins): the call itself will tell
+        pass
+
+    @functools.wraps(value)
+    def schedule(count):
+        out = value(count)
+        dtype = getattr(out, "dtype", None)
+        if (dtype is None and not isinstance(out, (int, float))) or isinstance(out, bool):
+            raise TypeError(
+                f"{owner}: the {name} schedule must return a real scalar, got {out!r} "
+                f"({type(out).__name__})"
+            )
+        if np.ndim(out) != 0:
+            raise ValueError(
+                f"{owner}: the {name} schedule must return a scalar, got shape {np.shape(out)}"
+            )
+        if dtype is not None and not (
+            jnp.issubdtype(dtype, jnp.number) and not jnp.issubdtype(dtype, jnp.complexfloating)
+        ):
+            raise TypeError(f"{owner}: the {name} schedule must return a real scalar, got {dtype}")
+        return out
+
+    return schedule
+
+
+def check_mesh_args(owner: str, mesh_axis: Any, mesh: Any) -> None:
+    """Build-time checks of `mesh_axis` and `mesh` (the context mesh is only known at call time)."""
+    if mesh_axis is None:
+        if mesh is not None:
+            raise ValueError(f"{owner}: mesh is only used with mesh_axis, got mesh_axis=None")
+        return
+    if not isinstance(mesh_axis, str):
+        raise ValueError(f"{owner}: mesh_axis must be a mesh axis name (a str), got {mesh_axis!r}")
+    if mesh is not None and not isinstance(mesh, Mesh):
+        raise ValueError(f"{owner}: mesh must be a jax.sharding.Mesh or None, got {mesh!r}")
+    if mesh is not None and mesh_axis not in mesh.axis_names:
+        raise ValueError(
+            f"{owner}: mesh_axis must be an axis of the mesh {tuple(mesh.axis_names)}, "
+            f"got {mesh_axis!r}"
+        )
+
+
+def _describe(x: Any) -> str:
+    """A leaf as `dtype[shape]`, for error messages."""
+    dtype = getattr(x, "dtype", type(x).__name__)
+    return f"{dtype}{list(np.shape(x))}"
+
+
+def check_tree_match(
+    owner: str, updates: PyTree, reference: PyTree, what: str = "optimizer state"
+) -> None:
+    """Raise a readable `ValueError` when `updates` and `reference` have different tree structures.
+
+    Runs at trace time only (structures are static), so it costs nothing inside `jit`.
+    """
+    got = jax.tree.structure(updates)
+    want = jax.tree.structure(reference)
+    if got != want:
+        raise ValueError(
+            f"{owner}: the gradient tree does not match the {what}.\n"
+            f"  gradients: {got}\n  {what}: {want}\n"
+            "Pass gradients with the same structure as the params the optimizer was initialised with."
+        )
+    # A gradient of another shape would broadcast against its buffer (silently, under JAX's default
+    # rank promotion) instead of failing.
+    for (path, g), r in zip(
+        jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(reference), strict=True
+    ):
+        if np.shape(g) != np.shape(r):
+            raise ValueError(
+                f"{owner}: the gradient at {jax.tree_util.keystr(path)} has shape "
+                f"{np.shape(g)}, the {what} leaf there has shape {np.shape(r)}"
+            )
+
+
+def check_gradients(owner: str, updates: PyTree, params: PyTree | None) -> None:
+    """Raise a readable error for gradients no optimizer can use (trace time only, free in `jit`).
+
+    Every gradient must be an array (or a Python number). When `params` is passed, the gradients must
+    match it in structure and shape, a float param needs a floating gradient, and a non-float param
+    (never trained: its gradient passes through) must not receive a floating one.
+    """
+    for path, g in jax.tree_util.tree_leaves_with_path(updates):
+        if not hasattr(g, "dtype") and not isinstance(g, (int, float, complex)):
+            raise TypeError(
+                f"{owner}: the gradient at {jax.tree_util.keystr(path)} is {_describe(g)}; "
+                "gradients must be arrays"
+            )
+    if params is None:
+        return
+    check_tree_match(owner, updates, params, what="params")
+    for (path, g), p in zip(
+        jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params), strict=True
+    ):
+        where = jax.tree_util.keystr(path)
+        if is_float_leaf(p) and not is_float_leaf(g):
+            raise TypeError(
+                f"{owner}: the gradient at {where} is {_describe(g)} but the param is "
+                f"{_describe(p)}; a floating-point param needs a floating-point gradient"
+            )
+        if is_float_leaf(g) and not is_float_leaf(p):
+            raise TypeError(
+                f"{owner}: the param at {where} is {_describe(p)}, which is not trained, but its "
+                f"gradient is {_describe(g)}; cast the param to a float dtype to train it, or pass "
+                "a float0 gradient (jax.grad(..., allow_int=True))"
+            )
+
+
+def check_state(owner: str, state: Any, expected: Any) -> None:
+    """A state from another optimizer (or restored without its NamedTuples) fails here, readably."""
+    got, want = jax.tree.structure(state), jax.tree.structure(expected)
+    if got != want:
+        raise ValueError(
+            f"{owner}: the gradient tree does not match the optimizer state: the state does not have "
+            "the structure this optimizer's init gives for these gradients. Either the gradients have "
+            "another structure than the params the state was made for, or the state was made by another "
+            "optimizer (a checkpoint restored without a target also loses its NamedTuples).\n"
+            f"  state: {got}\n  expected for these gradients: {want}"
         )

@@ -204,13 +204,13 @@ def test_with_untuned_warmup_matches_the_scheduled_learning_rate():
         ("exponential", sharpax.untuned_exponential_warmup(b2)),
     ]:
         wrapped, _, _ = _train(sharpax.with_untuned_warmup(sharpax.adam(lr, b2=b2), b2, shape))
-        scheduled, _, _ = _train(sharpax.adam(sharpax.scale_schedule(factor, lr), b2=b2))
+        scheduled, _, _ = _train(sharpax.adam(sharpax.multiply_schedules(factor, lr), b2=b2))
         for key in wrapped:  # u * lr * w versus u * (lr * w): float rounding only
             np.testing.assert_allclose(wrapped[key], scheduled[key], rtol=1e-5, atol=1e-6)
 
 
-def test_multiply_by_schedule_leaves_integer_leaves_alone():
-    tx = optax.chain(sharpax.sgd(1.0), sharpax.multiply_by_schedule(lambda c: 0.5))
+def test_scale_by_schedule_leaves_integer_leaves_alone():
+    tx = optax.chain(sharpax.sgd(1.0), sharpax.scale_by_schedule(lambda c: 0.5))
     params = {"w": jnp.ones(2), "step": jnp.array(3, jnp.int32)}
     grads = {"w": jnp.ones(2), "step": jnp.array(7, jnp.int32)}
     updates, state = tx.update(grads, tx.init(params), params)

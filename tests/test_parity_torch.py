@@ -35,6 +35,7 @@ from tests.optimizer_table import (
     OptimizerCase,
 )
 from tests.torch_reference import (
+    GOLDEN_VS_LIVE,
     PROBLEMS,
     golden_path,
     inputs_path,
@@ -185,9 +186,11 @@ def test_matches_torch_live(case):
     got = sharpax_trajectory(case.id, True)
     assert_trajectory_close(got, live_params, f"{case.id} vs live torch", **tolerance(case))
     if torch.__version__.startswith("2.13.0"):
-        # The same torch reproduces its goldens to the last ulps (so they are not stale).
+        # The same torch reproduces its goldens up to its per-machine float32 kernels (not stale).
         golden, _ = load_golden(case.id)
-        assert_trajectory_close(live, golden, f"{case.id} golden vs live", rtol=2e-6, atol=1e-6)
+        # Muon's bfloat16 Newton-Schulz may round an entry the other way on another machine too.
+        between = tolerance(case) if case.parity_tolerance else GOLDEN_VS_LIVE
+        assert_trajectory_close(live, golden, f"{case.id} golden vs live", **between)
 
 
 def test_schedule_sees_count_zero_at_the_first_update():

@@ -17,6 +17,7 @@ import pytest
 from golden import sam_references as ref
 
 import sharpax
+from tests.torch_reference import GOLDEN_VS_LIVE
 
 GOLDEN = np.load(pathlib.Path(__file__).parent / "golden" / "sam_davda54.npz")
 
@@ -123,7 +124,7 @@ def test_matches_davda54_live(case):
     from golden import make_sam_goldens
 
     torch_trajectory, torch_losses = make_sam_goldens.davda_trajectory(case)
-    np.testing.assert_allclose(torch_trajectory, GOLDEN[f"{case}_params"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(torch_trajectory, GOLDEN[f"{case}_params"], **GOLDEN_VS_LIVE)
     tol = TOL[case.split("_")[0]]
     for form in FORMS.values():
         trajectory, losses = form(case)

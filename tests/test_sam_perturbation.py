@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import sharpax
-from sharpax.wrappers._sam_perturbation import Perturbation
+from sharpax.wrappers._sam_geometry import Perturbation
 
 
 def _e(params, grads, **kwargs):
@@ -174,7 +174,7 @@ def test_transform_rho_schedule_counts_steps_and_static_rho_adds_no_state():
 
 def test_lr_proportional_rho():
     lr = optax.linear_schedule(0.1, 0.0, 100)
-    rho = sharpax.wrappers.lr_proportional_rho(lr, 0.1, 0.0, rho_max=0.04, rho_min=0.02)
+    rho = sharpax.lr_proportional_rho(lr, 0.1, 0.0, rho_max=0.04, rho_min=0.02)
     np.testing.assert_allclose([rho(0), rho(50), rho(100)], [0.04, 0.03, 0.02], rtol=1e-6)
 
 

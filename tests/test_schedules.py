@@ -415,8 +415,8 @@ CASES = [
         (5,),
     ),
     (
-        "scale_schedule",
-        sharpax.scale_schedule(sharpax.untuned_linear_warmup(0.9), 1e-3),
+        "untuned_warmup_times_lr",
+        sharpax.multiply_schedules(sharpax.untuned_linear_warmup(0.9), 1e-3),
         lambda c: 1e-3 * ref_untuned_linear(c, 0.9),
         (19, 20),
     ),

@@ -6,12 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from sharpax._types import Array
+from sharpax._validation import check_int, check_non_negative
 from sharpax.lr_scheduler._schedule import (
     F32,
     INT32_MAX,
     LRSchedule,
-    check_finite_non_negative,
-    check_int,
     check_static,
     cosine_factor,
     lr_schedule,
@@ -53,7 +52,7 @@ def cosine_annealing_lr(lr: float, T_max: int, eta_min: float = 0.0) -> LRSchedu
     """
     owner = "cosine_annealing_lr"
     check_static(owner, lr=lr, eta_min=eta_min)
-    check_finite_non_negative(owner, lr=lr, eta_min=eta_min)
+    check_non_negative(owner, lr=lr, eta_min=eta_min)
     check_int(owner, "T_max", T_max, 1)
 
     def shape(count: Array) -> Array:
@@ -113,7 +112,7 @@ def cosine_annealing_warm_restarts(
     """
     owner = "cosine_annealing_warm_restarts"
     check_static(owner, lr=lr, eta_min=eta_min)
-    check_finite_non_negative(owner, lr=lr, eta_min=eta_min)
+    check_non_negative(owner, lr=lr, eta_min=eta_min)
     check_int(owner, "T_0", T_0, 1)
     check_int(owner, "T_mult", T_mult, 1)
 

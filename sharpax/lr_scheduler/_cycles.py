@@ -8,13 +8,11 @@ from collections.abc import Callable
 import jax.numpy as jnp
 
 from sharpax._types import Array, Numeric
-from sharpax._validation import check_choice, check_range
+from sharpax._validation import check_choice, check_int, check_non_negative, check_range
 from sharpax.lr_scheduler._schedule import (
     F32,
     LRSchedule,
     as_count,
-    check_finite_non_negative,
-    check_int,
     check_static,
     lr_schedule,
     power,
@@ -85,7 +83,7 @@ def cyclic_lr(
     owner = "cyclic_lr"
     check_static(owner, base_lr=base_lr, max_lr=max_lr, gamma=gamma)
     check_static(owner, base_momentum=base_momentum, max_momentum=max_momentum)
-    check_finite_non_negative(owner, base_lr=base_lr, max_lr=max_lr, gamma=gamma)
+    check_non_negative(owner, base_lr=base_lr, max_lr=max_lr, gamma=gamma)
     check_range(owner, "base_momentum", base_momentum)
     check_range(owner, "max_momentum", max_momentum)
     check_int(owner, "step_size_up", step_size_up, 1)
@@ -229,7 +227,7 @@ def one_cycle_lr(
     check_static(owner, max_lr=max_lr, pct_start=pct_start)
     check_static(owner, div_factor=div_factor, final_div_factor=final_div_factor)
     check_static(owner, base_momentum=base_momentum, max_momentum=max_momentum)
-    check_finite_non_negative(owner, max_lr=max_lr)
+    check_non_negative(owner, max_lr=max_lr)
     check_range(owner, "pct_start", pct_start, 0.0, 1.0)
     check_range(owner, "div_factor", div_factor, 0.0, low_inclusive=False)
     check_range(owner, "final_div_factor", final_div_factor, 0.0, low_inclusive=False)

@@ -8,11 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from sharpax._types import Array
+from sharpax._validation import check_int, check_non_negative
 from sharpax.lr_scheduler._schedule import (
     F32,
     LRSchedule,
-    check_finite_non_negative,
-    check_int,
     check_milestones,
     check_static,
     lr_schedule,
@@ -24,7 +23,7 @@ from sharpax.lr_scheduler._schedule import (
 
 def _check_lr(owner: str, lr: float) -> None:
     check_static(owner, lr=lr)
-    check_finite_non_negative(owner, lr=lr)
+    check_non_negative(owner, lr=lr)
 
 
 def _host_table(owner: str, fn: Callable[[int], float], total_steps: int) -> np.ndarray:
@@ -174,7 +173,7 @@ def step_lr(lr: float, step_size: int, gamma: float = 0.1) -> LRSchedule:
     _check_lr(owner, lr)
     check_int(owner, "step_size", step_size, 1)
     check_static(owner, gamma=gamma)
-    check_finite_non_negative(owner, gamma=gamma)
+    check_non_negative(owner, gamma=gamma)
 
     def factor(count: Array) -> Array:
         return power(float(gamma), count // step_size)
@@ -212,7 +211,7 @@ def multi_step_lr(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> L
     _check_lr(owner, lr)
     marks = np.sort(np.asarray(check_milestones(owner, milestones, strictly_increasing=False)))
     check_static(owner, gamma=gamma)
-    check_finite_non_negative(owner, gamma=gamma)
+    check_non_negative(owner, gamma=gamma)
 
     # At most len(milestones) decays: a float64 table, so each rate is torch's, rounded once.
     factors = float(gamma) ** np.arange(len(marks) + 1, dtype=np.float64)
@@ -259,7 +258,7 @@ def exponential_lr(lr: float, gamma: float) -> LRSchedule:
     owner = "exponential_lr"
     _check_lr(owner, lr)
     check_static(owner, gamma=gamma)
-    check_finite_non_negative(owner, gamma=gamma)
+    check_non_negative(owner, gamma=gamma)
 
     def factor(count: Array) -> Array:
         return power(float(gamma), count)

@@ -9,11 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sharpax._tree import float_leaves_only
 from sharpax._types import Array, PyTree
+from sharpax._validation import check_int
 from sharpax.lr_scheduler._plateau_rule import PlateauConfig, plateau_config, worst
 from sharpax.lr_scheduler._plateau_rule import plateau_step as rule_step
-from sharpax.lr_scheduler._schedule import check_int, power
+from sharpax.lr_scheduler._schedule import power
+from sharpax.transforms._build import float_leaves_only
 
 
 class ReduceLROnPlateauState(NamedTuple):

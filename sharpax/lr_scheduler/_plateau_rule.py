@@ -7,8 +7,8 @@ from typing import Any
 
 import jax
 
-from sharpax._validation import check_choice, check_range
-from sharpax.lr_scheduler._schedule import check_int, check_static
+from sharpax._validation import check_choice, check_int, check_range
+from sharpax.lr_scheduler._schedule import check_static
 
 
 @jax.tree_util.register_static

@@ -5,21 +5,13 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from sharpax._types import Array
-from sharpax._validation import check_range
-from sharpax.lr_scheduler._schedule import (
-    F32,
-    LRSchedule,
-    check_finite_non_negative,
-    check_int,
-    check_static,
-    lr_schedule,
-    to_f32,
-)
+from sharpax._validation import check_int, check_non_negative, check_range
+from sharpax.lr_scheduler._schedule import F32, LRSchedule, check_static, lr_schedule, to_f32
 
 
 def _check_common(owner: str, lr: float, total_iters: int) -> None:
     check_static(owner, lr=lr)
-    check_finite_non_negative(owner, lr=lr)
+    check_non_negative(owner, lr=lr)
     check_int(owner, "total_iters", total_iters, 1)
 
 
@@ -134,7 +126,7 @@ def polynomial_lr(lr: float, total_iters: int = 5, power: float = 1.0) -> LRSche
     owner = "polynomial_lr"
     _check_common(owner, lr, total_iters)
     check_static(owner, power=power)
-    check_finite_non_negative(owner, power=power)
+    check_non_negative(owner, power=power)
 
     def scale(count: Array) -> Array:
         left = to_f32(total_iters - jnp.minimum(count, total_iters)) / F32(total_iters)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sharpax._types import Array, Numeric
-from sharpax._validation import check_range
+from sharpax._validation import check_int
 
 F32 = jnp.float32
 INT32_MAX = 2**31 - 1
@@ -102,17 +102,6 @@ def cosine_factor(remaining: Array, length: Array) -> Array:
     """
     s = jnp.sin(F32(math.pi / 2) * (to_f32(remaining) / to_f32(length)))
     return s * s
-
-
-def check_int(owner: str, name: str, value: Any, minimum: int) -> None:
-    """`value` must be a Python or numpy integer >= minimum (counts and periods are static)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-
-
-def check_finite_non_negative(owner: str, **values: Any) -> None:
-    for name, value in values.items():
-        check_range(owner, name, value, 0.0)
 
 
 def check_static(owner: str, **values: Any) -> None:

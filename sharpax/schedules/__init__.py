@@ -17,10 +17,10 @@ from sharpax.schedules._hyperparams import current_learning_rate as current_lear
 from sharpax.schedules._hyperparams import inject_hyperparams as inject_hyperparams
 from sharpax.schedules._hyperparams import set_hyperparams as set_hyperparams
 from sharpax.schedules._join import join_schedules as join_schedules
+from sharpax.schedules._join import lr_proportional_rho as lr_proportional_rho
 from sharpax.schedules._join import multiply_schedules as multiply_schedules
-from sharpax.schedules._join import scale_schedule as scale_schedule
-from sharpax.schedules._untuned import MultiplyByScheduleState as MultiplyByScheduleState
-from sharpax.schedules._untuned import multiply_by_schedule as multiply_by_schedule
+from sharpax.schedules._untuned import ScaleByScheduleState as ScaleByScheduleState
+from sharpax.schedules._untuned import scale_by_schedule as scale_by_schedule
 from sharpax.schedules._untuned import untuned_exponential_warmup as untuned_exponential_warmup
 from sharpax.schedules._untuned import untuned_linear_warmup as untuned_linear_warmup
 from sharpax.schedules._untuned import with_untuned_warmup as with_untuned_warmup
@@ -36,12 +36,12 @@ __all__ = [
     "inject_hyperparams",
     "join_schedules",
     "linear_warmup",
-    "multiply_by_schedule",
+    "lr_proportional_rho",
     "multiply_schedules",
-    "MultiplyByScheduleState",
     "noam_schedule",
     "one_cycle",
-    "scale_schedule",
+    "scale_by_schedule",
+    "ScaleByScheduleState",
     "set_hyperparams",
     "untuned_exponential_warmup",
     "untuned_linear_warmup",

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 
 from sharpax._types import Array, Numeric
-from sharpax._validation import check_choice, check_range, is_static_number
+from sharpax._validation import check_choice
 
 F32 = jnp.float32
 
@@ -39,24 +36,6 @@ def to_float(count: Array) -> Array:
 def full(count: Array, value: Numeric) -> Array:
     """`value` broadcast to the shape of `count`, as float32 (a constant piece)."""
     return jnp.full(jnp.shape(count), value, F32)
-
-
-def check_steps(owner: str, name: str, value: Any, minimum: int = 0) -> None:
-    """`value` must be a Python/numpy integer >= minimum (a number of steps is static)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-
-
-def check_finite(owner: str, **values: Any) -> None:
-    """Each keyword must be a finite number (a value the schedule returns)."""
-    for name, value in values.items():
-        if is_static_number(value) and not math.isfinite(float(value)):
-            raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-
-
-def check_positive(owner: str, **values: Any) -> None:
-    for name, value in values.items():
-        check_range(owner, name, value, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
 
 
 # Decay shapes: f(p) for progress p in [0, 1], f(0) = 1 and f(1) = 0.

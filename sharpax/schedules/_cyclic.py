@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from sharpax._types import Array, Numeric, Schedule
-from sharpax._validation import check_choice, check_range
-from sharpax.schedules._common import F32, as_count, check_positive, check_steps, clamp, to_float
+from sharpax._validation import check_choice, check_int, check_positive, check_range
+from sharpax.schedules._common import F32, as_count, clamp, to_float
 
 
 def cyclic(schedule: Schedule, period: int) -> Schedule:
@@ -35,7 +35,7 @@ def cyclic(schedule: Schedule, period: int) -> Schedule:
         Array([0. , 0.5, 1. , 0.5, 0. , 0.5, 1. , 0.5, 0. ], dtype=float32)
     """
     owner = "cyclic"
-    check_steps(owner, "period", period, minimum=1)
+    check_int(owner, "period", period, minimum=1)
     if not callable(schedule):
         raise ValueError(f"{owner}: schedule must be a callable count -> value, got {schedule!r}")
 
@@ -95,7 +95,7 @@ def one_cycle(
     owner = "one_cycle"
     check_positive(owner, peak_value=peak_value, div_factor=div_factor)
     check_positive(owner, final_div_factor=final_div_factor)
-    check_steps(owner, "total_steps", total_steps, minimum=2)
+    check_int(owner, "total_steps", total_steps, minimum=2)
     check_range(owner, "pct_start", pct_start, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     check_choice(owner, "anneal", anneal, ("cosine", "linear"))
     if not pct_start * total_steps > 1:

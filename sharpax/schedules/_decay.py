@@ -4,35 +4,23 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from sharpax._docs import doc_filler
 from sharpax._types import Array, Numeric, Schedule
-from sharpax._validation import check_range
+from sharpax._validation import check_finite, check_int, check_positive, check_range
 from sharpax.schedules._common import (
     DECAY_SHAPES,
     F32,
     anneal,
     as_count,
-    check_finite,
-    check_positive,
     check_shape,
-    check_steps,
     clamp,
     to_float,
 )
 from sharpax.schedules._warmup import linear_warmup
 
-_fill_doc = doc_filler(
-    {
-        "decay_steps": """\
-decay_steps: the count at which the decay reaches `end_value`, warmup included (optax's
-    convention), an integer >= `warmup_steps` (equal: straight to `end_value` after the warmup)."""
-    }
-)
-
 
 def _check_warmup_decay(owner: str, warmup_steps: int, decay_steps: int, **values) -> None:
-    check_steps(owner, "warmup_steps", warmup_steps)
-    check_steps(owner, "decay_steps", decay_steps, minimum=warmup_steps)
+    check_int(owner, "warmup_steps", warmup_steps, minimum=0)
+    check_int(owner, "decay_steps", decay_steps, minimum=warmup_steps)
     check_finite(owner, **values)
 
 
@@ -68,7 +56,6 @@ def _warmup_anneal(owner, peak_value, warmup_steps, decay_steps, init_value, end
     )
 
 
-@_fill_doc
 def warmup_cosine_decay(
     peak_value: float,
     warmup_steps: int,
@@ -91,7 +78,8 @@ def warmup_cosine_decay(
     Args:
         peak_value: value at the end of the warmup, finite.
         warmup_steps: length of the linear warmup, an integer >= 0.
-        {decay_steps}
+        decay_steps: the count at which the decay reaches `end_value`, warmup included (optax's
+            convention), an integer >= `warmup_steps` (equal: straight to `end_value` after the warmup).
         init_value: value at count 0, finite.
         end_value: final value, finite.
         exponent: power e > 0 of the cosine factor.
@@ -122,7 +110,6 @@ def warmup_cosine_decay(
     )
 
 
-@_fill_doc
 def warmup_linear_decay(
     peak_value: float,
     warmup_steps: int,
@@ -142,7 +129,8 @@ def warmup_linear_decay(
     Args:
         peak_value: value at the end of the warmup, finite.
         warmup_steps: length of the linear warmup, an integer >= 0.
-        {decay_steps}
+        decay_steps: the count at which the decay reaches `end_value`, warmup included (optax's
+            convention), an integer >= `warmup_steps` (equal: straight to `end_value` after the warmup).
         init_value: value at count 0, finite.
         end_value: final value, finite.
 
@@ -165,7 +153,6 @@ def warmup_linear_decay(
     )
 
 
-@_fill_doc
 def warmup_polynomial_decay(
     peak_value: float,
     warmup_steps: int,
@@ -187,7 +174,8 @@ def warmup_polynomial_decay(
     Args:
         peak_value: value at the end of the warmup, finite.
         warmup_steps: length of the linear warmup, an integer >= 0.
-        {decay_steps}
+        decay_steps: the count at which the decay reaches `end_value`, warmup included (optax's
+            convention), an integer >= `warmup_steps` (equal: straight to `end_value` after the warmup).
         power: exponent k > 0.
         init_value: value at count 0, finite.
         end_value: final value, finite.
@@ -249,8 +237,8 @@ def warmup_exponential_decay(
         Array([0.   , 1.   , 0.5  , 0.25 , 0.125], dtype=float32)
     """
     owner = "warmup_exponential_decay"
-    check_steps(owner, "warmup_steps", warmup_steps)
-    check_steps(owner, "transition_steps", transition_steps, minimum=1)
+    check_int(owner, "warmup_steps", warmup_steps, minimum=0)
+    check_int(owner, "transition_steps", transition_steps, minimum=1)
     check_range(owner, "decay_rate", decay_rate, 0.0, 1.0, low_inclusive=False)
     check_finite(owner, peak_value=peak_value, init_value=init_value, end_value=end_value)
 
@@ -297,7 +285,7 @@ def warmup_inverse_sqrt_decay(
         Array([0. , 0.5, 1. , 0.5], dtype=float32)
     """
     owner = "warmup_inverse_sqrt_decay"
-    check_steps(owner, "warmup_steps", warmup_steps)
+    check_int(owner, "warmup_steps", warmup_steps, minimum=0)
     check_finite(owner, peak_value=peak_value, init_value=init_value)
     tau = max(warmup_steps, 1) if timescale is None else timescale
     check_positive(owner, timescale=tau)
@@ -353,9 +341,9 @@ def warmup_stable_decay(
         Array([0.  , 0.5 , 1.  , 1.  , 1.  , 0.75, 0.5 , 0.25, 0.  , 0.  ], dtype=float32)
     """
     owner = "warmup_stable_decay"
-    check_steps(owner, "warmup_steps", warmup_steps)
-    check_steps(owner, "cooldown_steps", cooldown_steps)
-    check_steps(owner, "total_steps", total_steps, minimum=warmup_steps + cooldown_steps)
+    check_int(owner, "warmup_steps", warmup_steps, minimum=0)
+    check_int(owner, "cooldown_steps", cooldown_steps, minimum=0)
+    check_int(owner, "total_steps", total_steps, minimum=warmup_steps + cooldown_steps)
     check_shape(owner, "cooldown_shape", cooldown_shape)
     check_finite(owner, peak_value=peak_value, init_value=init_value, end_value=end_value)
     stable_steps = total_steps - warmup_steps - cooldown_steps

@@ -1,4 +1,5 @@
-"""Building schedules from schedules: pieces joined at boundaries, products and scalings."""
+"""Schedules built from schedules: pieces joined at boundaries, products, and GSAM's rho that follows
+a learning rate."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 
 from sharpax._types import Array, Numeric, ScalarOrSchedule, Schedule
-from sharpax.schedules._common import F32, as_count, check_steps, clamp
+from sharpax._validation import check_int, check_non_negative, check_range
+from sharpax.schedules._common import F32, as_count, clamp
 
 
 def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
@@ -48,7 +50,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
             f"got {len(boundaries)}"
         )
     for b in boundaries:
-        check_steps(owner, "each boundary", b)
+        check_int(owner, "each boundary", b, minimum=0)
     if any(b1 > b2 for b1, b2 in zip(boundaries[:-1], boundaries[1:], strict=True)):
         raise ValueError(f"{owner}: boundaries must be non-decreasing, got {boundaries}")
     starts = [0, *boundaries]
@@ -105,23 +107,48 @@ def multiply_schedules(*schedules: ScalarOrSchedule) -> Schedule:
     return schedule
 
 
-def scale_schedule(schedule: ScalarOrSchedule, factor: ScalarOrSchedule) -> Schedule:
-    r"""`schedule` multiplied by `factor` (a number or a schedule): :math:`\eta(c) = f(c)\,s(c)`.
+def lr_proportional_rho(
+    learning_rate: Schedule,
+    lr_max: float,
+    lr_min: float,
+    rho_max: float,
+    rho_min: float = 0.0,
+) -> Schedule:
+    r"""The rho schedule that moves in proportion to a learning-rate schedule (GSAM, Zhuang et al. 2022).
 
-    The multiplier form: a schedule of factors in [0, 1] (e.g. `untuned_linear_warmup`) times a base
-    learning rate or a base schedule. Same as `multiply_schedules(schedule, factor)`.
+    .. math::
+        \rho_t = \rho_{min} + (\rho_{max} - \rho_{min}) \, \frac{\eta_t - \eta_{min}}{\eta_{max} - \eta_{min}}
+
+    Pass it as `rho` to any SAM-family wrapper (with `sam_step=` in the gradient form). Equivalent to
+    juntang-zhuang/GSAM's `ProportionScheduler`; optax and torch.optim have no counterpart.
 
     Args:
-        schedule: the base, a schedule or a number.
-        factor: the multiplier, a schedule or a number.
+        learning_rate: the learning-rate schedule `step -> eta_t`.
+        lr_max: the largest learning rate of the schedule (maps to `rho_max`), > lr_min.
+        lr_min: the smallest (maps to `rho_min`).
+        rho_max: rho at `lr_max`, >= rho_min.
+        rho_min: rho at `lr_min`, >= 0.
 
     Returns:
-        A schedule `count -> value` (float32).
+        A schedule `step -> rho_t`.
+
+    References:
+        Zhuang et al., "Surrogate Gap Guided Sharpness-Aware Minimization", ICLR 2022, Section 5.
 
     Example:
-        >>> import sharpax
-        >>> lr = sharpax.scale_schedule(sharpax.untuned_linear_warmup(b2=0.999), 1e-3)
-        >>> print(f"{float(lr(0)):.1e}")  # 1e-3 * (1 - 0.999) / 2 * 1
-        5.0e-07
+        >>> import optax, sharpax
+        >>> lr = optax.linear_schedule(0.1, 0.0, transition_steps=100)
+        >>> rho = sharpax.lr_proportional_rho(lr, 0.1, 0.0, rho_max=0.04, rho_min=0.02)
+        >>> rho(50)  # half-way down the learning rate, half-way down rho
+        Array(0.03, dtype=float32)
     """
-    return multiply_schedules(schedule, factor)
+    owner = "lr_proportional_rho"
+    check_non_negative(owner, rho_min=rho_min)
+    check_range(owner, "rho_max", rho_max, rho_min)
+    check_range(owner, "lr_max", lr_max, lr_min, low_inclusive=False)
+
+    def schedule(step):
+        fraction = (jnp.asarray(learning_rate(step), jnp.float32) - lr_min) / (lr_max - lr_min)
+        return rho_min + (rho_max - rho_min) * fraction
+
+    return schedule

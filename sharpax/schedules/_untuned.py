@@ -10,8 +10,8 @@ import optax
 
 from sharpax._tree import is_float_leaf
 from sharpax._types import Array, Numeric, Schedule
-from sharpax._validation import check_beta, check_choice, check_transformation
-from sharpax.schedules._common import F32, as_count, check_finite, clamp, to_float
+from sharpax._validation import check_beta, check_choice, check_finite, check_transformation
+from sharpax.schedules._common import F32, as_count, clamp, to_float
 
 
 def _step_number(count: Numeric) -> Array:
@@ -26,7 +26,7 @@ def untuned_linear_warmup(b2: float = 0.999, peak_value: float = 1.0) -> Schedul
         \omega(c) = \eta_{peak} \min\left(1, \frac{1 - \beta_2}{2} t\right), \quad t = c + 1
 
     With `peak_value=1` this is the warmup factor :math:`\omega_t` of the paper, to multiply a learning
-    rate (`scale_schedule`) or an optimizer's updates (`with_untuned_warmup`). The paper's t is 1-based
+    rate (`multiply_schedules`) or an optimizer's updates (`with_untuned_warmup`). The paper's t is 1-based
     (the first update is already scaled by `(1 - b2) / 2`, not 0), as in `pytorch_warmup`'s
     `UntunedLinearWarmup`; that package rounds the period down to an integer, here it is exact.
 
@@ -92,13 +92,13 @@ def untuned_exponential_warmup(b2: float = 0.999, peak_value: float = 1.0) -> Sc
     return schedule
 
 
-class MultiplyByScheduleState(NamedTuple):
-    """State of `multiply_by_schedule`: the number of updates done."""
+class ScaleByScheduleState(NamedTuple):
+    """State of `scale_by_schedule`: the number of updates done."""
 
     count: Array
 
 
-def multiply_by_schedule(schedule: Schedule) -> optax.GradientTransformation:
+def scale_by_schedule(schedule: Schedule) -> optax.GradientTransformation:
     r"""Multiply the (floating) updates by `schedule(count)`: a schedule applied to any optimizer.
 
     .. math::
@@ -112,21 +112,21 @@ def multiply_by_schedule(schedule: Schedule) -> optax.GradientTransformation:
         schedule: `count -> factor`, count 0 at the first update.
 
     Returns:
-        An `optax.GradientTransformation` with state `MultiplyByScheduleState`.
+        An `optax.GradientTransformation` with state `ScaleByScheduleState`.
 
     Example:
         >>> import jax.numpy as jnp, optax, sharpax
-        >>> tx = optax.chain(sharpax.sgd(1.0), sharpax.multiply_by_schedule(lambda c: 0.5))
+        >>> tx = optax.chain(sharpax.sgd(1.0), sharpax.scale_by_schedule(lambda c: 0.5))
         >>> u, _ = tx.update(jnp.ones(2), tx.init(jnp.zeros(2)))
         >>> u
         Array([-0.5, -0.5], dtype=float32)
     """
     if not callable(schedule):
-        raise ValueError(f"multiply_by_schedule: schedule must be callable, got {schedule!r}")
+        raise ValueError(f"scale_by_schedule: schedule must be callable, got {schedule!r}")
 
     def init_fn(params):
         del params
-        return MultiplyByScheduleState(count=jnp.zeros([], jnp.int32))
+        return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
 
     def update_fn(updates, state, params=None):
         del params
@@ -136,7 +136,7 @@ def multiply_by_schedule(schedule: Schedule) -> optax.GradientTransformation:
             return (u * factor.astype(u.dtype)).astype(u.dtype) if is_float_leaf(u) else u
 
         new_updates = jax.tree.map(scale, updates)
-        return new_updates, MultiplyByScheduleState(count=optax.safe_increment(state.count))
+        return new_updates, ScaleByScheduleState(count=optax.safe_increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -152,7 +152,7 @@ def with_untuned_warmup(
         1 - e^{-(1 - \beta_2) t} \text{ (exponential)}
 
     Equal (up to float rounding of the product) to giving the optimizer the learning rate
-    `scale_schedule(untuned_linear_warmup(b2), lr)`, but works for an optimizer built elsewhere
+    `multiply_schedules(untuned_linear_warmup(b2), lr)`, but works for an optimizer built elsewhere
     and composes with its own schedule. Pass the optimizer's own beta_2. The paper recommends
     `"linear"`. pytorch_warmup's `UntunedLinearWarmup` / `UntunedExponentialWarmup` are the torch
     counterparts (they round the period down to an integer).
@@ -163,7 +163,7 @@ def with_untuned_warmup(
         shape: "linear" (over 2 / (1 - b2) updates) or "exponential".
 
     Returns:
-        `optax.chain(tx, multiply_by_schedule(omega))`.
+        `optax.chain(tx, scale_by_schedule(omega))`.
 
     References:
         Ma & Yarats, "On the Adequacy of Untuned Warmup for Adaptive Optimization", AAAI 2021.
@@ -180,4 +180,4 @@ def with_untuned_warmup(
     check_beta(owner, b2=b2)
     check_choice(owner, "shape", shape, ("linear", "exponential"))
     factor = untuned_linear_warmup(b2) if shape == "linear" else untuned_exponential_warmup(b2)
-    return optax.chain(tx, multiply_by_schedule(factor))
+    return optax.chain(tx, scale_by_schedule(factor))

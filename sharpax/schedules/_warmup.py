@@ -7,16 +7,8 @@ import math
 import jax.numpy as jnp
 
 from sharpax._types import Numeric, Schedule
-from sharpax.schedules._common import (
-    F32,
-    as_count,
-    check_finite,
-    check_positive,
-    check_steps,
-    clamp,
-    full,
-    to_float,
-)
+from sharpax._validation import check_finite, check_int, check_positive
+from sharpax.schedules._common import F32, as_count, clamp, full, to_float
 
 
 def linear_warmup(peak_value: float, warmup_steps: int, init_value: float = 0.0) -> Schedule:
@@ -54,7 +46,7 @@ def linear_warmup(peak_value: float, warmup_steps: int, init_value: float = 0.0)
         Array([0.  , 0.25, 0.5 , 0.75, 1.  , 1.  ], dtype=float32)
     """
     owner = "linear_warmup"
-    check_steps(owner, "warmup_steps", warmup_steps)
+    check_int(owner, "warmup_steps", warmup_steps, minimum=0)
     check_finite(owner, peak_value=peak_value, init_value=init_value)
 
     def schedule(count: Numeric):
@@ -93,7 +85,7 @@ def exponential_warmup(peak_value: float, warmup_steps: int, init_value: float) 
         Array([0.001, 0.01 , 0.1  , 1.   , 1.   ], dtype=float32)
     """
     owner = "exponential_warmup"
-    check_steps(owner, "warmup_steps", warmup_steps)
+    check_int(owner, "warmup_steps", warmup_steps, minimum=0)
     check_positive(owner, peak_value=peak_value, init_value=init_value)
     if warmup_steps > 0:
         log_init = math.log(init_value)
@@ -140,7 +132,7 @@ def noam_schedule(d_model: int, warmup_steps: int, factor: float = 1.0) -> Sched
     """
     owner = "noam_schedule"
     check_positive(owner, d_model=d_model, factor=factor)
-    check_steps(owner, "warmup_steps", warmup_steps, minimum=1)
+    check_int(owner, "warmup_steps", warmup_steps, minimum=1)
     scale = factor * d_model**-0.5
     slope = warmup_steps**-1.5
 

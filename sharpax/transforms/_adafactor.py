@@ -9,10 +9,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match, float_leaves_only
 from sharpax._types import Array, ScalarOrSchedule, Updates
-from sharpax._validation import check_non_negative, check_range
-from sharpax.transforms._build import checked_schedule, is_static_zero, weight_decay_block
+from sharpax._validation import (
+    check_non_negative,
+    check_range,
+    check_tree_match,
+    checked_schedule,
+)
+from sharpax.transforms._build import float_leaves_only, is_static_zero, weight_decay_block
 
 
 class ScaleByAdafactorState(NamedTuple):

@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match
 from sharpax._types import ScalarOrSchedule, Updates
-from sharpax._validation import check_non_negative
+from sharpax._validation import check_non_negative, check_tree_match
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
 
 

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
+from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
-from sharpax._validation import check_beta, check_float_dtype, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
 from sharpax.transforms._numerics import one_minus_power
@@ -98,8 +98,8 @@ def scale_by_adam(
             # torch goldens' worst error is unchanged) and lets XLA:CPU compile one kernel per leaf
             # shape: with the former, the first leaf of each shape got its own (40 kernels vs optax's 33
             # on a 70-leaf Transformer, ~15% more compile time).
-            denom = jnp.sqrt(v / cast_like(bc2, v)) + eps
-            return ((m / cast_like(bc1, m)) / denom.astype(m.dtype)).astype(g.dtype)
+            denom = jnp.sqrt(v / jnp.asarray(bc2, v.dtype)) + eps
+            return ((m / jnp.asarray(bc1, m.dtype)) / denom.astype(m.dtype)).astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, mu, denominator_source)
         return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu, nu_max=nu_max)

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
+from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
-from sharpax._validation import check_beta, check_non_negative
+from sharpax._validation import check_beta, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment
 from sharpax.transforms._numerics import one_minus_power
@@ -70,7 +70,7 @@ def scale_by_adamax(
         bc1 = one_minus_power(b1_t, count.astype(jnp.float32))
         mu = update_first_moment(updates, state.mu, b1_t)
         nu = jax.tree.map(lambda g, u: jnp.maximum(b2 * u, jnp.abs(g) + eps), updates, state.nu)
-        out = jax.tree.map(lambda m, u: m / (cast_like(bc1, m) * u), mu, nu)
+        out = jax.tree.map(lambda m, u: m / (jnp.asarray(bc1, m.dtype) * u), mu, nu)
         return out, ScaleByAdamaxState(count, mu, nu)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match, float_leaves_only, zeros_like_tree
+from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, Params, ScalarOrSchedule, Updates
-from sharpax._validation import check_non_negative
-from sharpax.transforms._build import checked_schedule, weight_decay_block
+from sharpax._validation import check_non_negative, check_tree_match, checked_schedule
+from sharpax.transforms._build import float_leaves_only, weight_decay_block
 
 
 class ScaleByAsgdState(NamedTuple):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from sharpax._tree import float_leaves_only
-from sharpax._types import ScalarOrSchedule
-from sharpax._validation import check_non_negative, is_static_number
+from sharpax._tree import is_float_leaf
+from sharpax._types import PyTree, ScalarOrSchedule
+from sharpax._validation import (
+    check_gradients,
+    check_non_negative,
+    check_state,
+    checked_schedule,
+    is_static_number,
+)
 
 
 def is_static_zero(value: object) -> bool:
@@ -24,47 +28,6 @@ def is_static_zero(value: object) -> bool:
     if isinstance(value, jax.Array):
         return False
     return is_static_number(value) and float(value) == 0.0  # type: ignore[arg-type]
-
-
-def checked_schedule(owner: str, name: str, value: ScalarOrSchedule) -> ScalarOrSchedule:
-    """`value` unchanged if it is not callable; a schedule wrapped to check what it returns, otherwise.
-
-    The signature is checked now (one positional argument, the step count); the value is checked when
-    the schedule is traced (a real scalar), so the check costs nothing inside `jit`. A schedule that
-    returns a vector would otherwise broadcast against the params or fail with a shape error deep in
-    the update.
-    """
-    if not callable(value):
-        return value
-    try:
-        inspect.signature(value).bind(0)
-    except TypeError:
-        raise TypeError(
-            f"{owner}: the {name} schedule must take one argument, the step count; got {value!r}"
-        ) from None
-    except ValueError:  # no signature to inspect (some builtins): the call itself will tell
-        pass
-
-    @functools.wraps(value)
-    def schedule(count):
-        out = value(count)
-        dtype = getattr(out, "dtype", None)
-        if (dtype is None and not isinstance(out, (int, float))) or isinstance(out, bool):
-            raise TypeError(
-                f"{owner}: the {name} schedule must return a real scalar, got {out!r} "
-                f"({type(out).__name__})"
-            )
-        if np.ndim(out) != 0:
-            raise ValueError(
-                f"{owner}: the {name} schedule must return a scalar, got shape {np.shape(out)}"
-            )
-        if dtype is not None and not (
-            jnp.issubdtype(dtype, jnp.number) and not jnp.issubdtype(dtype, jnp.complexfloating)
-        ):
-            raise TypeError(f"{owner}: the {name} schedule must return a real scalar, got {dtype}")
-        return out
-
-    return schedule
 
 
 def weight_decay_block(
@@ -92,3 +55,52 @@ def optimizer(
         *(b for b in blocks if b is not None), optax.scale_by_learning_rate(learning_rate)
     )
     return float_leaves_only(chained, owner)
+
+
+def _float_or_none(x: Any) -> Any:
+    # A Python float leaf is a float param (optax optimises it too); passing it through would hand
+    # the raw gradient back as the update.
+    if isinstance(x, (float, complex)):
+        return jnp.asarray(x)
+    return x if is_float_leaf(x) else None
+
+
+def _non_float_to_none(tree: PyTree) -> PyTree:
+    return jax.tree.map(_float_or_none, tree)
+
+
+def float_leaves_only(
+    tx: optax.GradientTransformationExtraArgs, owner: str = "float_leaves_only"
+) -> optax.GradientTransformationExtraArgs:
+    """Run `tx` on the floating leaves only; integer, bool and float0 leaves pass through untouched.
+
+    Python float leaves count as floating (as 0-d arrays), as in optax.
+
+    The inner transform sees `None` where the params are not floating point, so its state holds nothing
+    for them and its math needs no special cases. Gradients are checked first (`check_gradients`), so
+    a mistake is reported in terms of the caller's own trees.
+    """
+    tx = optax.with_extra_args_support(tx)
+
+    def init_fn(params: PyTree) -> optax.OptState:
+        return tx.init(_non_float_to_none(params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        check_gradients(owner, updates, params)
+        float_updates = _non_float_to_none(updates)
+        float_params = None if params is None else _non_float_to_none(params)
+        try:
+            new_updates, new_state = tx.update(float_updates, state, float_params, **extra_args)
+        except Exception:
+            # Diagnose only on failure: tracing init on every update would slow every compile.
+            check_state(owner, state, jax.eval_shape(tx.init, float_updates))
+            raise
+        merged = jax.tree.map(
+            lambda new, old: old if new is None else new,
+            new_updates,
+            updates,
+            is_leaf=lambda x: x is None,
+        )
+        return merged, new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match, zeros_like_tree
+from sharpax._tree import zeros_like_tree
 from sharpax._types import ScalarOrSchedule
-from sharpax._validation import check_beta, check_float_dtype, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 
 

@@ -9,17 +9,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match, float_leaves_only, is_float_leaf, zeros_like_tree
+from sharpax._tree import is_float_leaf, zeros_like_tree
 from sharpax._types import Mask, ScalarOrSchedule, Updates
 from sharpax._validation import (
     check_beta,
     check_choice,
+    check_int,
     check_non_negative,
-    check_positive_int,
+    check_tree_match,
     is_static_number,
 )
 from sharpax.transforms._adam import adamw
-from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._build import float_leaves_only, optimizer, weight_decay_block
 
 # torch's constants (Keller Jordan's Muon).
 NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
@@ -115,7 +116,7 @@ def _check(owner: str, momentum, ns_coefficients, eps, ns_steps, adjust_lr_fn, l
     check_beta(owner, momentum=momentum)
     check_non_negative(owner, eps=eps)
     if is_static_number(ns_steps) and not isinstance(ns_steps, jax.Array):
-        check_positive_int(owner, "ns_steps", ns_steps)
+        check_int(owner, "ns_steps", ns_steps)
         if ns_steps >= 100:
             raise ValueError(f"{owner}: ns_steps must be below 100 (torch's limit), got {ns_steps}")
     if len(ns_coefficients) != 3:

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
+from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
-from sharpax._validation import check_beta, check_float_dtype, check_non_negative
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
 from sharpax.transforms._numerics import one_minus_power
@@ -97,9 +97,9 @@ def scale_by_nadam(
             # would round to 0 in float16 and a zero gradient would give 0 / 0.
             with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit mix
                 dtype = jnp.promote_types(m.dtype, v.dtype)
-            denom = (jnp.sqrt(v / cast_like(bc2, v)) + eps).astype(dtype)
-            out = cast_like(grad_coef, denom) * (g.astype(dtype) / denom) + cast_like(
-                mu_coef, denom
+            denom = (jnp.sqrt(v / jnp.asarray(bc2, v.dtype)) + eps).astype(dtype)
+            out = jnp.asarray(grad_coef, denom.dtype) * (g.astype(dtype) / denom) + jnp.asarray(
+                mu_coef, denom.dtype
             ) * (m.astype(dtype) / denom)
             return out.astype(g.dtype)
 

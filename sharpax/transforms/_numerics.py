@@ -24,11 +24,6 @@ def log_decay(decay: Any) -> Any:
     return jnp.log(jnp.asarray(decay, jnp.float32))
 
 
-def power(decay: Any, t: Array) -> Array:
-    """`decay ** t` for a float32 step `t >= 1`."""
-    return jnp.exp(t * log_decay(decay))
-
-
 def one_minus_power(decay: Any, t: Array) -> Array:
     """`1 - decay ** t` (a bias correction) for a float32 step `t >= 1`, accurate for decay near 1."""
     return -jnp.expm1(t * log_decay(decay))

@@ -8,13 +8,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import cast_like, check_tree_match, zeros_like_tree
+from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import (
     check_beta,
     check_float_dtype,
     check_non_negative,
     check_range,
+    check_tree_match,
     is_static_number,
 )
 from sharpax.transforms._build import optimizer, weight_decay_block
@@ -123,9 +124,9 @@ def scale_by_radam(
         adaptive_scale = jnp.sqrt(bc2) * rect
 
         def step(g, m, v):
-            corrected = m / cast_like(bc1, m)
-            adaptive = cast_like(adaptive_scale, v) / (jnp.sqrt(v) + eps)
-            scale = jnp.where(rectified, adaptive, cast_like(fallback, v))
+            corrected = m / jnp.asarray(bc1, m.dtype)
+            adaptive = jnp.asarray(adaptive_scale, v.dtype) / (jnp.sqrt(v) + eps)
+            scale = jnp.where(rectified, adaptive, jnp.asarray(fallback, v.dtype))
             return (corrected * scale.astype(m.dtype)).astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, mu, nu)

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match, zeros_like_tree
+from sharpax._tree import zeros_like_tree
 from sharpax._types import ScalarOrSchedule, Updates
-from sharpax._validation import check_non_negative, check_range
+from sharpax._validation import check_non_negative, check_range, check_tree_match
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
 from sharpax.transforms._sgd import scale_by_momentum
 

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match, float_leaves_only
 from sharpax._types import Updates
-from sharpax._validation import check_non_negative, check_range
+from sharpax._validation import check_non_negative, check_range, check_tree_match
+from sharpax.transforms._build import float_leaves_only
 
 
 class ScaleByRpropState(NamedTuple):

@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from sharpax._types import Array
-from sharpax.transforms._build import checked_schedule
+from sharpax._validation import checked_schedule
 
 
 def scheduled(owner: str, name: str, value: Any) -> Any:

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import check_tree_match, zeros_like_tree
+from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
-from sharpax._validation import check_non_negative, check_range, is_static_number
+from sharpax._validation import check_non_negative, check_range, check_tree_match, is_static_number
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
 from sharpax.transforms._scheduled import scheduled, value_at
 

@@ -1,19 +1,43 @@
-"""Wrappers around any optimizer: SAM and its family, Lookahead."""
+"""Wrappers around any optimizer: SAM and its family, Lookahead.
+
+Layout. The SAM family is three ideas, one module each; a new variant is one function in the module of
+its form, built on the geometry, plus a row in the table below:
+
+- `_sam_geometry.py`: the geometry every variant shares: global norms and inner products over the tree,
+  the perturbation e(w) (`Perturbation`: SAM, ASAM, the p-norm ball, masks, rho schedules) and the
+  update directions built from the two gradients (GSAM's, LookSAM's).
+- `_sam_gradients.py`: the gradient-wrapper forms, drop-ins for `jax.value_and_grad` that return
+  `(loss, grads)` for any optimizer, with m-sharpness chunking and per-device SAM (`jax.shard_map`).
+- `_sam_transforms.py`: the transformation forms, `optax.GradientTransformationExtraArgs` around a base
+  optimizer, called as `tx.update(grads, state, params, grad_fn=grad_fn)`.
+
+Lookahead (with the momentum-buffer lookup of its pullback modes, and Ranger) is `_lookahead.py`.
+
+The family:
+
+| variant | gradient form | transformation form | passes per step | extra state |
+|---|---|---|---|---|
+| SAM, ASAM (`adaptive=True`) | `sam_value_and_grad` | `sam` | 2 | none |
+| GSAM | `gsam_value_and_grad` | `gsam` | 2 | none |
+| LookSAM | | `looksam` | 2 every k-th step, else 1 | a unit direction, like the params |
+| periodic SAM | | `periodic_sam` | 2 every k-th step, else 1 | a step count |
+
+A rho schedule (e.g. `sharpax.lr_proportional_rho`) adds a step count to the transformation forms.
+"""
 
 from sharpax.wrappers._lookahead import LookaheadState as LookaheadState
 from sharpax.wrappers._lookahead import lookahead as lookahead
 from sharpax.wrappers._lookahead import lookahead_params as lookahead_params
-from sharpax.wrappers._looksam import LookSAMState as LookSAMState
-from sharpax.wrappers._looksam import looksam as looksam
-from sharpax.wrappers._periodic_sam import PeriodicSAMState as PeriodicSAMState
-from sharpax.wrappers._periodic_sam import periodic_sam as periodic_sam
-from sharpax.wrappers._ranger import ranger as ranger
-from sharpax.wrappers._sam import SAMState as SAMState
-from sharpax.wrappers._sam import gsam as gsam
-from sharpax.wrappers._sam import sam as sam
-from sharpax.wrappers._sam_rho import lr_proportional_rho as lr_proportional_rho
-from sharpax.wrappers._sam_value_and_grad import gsam_value_and_grad as gsam_value_and_grad
-from sharpax.wrappers._sam_value_and_grad import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers._lookahead import ranger as ranger
+from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
+from sharpax.wrappers._sam_gradients import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers._sam_transforms import LookSAMState as LookSAMState
+from sharpax.wrappers._sam_transforms import PeriodicSAMState as PeriodicSAMState
+from sharpax.wrappers._sam_transforms import SAMState as SAMState
+from sharpax.wrappers._sam_transforms import gsam as gsam
+from sharpax.wrappers._sam_transforms import looksam as looksam
+from sharpax.wrappers._sam_transforms import periodic_sam as periodic_sam
+from sharpax.wrappers._sam_transforms import sam as sam
 
 __all__ = [
     "gsam",
@@ -23,7 +47,6 @@ __all__ = [
     "LookaheadState",
     "looksam",
     "LookSAMState",
-    "lr_proportional_rho",
     "periodic_sam",
     "PeriodicSAMState",
     "ranger",

@@ -1,4 +1,7 @@
-"""Lookahead: any optimizer on the fast weights (the params), slow weights kept in the optimizer state."""
+"""Lookahead: any optimizer on the fast weights (the params), slow weights kept in the optimizer state.
+
+Also the momentum-buffer lookup its pullback modes need, and Ranger (RAdam inside Lookahead).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,49 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from sharpax._tree import cast_like, is_float_leaf
+from sharpax._tree import is_float_leaf
 from sharpax._types import Array, Params, PyTree, ScalarOrSchedule
-from sharpax._validation import check_choice, check_positive_int, check_range, check_transformation
-from sharpax.wrappers._momentum_buffers import (
-    MOMENTUM_FIELDS,
-    get_momentum_buffers,
-    set_momentum_buffers,
-)
+from sharpax._validation import check_choice, check_int, check_range, check_transformation
+from sharpax.transforms import radam
 
 PULLBACK_MODES = ("none", "reset", "pullback")
+
+# Lookahead's `pullback_momentum` modes act on the first-moment buffers of any inner state, found by
+# NamedTuple field name.
+MOMENTUM_FIELDS = ("mu", "buf", "trace")
+"""Field names holding a first-moment buffer, looked up in this order within one state NamedTuple.
+
+`mu`: sharpax's and optax's Adam family (adam, adamw, nadam, radam, adamax), lion; `buf`: sharpax's
+`scale_by_momentum` (sgd and rmsprop with momentum); `trace`: optax's `trace` (optax.sgd with momentum).
+"""
+
+
+def _momentum_field(node: Any) -> str | None:
+    fields = getattr(node, "_fields", None)
+    if not isinstance(node, tuple) or fields is None:
+        return None
+    return next((name for name in MOMENTUM_FIELDS if name in fields), None)
+
+
+def _is_momentum_state(node: Any) -> bool:
+    return _momentum_field(node) is not None
+
+
+def get_momentum_buffers(state: PyTree) -> tuple[PyTree, ...]:
+    """The first-moment buffers found in `state`, in flattening order (empty when there are none)."""
+    nodes = jax.tree.leaves(state, is_leaf=_is_momentum_state)
+    return tuple(getattr(n, _momentum_field(n)) for n in nodes if _is_momentum_state(n))
+
+
+def set_momentum_buffers(state: PyTree, buffers: tuple[PyTree, ...]) -> PyTree:
+    """`state` with its first-moment buffers replaced by `buffers` (same order as `get_momentum_buffers`)."""
+    replacements = iter(buffers)
+
+    def replace(node: Any) -> Any:
+        field = _momentum_field(node)
+        return node if field is None else node._replace(**{field: next(replacements)})
+
+    return jax.tree.map(replace, state, is_leaf=_is_momentum_state)
 
 
 class LookaheadState(NamedTuple):
@@ -54,7 +90,7 @@ def _slow_copy(params: Params) -> Params:
 def _lerp(start: PyTree, end: PyTree, alpha: Any) -> PyTree:
     """`start + alpha * (end - start)`, leafwise, with `None` leaves of `start` kept as `None`."""
     return jax.tree.map(
-        lambda s, e: None if s is None else s + cast_like(alpha, s) * (e - s),
+        lambda s, e: None if s is None else s + jnp.asarray(alpha, s.dtype) * (e - s),
         start,
         end,
         is_leaf=_is_none,
@@ -135,7 +171,7 @@ def lookahead(
         (Array([0.9], dtype=float32), Array([0.9], dtype=float32))
     """
     owner = "lookahead"
-    check_positive_int(owner, "sync_period", sync_period)
+    check_int(owner, "sync_period", sync_period)
     check_range(owner, "alpha", alpha, 0.0, 1.0)
     check_choice(owner, "pullback_momentum", pullback_momentum, PULLBACK_MODES)
     if reset_state and pullback_momentum != "none":
@@ -202,7 +238,7 @@ def lookahead(
             if s is None:  # no slow copy of non-floating leaves: they take the inner update
                 return u
             fast = (p + u).astype(p.dtype)  # rounded as `apply_updates` rounds it
-            jump = (s + cast_like(step_alpha, s) * (fast - s) - p).astype(u.dtype)
+            jump = (s + jnp.asarray(step_alpha, s.dtype) * (fast - s) - p).astype(u.dtype)
             return jnp.where(is_sync, jump, u)
 
         new_updates = jax.tree.map(select, slow, params, inner_updates, is_leaf=_is_none)
@@ -266,3 +302,72 @@ def lookahead_params(opt_state: optax.OptState, params: Params) -> Params:
         params,
         is_leaf=_is_none,
     )
+
+
+def ranger(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.95,
+    b2: float = 0.999,
+    eps: float = 1e-5,
+    weight_decay: ScalarOrSchedule = 0.0,
+    *,
+    sync_period: int = 6,
+    alpha: ScalarOrSchedule = 0.5,
+    threshold: float = 5.0,
+    degenerated_to_sgd: bool = True,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Ranger (Wright 2019): `lookahead(radam(...), sync_period=6, alpha=0.5)` with Ranger's defaults.
+
+    .. math::
+        \theta_t = \theta_{t-1} - \eta_t \left( u_t^{\text{RAdam}} + \lambda \theta_{t-1} \right), \qquad
+        \text{every 6th step: } \phi \leftarrow \phi + \alpha (\theta_t - \phi), \ \theta_t \leftarrow \phi
+
+    Exactly `sharpax.lookahead(sharpax.radam(learning_rate, b1, b2, eps, weight_decay,
+    decoupled_weight_decay=True, threshold=threshold, degenerated_to_sgd=degenerated_to_sgd),
+    sync_period, alpha)`. The defaults are those of the original Ranger (lessw2020/Ranger-Deep-Learning-
+    Optimizer): beta1 0.95, eps 1e-5, k 6, alpha 0.5, rectification when rho_t > 5 and an un-adapted
+    momentum step below it, weight decay decoupled and scaled by the learning rate. Not included: the
+    gradient centralization that Ranger 2020 (and pytorch_optimizer's `Ranger`, `use_gc=True`) adds; chain
+    it in front if wanted. pytorch_optimizer's `Ranger` also defaults to `degenerated_to_sgd=False`.
+    Evaluate with `sharpax.lookahead_params(opt_state, params)`.
+
+    Args:
+        learning_rate: eta >= 0, or a schedule.
+        b1: beta_1 in [0, 1).
+        b2: beta_2 in [0, 1).
+        eps: >= 0, added to the uncorrected root.
+        weight_decay: decoupled decay lambda >= 0, or a schedule.
+        sync_period: Lookahead's k, an integer >= 1.
+        alpha: Lookahead's slow step size in [0, 1], or a schedule.
+        threshold: rectify only when rho_t > threshold.
+        degenerated_to_sgd: below the threshold take the un-adapted momentum step, else no step.
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs` with state `sharpax.LookaheadState`.
+
+    References:
+        Wright, "New Deep Learning Optimizer, Ranger: Synergistic combination of RAdam + LookAhead for the
+        best of both", Medium, 2019; github.com/lessw2020/Ranger-Deep-Learning-Optimizer.
+        Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
+        Zhang, Lucas, Hinton & Ba, "Lookahead Optimizer: k steps forward, 1 step back", NeurIPS 2019.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.ranger(1e-3)
+        >>> params = {"w": jnp.ones(3)}
+        >>> state = tx.init(params)
+        >>> updates, state = tx.update({"w": jnp.ones(3)}, state, params)
+        >>> updates["w"]  # first step, rho_1 <= 5: -lr * the bias-corrected momentum, i.e. -lr * g
+        Array([-0.001, -0.001, -0.001], dtype=float32)
+    """
+    inner = radam(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        weight_decay,
+        decoupled_weight_decay=True,
+        threshold=threshold,
+        degenerated_to_sgd=degenerated_to_sgd,
+    )
+    return lookahead(inner, sync_period, alpha)

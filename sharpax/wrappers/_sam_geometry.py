@@ -1,5 +1,6 @@
-"""The one SAM perturbation e(w) shared by every SAM form, and the gradient-tree geometry it needs.
+"""The geometry of the SAM family: global norms, the perturbation e(w), and the update directions.
 
+Every SAM form (gradient wrapper or transformation) takes its perturbation and direction from here.
 Norms and inner products are global over the whole tree (and over all devices when arrays are sharded).
 """
 
@@ -7,15 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sharpax._tree import is_float_leaf
-from sharpax._types import Array, Mask, Params, PyTree, ScalarOrSchedule, Updates
+from sharpax._tree import float_leaves, is_float_leaf
+from sharpax._types import Array, Mask, Params, ScalarOrSchedule, Updates
 from sharpax._validation import check_choice, check_non_negative
 
 NORM_EPS = 1e-12
@@ -68,20 +69,6 @@ def unit(leaves: Sequence[Array], dtype: Any) -> list[Array]:
     norm = global_norm(leaves, dtype)
     inv = jnp.where(norm > 0, 1 / jnp.where(norm > 0, norm, 1), 0).astype(dtype)
     return [x.astype(dtype) * inv for x in leaves]
-
-
-def float_leaves(tree: PyTree) -> tuple[list[Array], Callable[[list[Array]], PyTree]]:
-    """The floating leaves of `tree`, and a function putting replacements back (other leaves untouched)."""
-    leaves, treedef = jax.tree.flatten(tree)
-    where = [i for i, x in enumerate(leaves) if is_float_leaf(x)]
-
-    def rebuild(new: list[Array]) -> PyTree:
-        out = list(leaves)
-        for i, x in zip(where, new, strict=True):
-            out[i] = x.astype(leaves[i].dtype)
-        return jax.tree.unflatten(treedef, out)
-
-    return [leaves[i] for i in where], rebuild
 
 
 def resolve_rho(owner: str, rho: ScalarOrSchedule, step: Any) -> Any:
@@ -181,3 +168,48 @@ class Perturbation:
         for i, e in zip(selected, es, strict=True):
             out[i] = p_leaves[i] + e.astype(p_leaves[i].dtype)
         return jax.tree.unflatten(treedef, out)
+
+
+# Update directions built from the two SAM gradients: GSAM's and LookSAM's orthogonal decompositions.
+# Each works on the floating leaves of the gradient trees; other leaves pass through.
+
+
+def _orthogonal_part(leaves, onto, dtype):
+    """`leaves` minus their projection on the line of `onto` (nothing removed when `onto` is zero)."""
+    u = unit(onto, dtype)
+    coef = global_dot(leaves, u, dtype)
+    return [x.astype(dtype) - coef * ui for x, ui in zip(leaves, u, strict=True)]
+
+
+def gsam_direction(grads: Updates, sam_grads: Updates, alpha) -> Updates:
+    """GSAM's update direction `g_p - alpha * g_perp`, g_perp the part of `grads` orthogonal to `g_p`.
+
+    `grads` is the first-pass gradient g at w, `sam_grads` the SAM gradient g_p at w + e(w)
+    (Zhuang et al. 2022, Algorithm 1; juntang-zhuang/GSAM `gradient_decompose`).
+    """
+    g, _ = float_leaves(grads)
+    gp, rebuild = float_leaves(sam_grads)
+    dtype = accumulation_dtype(g + gp)
+    perp = _orthogonal_part(g, gp, dtype)
+    a = jnp.asarray(alpha, dtype)
+    return rebuild([x.astype(dtype) - a * v for x, v in zip(gp, perp, strict=True)])
+
+
+def looksam_vertical_direction(grads: Updates, sam_grads: Updates) -> Updates:
+    """LookSAM's g_v / ||g_v||: the unit part of the SAM gradient g_s orthogonal to g (zero if none).
+
+    Liu et al. 2022, Algorithm 1: g_v = g_s - ||g_s|| cos(theta) g / ||g||; only its direction is reused.
+    """
+    g, _ = float_leaves(grads)
+    gs, rebuild = float_leaves(sam_grads)
+    dtype = accumulation_dtype(g + gs)
+    return rebuild(unit(_orthogonal_part(gs, g, dtype), dtype))
+
+
+def looksam_direction(grads: Updates, vertical_direction: Updates, alpha) -> Updates:
+    """LookSAM's cheap step `g + alpha * ||g|| * g_v / ||g_v||`, from one gradient and the stored direction."""
+    g, rebuild = float_leaves(grads)
+    v, _ = float_leaves(vertical_direction)
+    dtype = accumulation_dtype(g + v)
+    scale = jnp.asarray(alpha, dtype) * global_norm(g, dtype)
+    return rebuild([x.astype(dtype) + scale * y.astype(dtype) for x, y in zip(g, v, strict=True)])

@@ -1,4 +1,8 @@
-"""SAM and GSAM as gradient functions shaped like `jax.value_and_grad`, with m-sharpness chunking."""
+"""The gradient-wrapper forms of the SAM family: drop-ins for `jax.value_and_grad`.
+
+Each `*_value_and_grad` returns `(loss, grads)` for any optimizer to apply; they share the two-pass body
+below, its m-sharpness chunking and its per-device (`jax.shard_map`) form.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,74 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh
+from jax import lax
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from sharpax._types import Mask, PyTree, ScalarOrSchedule
-from sharpax._validation import check_non_negative, check_positive_int
-from sharpax.wrappers._sam_directions import gsam_direction
-from sharpax.wrappers._sam_docs import fill_doc
-from sharpax.wrappers._sam_per_device import check_mesh_args, per_device
-from sharpax.wrappers._sam_perturbation import Perturbation
+from sharpax._validation import check_int, check_mesh_args, check_non_negative
+from sharpax.wrappers._sam_geometry import Perturbation, gsam_direction
 
 Direction = Callable[[PyTree, PyTree], PyTree]
+
+LocalFn = Callable[[PyTree, Any, tuple, dict], tuple[Any, PyTree]]
+
+
+def per_device(
+    owner: str,
+    local: LocalFn,
+    mesh_axis: str,
+    mesh: Mesh | None,
+    *,
+    has_aux: bool,
+    m: int,
+) -> Callable[..., tuple[Any, PyTree]]:
+    """`local` run by each device on its shard of the batch, then losses and gradients `pmean`-ed."""
+
+    def sam_grad_fn(params, *args, sam_step=None, **kwargs):
+        current = mesh if mesh is not None else jax.sharding.get_abstract_mesh()
+        if mesh_axis not in current.axis_names:
+            raise ValueError(
+                f"{owner}: mesh_axis={mesh_axis!r} is not an axis of the mesh "
+                f"{tuple(current.axis_names)}; pass mesh= or call under `jax.set_mesh(mesh)`"
+            )
+        size = current.shape[mesh_axis]
+        for x in jax.tree.leaves(args):
+            shape = jax.numpy.shape(x)
+            if not shape or shape[0] % (size * m):
+                raise ValueError(
+                    f"{owner}: with mesh_axis={mesh_axis!r} ({size} devices) and m={m}, every "
+                    f"leaf of the positional batch arguments needs a leading axis divisible by "
+                    f"{size * m}, got shape {shape} (pass unbatched values as keywords)"
+                )
+
+        def on_device(params, args):
+            # Varying params: their gradient is this device's own, not summed over devices by the
+            # transpose of the implicit broadcast of a replicated input.
+            params = lax.pcast(params, mesh_axis, to="varying")
+            value, grads = local(params, sam_step, args, kwargs)
+            mean = lambda tree: lax.pmean(tree, mesh_axis)
+            if has_aux:
+                loss, aux = value
+                # One aux per device on a new leading axis (m > 1 already stacked one per chunk).
+                aux = aux if m > 1 else jax.tree.map(lambda a: a[None], aux)
+                return (mean(loss), aux), mean(grads)
+            return mean(value), mean(grads)
+
+        batch = P(mesh_axis)
+        out_specs = ((P(), batch), P()) if has_aux else (P(), P())
+        if dict(zip(current.axis_names, current.axis_types, strict=True))[mesh_axis] == (
+            AxisType.Explicit
+        ):
+            # An Explicit mesh wants inputs already laid out as in_specs says (Auto reshards).
+            spec = lambda s: NamedSharding(mesh, s) if mesh is not None else s
+            params = jax.tree.map(lambda x: jax.reshard(x, spec(P())), params)
+            args = jax.tree.map(lambda x: jax.reshard(x, spec(batch)), args)
+        return jax.shard_map(on_device, mesh=mesh, in_specs=(P(), batch), out_specs=out_specs)(
+            params, args
+        )
+
+    return sam_grad_fn
 
 
 def _split_batch(owner: str, m: int, args: tuple) -> tuple:
@@ -46,7 +108,7 @@ def two_pass_value_and_grad(
     mesh: Mesh | None = None,
 ) -> Callable[..., tuple[Any, PyTree]]:
     """The shared body of the `*_value_and_grad` wrappers: pass 1 at w, pass 2 at w + e, chunked by m."""
-    check_positive_int(owner, "m", m)
+    check_int(owner, "m", m)
     check_mesh_args(owner, mesh_axis, mesh)
     value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
     grad = jax.grad(loss_fn, has_aux=has_aux)
@@ -76,7 +138,6 @@ def two_pass_value_and_grad(
     return sam_grad_fn
 
 
-@fill_doc
 def sam_value_and_grad(
     loss_fn: Callable[..., Any],
     rho: ScalarOrSchedule = 0.05,
@@ -101,14 +162,32 @@ def sam_value_and_grad(
     place between two calls; optax has only `optax.contrib.sam`, a transformation that keeps a copy of
     the params. Here SAM is a gradient, and the optimizer is whatever you apply it with.
 
-    {form_notes}
+    Call it as `sam_grad(params, *args, sam_step=None, **kwargs)`. It returns the loss (and aux, with
+    `has_aux=True`) of the first pass at the unperturbed params and the gradient of the second pass, for
+    any optimizer, `TrainState.apply_gradients` or `nnx.Optimizer.update`; jit it with the training
+    step. Pass `sam_step=` (0 at the first update) when `rho` is a schedule. With `m > 1` the positional
+    arguments after `params` are split along their leading axis into m chunks, each perturbed with its
+    own gradient, and the m results are averaged (aux stacked per chunk); keyword arguments go whole to
+    every chunk. With `mesh_axis`, each device along that mesh axis perturbs with its own shard's
+    gradient (`jax.shard_map`, as google-research/sam under `pmap`) before losses and gradients are
+    averaged. The SAM guide of the docs (docs/sam.md) has the details.
 
     Args:
         loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (or `(loss, aux)` with `has_aux`), a scalar.
-        {perturbation_args}
+        rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
+        adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
+        eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
+        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
+            the coordinates T_w^{-1} w).
+        mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
+            only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
+            the biases). Non-float leaves are never perturbed.
         m: m-sharpness, the number of chunks the batch is split into, an integer >= 1.
         has_aux: `loss_fn` returns `(loss, aux)`, as in `jax.value_and_grad`.
-        {mesh_args}
+        mesh_axis: None (one global perturbation), or the name of the mesh axis the batch is sharded over,
+            for per-device SAM.
+        mesh: the `jax.sharding.Mesh` holding `mesh_axis`, or None for the mesh set by `jax.set_mesh` at
+            call time. Only with `mesh_axis`.
 
     Returns:
         `sam_grad(params, *args, sam_step=None, **kwargs) -> (value, grads)`.
@@ -152,7 +231,6 @@ def sam_value_and_grad(
     )
 
 
-@fill_doc
 def gsam_value_and_grad(
     loss_fn: Callable[..., Any],
     rho: ScalarOrSchedule = 0.05,
@@ -176,19 +254,37 @@ def gsam_value_and_grad(
 
     with e(w) the SAM perturbation of `sam_value_and_grad`. Ascending along -g_perp lowers the
     surrogate gap h = L(w + e) - L(w) without changing the perturbed loss to first order. The paper
-    ties rho to the learning-rate schedule: pass `rho=sharpax.wrappers.lr_proportional_rho(...)` and
+    ties rho to the learning-rate schedule: pass `rho=sharpax.lr_proportional_rho(...)` and
     `sam_step=`. With m-sharpness the decomposition is done per chunk, then averaged (as the reference
     code does per worker before its all-reduce). No optax or torch.optim namesake.
 
-    {form_notes}
+    Call it as `sam_grad(params, *args, sam_step=None, **kwargs)`. It returns the loss (and aux, with
+    `has_aux=True`) of the first pass at the unperturbed params and the gradient of the second pass, for
+    any optimizer, `TrainState.apply_gradients` or `nnx.Optimizer.update`; jit it with the training
+    step. Pass `sam_step=` (0 at the first update) when `rho` is a schedule. With `m > 1` the positional
+    arguments after `params` are split along their leading axis into m chunks, each perturbed with its
+    own gradient, and the m results are averaged (aux stacked per chunk); keyword arguments go whole to
+    every chunk. With `mesh_axis`, each device along that mesh axis perturbs with its own shard's
+    gradient (`jax.shard_map`, as google-research/sam under `pmap`) before losses and gradients are
+    averaged. The SAM guide of the docs (docs/sam.md) has the details.
 
     Args:
         loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (or `(loss, aux)` with `has_aux`), a scalar.
-        {perturbation_args}
+        rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
+        adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
+        eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
+        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
+            the coordinates T_w^{-1} w).
+        mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
+            only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
+            the biases). Non-float leaves are never perturbed.
         alpha: weight of the orthogonal correction, >= 0 (0 is SAM; the paper uses 0.01 to 0.3).
         m: m-sharpness, the number of chunks the batch is split into, an integer >= 1.
         has_aux: `loss_fn` returns `(loss, aux)`.
-        {mesh_args}
+        mesh_axis: None (one global perturbation), or the name of the mesh axis the batch is sharded over,
+            for per-device SAM.
+        mesh: the `jax.sharding.Mesh` holding `mesh_axis`, or None for the mesh set by `jax.set_mesh` at
+            call time. Only with `mesh_axis`.
 
     Returns:
         `gsam_grad(params, *args, sam_step=None, **kwargs) -> (value, grads)`.
