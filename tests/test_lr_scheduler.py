@@ -468,3 +468,24 @@ def test_momentum_schedule_values_are_used_step_by_step():
     np.testing.assert_allclose(
         injected.update(p, injected.init(p), p)[0], plain.update(p, plain.init(p), p)[0], rtol=1e-6
     )
+
+
+def test_a_traced_base_rate_works_under_vmap():
+    """A sweep over learning rates with `jax.vmap`: the base rate is a tracer, not checked, not copied
+    into host tables."""
+    counts = jnp.arange(0, 40, 7)
+    makers = [
+        lambda lr: ls.step_lr(lr, 10, 0.5),
+        lambda lr: ls.multi_step_lr(lr, [5, 20]),
+        lambda lr: ls.multiplicative_lr(lr, lambda k: 0.9, total_steps=50),
+        lambda lr: ls.lambda_lr(lr, lambda k: 1.0 / (k + 1), total_steps=50),
+        lambda lr: ls.linear_lr(lr, 0.5),
+        lambda lr: ls.cosine_annealing_lr(lr, 25, eta_min=1e-3),
+        lambda lr: ls.cosine_annealing_warm_restarts(lr, 7, 2),
+        lambda lr: ls.chained_scheduler([ls.step_lr(lr, 10), ls.exponential_lr(lr, 0.99)]),
+    ]
+    lrs = jnp.array([0.1, 0.5])
+    for make in makers:
+        swept = jax.jit(jax.vmap(lambda lr, make=make: make(lr)(counts)))(lrs)
+        for i, lr in enumerate([0.1, 0.5]):
+            np.testing.assert_allclose(swept[i], make(lr)(counts), rtol=2e-6)

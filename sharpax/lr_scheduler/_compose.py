@@ -10,11 +10,11 @@ import jax.numpy as jnp
 
 from sharpax._types import Array, Numeric
 from sharpax.lr_scheduler._schedule import (
-    F32,
     LRSchedule,
     as_count,
     check_milestones,
     lr_schedule,
+    rate_of,
     to_f32,
 )
 
@@ -137,7 +137,13 @@ def chained_scheduler(schedulers: Sequence[LRSchedule]) -> LRSchedule:
             )
     base = schedulers[0].base_lr
     for i, s in enumerate(schedulers):
-        if not math.isclose(s.base_lr, base, rel_tol=1e-12, abs_tol=0.0):
+        if not isinstance(base, float) or not isinstance(s.base_lr, float):
+            if s.base_lr is not base:  # traced rates: only the same one can be checked
+                raise ValueError(
+                    f"{owner}: every scheduler must have the same base rate (torch's share one "
+                    f"optimizer): schedulers[0] and schedulers[{i}] have different traced rates"
+                )
+        elif not math.isclose(s.base_lr, base, rel_tol=1e-12, abs_tol=0.0):
             raise ValueError(
                 f"{owner}: every scheduler must have the same base rate (torch's share one "
                 f"optimizer), got {base} for schedulers[0] and {s.base_lr} for schedulers[{i}]"
@@ -150,4 +156,4 @@ def chained_scheduler(schedulers: Sequence[LRSchedule]) -> LRSchedule:
             out = f if out is None else out * f
         return out
 
-    return lr_schedule(owner, base, lambda c: F32(base) * factor(as_count(c)), factor=factor)
+    return lr_schedule(owner, base, lambda c: rate_of(base) * factor(as_count(c)), factor=factor)

@@ -11,9 +11,11 @@ from sharpax.lr_scheduler._schedule import (
     F32,
     INT32_MAX,
     LRSchedule,
+    check_base_rate,
     check_static,
     cosine_factor,
     lr_schedule,
+    rate_of,
 )
 
 
@@ -51,15 +53,16 @@ def cosine_annealing_lr(lr: float, T_max: int, eta_min: float = 0.0) -> LRSchedu
         Array([1. , 0.5, 0. , 0.5, 1. , 0.5], dtype=float32)
     """
     owner = "cosine_annealing_lr"
-    check_static(owner, lr=lr, eta_min=eta_min)
-    check_non_negative(owner, lr=lr, eta_min=eta_min)
+    check_base_rate(owner, lr)
+    check_static(owner, eta_min=eta_min)
+    check_non_negative(owner, eta_min=eta_min)
     check_int(owner, "T_max", T_max, 1)
 
     def shape(count: Array) -> Array:
         return cosine_factor(T_max - count % (2 * T_max), T_max)
 
     def rate(count: Array) -> Array:
-        return F32(eta_min) + F32(lr - eta_min) * shape(count)
+        return F32(eta_min) + (rate_of(lr) - F32(eta_min)) * shape(count)
 
     return lr_schedule(owner, lr, rate, factor=shape if eta_min == 0 else None)
 
@@ -111,8 +114,9 @@ def cosine_annealing_warm_restarts(
         [1.0, 0.5, 1.0, 0.854, 0.5, 0.146, 1.0, 0.962]
     """
     owner = "cosine_annealing_warm_restarts"
-    check_static(owner, lr=lr, eta_min=eta_min)
-    check_non_negative(owner, lr=lr, eta_min=eta_min)
+    check_base_rate(owner, lr)
+    check_static(owner, eta_min=eta_min)
+    check_non_negative(owner, eta_min=eta_min)
     check_int(owner, "T_0", T_0, 1)
     check_int(owner, "T_mult", T_mult, 1)
 
@@ -133,6 +137,6 @@ def cosine_annealing_warm_restarts(
         t_cur, t_i = position(count)
         # cos(pi t_cur / t_i) as a sine of the integer distance to the cycle's end (no cancellation).
         shape = cosine_factor(t_i - t_cur, t_i)
-        return F32(eta_min) + F32(lr - eta_min) * shape
+        return F32(eta_min) + (rate_of(lr) - F32(eta_min)) * shape
 
     return lr_schedule(owner, lr, rate)

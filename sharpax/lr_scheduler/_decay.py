@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
 from sharpax._types import Array
-from sharpax._validation import check_int, check_non_negative
+from sharpax._validation import check_int, check_non_negative, is_static_number
 from sharpax.lr_scheduler._schedule import (
-    F32,
     LRSchedule,
+    check_base_rate,
     check_milestones,
     check_static,
     lr_schedule,
     power,
+    rate_of,
     table_lookup,
     to_f32,
 )
 
 
-def _check_lr(owner: str, lr: float) -> None:
-    check_static(owner, lr=lr)
-    check_non_negative(owner, lr=lr)
+def _table_rates(lr: Any, factors: np.ndarray) -> Callable[[Array], Array]:
+    """`count -> lr * factors[count]`: one float64 product, rounded once, for a static `lr`."""
+    if is_static_number(lr):
+        rates = float(lr) * factors
+        return lambda c: table_lookup(rates, c)
+    return lambda c: rate_of(lr) * table_lookup(factors, c)
 
 
 def _host_table(owner: str, fn: Callable[[int], float], total_steps: int) -> np.ndarray:
@@ -71,16 +76,15 @@ def lambda_lr(
         Array([0.025, 0.05 , 0.075, 0.1  , 0.1  , 0.1  ], dtype=float32)
     """
     owner = "lambda_lr"
-    _check_lr(owner, lr)
+    check_base_rate(owner, lr)
     if not callable(lr_lambda):
         raise TypeError(f"{owner}: lr_lambda must be a function count -> factor, got {lr_lambda!r}")
     if total_steps is not None:
         check_int(owner, "total_steps", total_steps, 0)
-        table = lr * _host_table(owner, lr_lambda, total_steps)
-        return lr_schedule(owner, lr, lambda c: table_lookup(table, c))
+        return lr_schedule(owner, lr, _table_rates(lr, _host_table(owner, lr_lambda, total_steps)))
 
     def rate(count: Array) -> Array:
-        return F32(lr) * to_f32(lr_lambda(count))
+        return rate_of(lr) * to_f32(lr_lambda(count))
 
     return lr_schedule(owner, lr, rate)
 
@@ -119,26 +123,24 @@ def multiplicative_lr(
         Array([1.   , 0.5  , 0.25 , 0.125], dtype=float32)
     """
     owner = "multiplicative_lr"
-    _check_lr(owner, lr)
+    check_base_rate(owner, lr)
     if not callable(lr_lambda):
         raise TypeError(f"{owner}: lr_lambda must be a function epoch -> factor, got {lr_lambda!r}")
     check_int(owner, "total_steps", total_steps, 0)
     factors = _host_table(owner, lr_lambda, total_steps)
     products = np.empty(total_steps + 1, np.float64)
-    rates = np.empty(total_steps + 1, np.float64)
-    product, rate = 1.0, float(lr)
+    product = 1.0
     for k in range(total_steps + 1):
-        if k > 0:  # torch multiplies the rate itself, step by step
+        if k > 0:  # torch multiplies the rate itself by lr_lambda(k), step by step
             product *= factors[k]
-            rate *= factors[k]
-        products[k], rates[k] = product, rate
+        products[k] = product
     # torch's SequentialLR restarts it with lr_lambda(0) applied to the rate the previous one left.
     resumed = factors[0] * products
 
     return lr_schedule(
         owner,
         lr,
-        lambda c: table_lookup(rates, c),
+        _table_rates(lr, products),
         factor=lambda c: table_lookup(products, c),
         resume=lambda previous, c: previous * table_lookup(resumed, c),
     )
@@ -170,7 +172,7 @@ def step_lr(lr: float, step_size: int, gamma: float = 0.1) -> LRSchedule:
         Array([1.  , 1.  , 0.5 , 0.5 , 0.25], dtype=float32)
     """
     owner = "step_lr"
-    _check_lr(owner, lr)
+    check_base_rate(owner, lr)
     check_int(owner, "step_size", step_size, 1)
     check_static(owner, gamma=gamma)
     check_non_negative(owner, gamma=gamma)
@@ -178,7 +180,7 @@ def step_lr(lr: float, step_size: int, gamma: float = 0.1) -> LRSchedule:
     def factor(count: Array) -> Array:
         return power(float(gamma), count // step_size)
 
-    return lr_schedule(owner, lr, lambda c: F32(lr) * factor(c), factor=factor)
+    return lr_schedule(owner, lr, lambda c: rate_of(lr) * factor(c), factor=factor)
 
 
 def multi_step_lr(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> LRSchedule:
@@ -208,14 +210,14 @@ def multi_step_lr(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> L
         Array([1.  , 1.  , 0.1 , 0.1 , 0.01, 0.01], dtype=float32)
     """
     owner = "multi_step_lr"
-    _check_lr(owner, lr)
+    check_base_rate(owner, lr)
     marks = np.sort(np.asarray(check_milestones(owner, milestones, strictly_increasing=False)))
     check_static(owner, gamma=gamma)
     check_non_negative(owner, gamma=gamma)
 
     # At most len(milestones) decays: a float64 table, so each rate is torch's, rounded once.
     factors = float(gamma) ** np.arange(len(marks) + 1, dtype=np.float64)
-    rates = float(lr) * factors
+    rates = _table_rates(lr, factors)
     marks_j = jnp.asarray(marks, jnp.int32)
 
     def passed(count: Array) -> Array:
@@ -224,7 +226,7 @@ def multi_step_lr(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> L
     return lr_schedule(
         owner,
         lr,
-        lambda c: table_lookup(rates, passed(c)),
+        lambda c: rates(passed(c)),
         factor=lambda c: table_lookup(factors, passed(c)),
     )
 
@@ -256,11 +258,11 @@ def exponential_lr(lr: float, gamma: float) -> LRSchedule:
         Array([1.   , 0.5  , 0.25 , 0.125], dtype=float32)
     """
     owner = "exponential_lr"
-    _check_lr(owner, lr)
+    check_base_rate(owner, lr)
     check_static(owner, gamma=gamma)
     check_non_negative(owner, gamma=gamma)
 
     def factor(count: Array) -> Array:
         return power(float(gamma), count)
 
-    return lr_schedule(owner, lr, lambda c: F32(lr) * factor(c), factor=factor)
+    return lr_schedule(owner, lr, lambda c: rate_of(lr) * factor(c), factor=factor)

@@ -123,12 +123,12 @@ def reduce_lr_on_plateau(
       without `value` (the rate is applied, nothing is stepped), then `plateau_step(opt_state, metric)`
       after evaluating; or keep the rate on the host with `ReduceLROnPlateau` and `set_hyperparams`.
 
-    `sharpax.current_learning_rate(state)` reads the rate. Differences from `optax.contrib.
-    reduce_on_plateau`: optax's patience counts one step more lenient-free (it reduces a step
-    earlier), its new rate already scales the update that triggered it, it has no max mode, a relative
-    floor instead of `min_lr`, and applies both thresholds at once. Here the comparisons run in
-    float32: a metric within float32 rounding of `best * (1 - threshold)` may be judged otherwise than
-    torch's float64.
+    `sharpax.current_learning_rate(state)` reads the rate. `optax.contrib.reduce_on_plateau` differs
+    from torch: its patience counts differently (it reduces one step earlier), its new rate already
+    scales the update that triggered it, it has no max mode, a floor relative to the initial rate
+    instead of `min_lr`, and applies a relative and an absolute threshold at once. Here the comparisons
+    run in float32: a metric within float32 rounding of `best * (1 - threshold)` may be judged
+    otherwise than torch's float64.
 
     Args:
         lr: the initial rate, finite and >= 0.

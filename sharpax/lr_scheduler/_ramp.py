@@ -6,12 +6,19 @@ import jax.numpy as jnp
 
 from sharpax._types import Array
 from sharpax._validation import check_int, check_non_negative, check_range
-from sharpax.lr_scheduler._schedule import F32, LRSchedule, check_static, lr_schedule, to_f32
+from sharpax.lr_scheduler._schedule import (
+    F32,
+    LRSchedule,
+    check_base_rate,
+    check_static,
+    lr_schedule,
+    rate_of,
+    to_f32,
+)
 
 
 def _check_common(owner: str, lr: float, total_iters: int) -> None:
-    check_static(owner, lr=lr)
-    check_non_negative(owner, lr=lr)
+    check_base_rate(owner, lr)
     check_int(owner, "total_iters", total_iters, 1)
 
 
@@ -49,7 +56,7 @@ def constant_lr(lr: float, factor: float = 1.0 / 3, total_iters: int = 5) -> LRS
     def scale(count: Array) -> Array:
         return jnp.where(count < total_iters, F32(factor), F32(after))
 
-    return lr_schedule(owner, lr, lambda c: F32(lr) * scale(c), factor=scale)
+    return lr_schedule(owner, lr, lambda c: rate_of(lr) * scale(c), factor=scale)
 
 
 def linear_lr(
@@ -94,7 +101,7 @@ def linear_lr(
         mixed = F32(start_factor) * to_f32(total_iters - done) + F32(end_factor) * to_f32(done)
         return mixed / F32(total_iters)
 
-    return lr_schedule(owner, lr, lambda c: F32(lr) * scale(c), factor=scale)
+    return lr_schedule(owner, lr, lambda c: rate_of(lr) * scale(c), factor=scale)
 
 
 def polynomial_lr(lr: float, total_iters: int = 5, power: float = 1.0) -> LRSchedule:
@@ -132,4 +139,4 @@ def polynomial_lr(lr: float, total_iters: int = 5, power: float = 1.0) -> LRSche
         left = to_f32(total_iters - jnp.minimum(count, total_iters)) / F32(total_iters)
         return jnp.power(left, F32(power))
 
-    return lr_schedule(owner, lr, lambda c: F32(lr) * scale(c), factor=scale)
+    return lr_schedule(owner, lr, lambda c: rate_of(lr) * scale(c), factor=scale)

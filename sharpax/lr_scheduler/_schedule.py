@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sharpax._types import Array, Numeric
-from sharpax._validation import check_int
+from sharpax._validation import check_int, check_non_negative, check_number, is_static_number
 
 F32 = jnp.float32
 INT32_MAX = 2**31 - 1
@@ -31,8 +31,8 @@ class LRSchedule:
 
     Attributes:
         name: the twin that built it, e.g. `"step_lr"` (for error messages).
-        base_lr: the base rate torch reads from the optimizer (`None` for `cyclic_lr`/`one_cycle_lr`,
-            which set the rate themselves).
+        base_lr: the base rate torch reads from the optimizer, a float (or a traced scalar); `None`
+            for `cyclic_lr`/`one_cycle_lr`, which set the rate themselves.
         rate: `int32 count -> float32 rate`.
         factor: for schedulers whose torch step multiplies the current rate (chainable in torch's
             `ChainedScheduler`): `count -> rate / base_lr`; `None` otherwise.
@@ -40,6 +40,13 @@ class LRSchedule:
             (`cyclic_lr`, `one_cycle_lr` with `cycle_momentum=True`); `None` otherwise.
         resume: how torch's `SequentialLR` continues this scheduler from the rate the previous one
             left, `(previous rate, local count) -> rate`; `None` when it restarts from `base_lr`.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> sched = sharpax.lr_scheduler.one_cycle_lr(max_lr=0.1, total_steps=100)
+        >>> tx = sharpax.sgd(sched, momentum=sched.momentum, nesterov=True)  # torch's recipe
+        >>> float(sched(29)), round(float(sched.momentum(29)), 4)  # the peak, the momentum's low
+        (0.10000000149011612, 0.85)
     """
 
     name: str
@@ -128,10 +135,24 @@ def table_lookup(table: np.ndarray, count: Array) -> Array:
     return values[jnp.minimum(count, len(table) - 1)]
 
 
+def check_base_rate(owner: str, lr: Any) -> None:
+    """The optimizer's base rate: a number >= 0, or a traced scalar (e.g. under `jax.vmap` over
+    learning rates), left unchecked since its value is not known."""
+    check_number(owner, "lr", lr)
+    check_non_negative(owner, lr=lr)
+
+
+def rate_of(lr: Any) -> Array:
+    """The base rate as a float32 scalar (a Python float, a numpy or a traced scalar)."""
+    return jnp.asarray(lr, F32)
+
+
 def lr_schedule(
     name: str,
-    base_lr: float | None,
+    base_lr: Any,
     rate: Callable[[Array], Array],
     **fields: Any,
 ) -> LRSchedule:
-    return LRSchedule(name, None if base_lr is None else float(base_lr), rate, **fields)
+    if is_static_number(base_lr):
+        base_lr = float(base_lr)
+    return LRSchedule(name, base_lr, rate, **fields)

@@ -94,11 +94,12 @@ def scale_by_rprop(
         check_tree_match(owner, updates, state.prev)
 
         def step(g, prev, size):
-            s = jnp.sign(g * prev)  # torch: the sign of the product (which may underflow to 0)
-            one = jnp.ones_like(size)
-            factor = jnp.where(s > 0, eta_plus * one, jnp.where(s < 0, eta_minus * one, one))
-            size = jnp.clip(size * factor, low, high).astype(size.dtype)
-            g = jnp.where(factor == eta_minus * one, jnp.zeros_like(g), g)
+            product = g * prev  # torch takes the sign of the product, which may underflow to 0
+            flipped = product < 0
+            factor = jnp.where(product > 0, eta_plus, jnp.where(flipped, eta_minus, 1.0))
+            size = jnp.clip(size * factor.astype(size.dtype), low, high).astype(size.dtype)
+            # torch zeroes where the factor is eta_minus: exactly the flips, as eta_minus < 1 < eta_plus.
+            g = jnp.where(flipped, jnp.zeros_like(g), g)
             return _Leaf(jnp.sign(g) * size.astype(g.dtype), g, size)
 
         out = jax.tree.map(step, updates, state.prev, state.step_size)
