@@ -76,10 +76,16 @@ from sharpax.transforms import scale_by_radam as scale_by_radam
 from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
 from sharpax.transforms import scale_by_rprop as scale_by_rprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import BSAMState as BSAMState
+from sharpax.wrappers import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers import LookaheadState as LookaheadState
 from sharpax.wrappers import LookSAMState as LookSAMState
 from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers import SAMState as SAMState
+from sharpax.wrappers import bsam as bsam
+from sharpax.wrappers import bsam_sample as bsam_sample
+from sharpax.wrappers import bsam_variance as bsam_variance
+from sharpax.wrappers import friendly_sam as friendly_sam
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
@@ -89,6 +95,8 @@ from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
 from sharpax.wrappers import sam as sam
 from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers import wsam as wsam
+from sharpax.wrappers import wsam_value_and_grad as wsam_value_and_grad
 
 __version__ = _version("sharpax")
 
@@ -102,11 +110,17 @@ __all__ = [
     "apply_updates",
     "asgd",
     "asgd_averaged_params",
+    "bsam",
+    "bsam_sample",
+    "bsam_variance",
+    "BSAMState",
     "chain",
     "current_hyperparams",
     "current_learning_rate",
     "cyclic",
     "exponential_warmup",
+    "friendly_sam",
+    "FriendlySAMState",
     "gsam",
     "gsam_value_and_grad",
     "inject_hyperparams",
@@ -176,4 +190,6 @@ __all__ = [
     "warmup_stable_decay",
     "with_untuned_warmup",
     "wrappers",
+    "wsam",
+    "wsam_value_and_grad",
 ]
