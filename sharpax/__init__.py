@@ -77,20 +77,26 @@ from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
 from sharpax.transforms import scale_by_rprop as scale_by_rprop
 from sharpax.transforms import sgd as sgd
 from sharpax.wrappers import BSAMState as BSAMState
+from sharpax.wrappers import DynamicLossScale as DynamicLossScale
 from sharpax.wrappers import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers import LookaheadState as LookaheadState
 from sharpax.wrappers import LookSAMState as LookSAMState
+from sharpax.wrappers import LossScaleState as LossScaleState
 from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers import SAMState as SAMState
+from sharpax.wrappers import all_finite as all_finite
 from sharpax.wrappers import bsam as bsam
 from sharpax.wrappers import bsam_sample as bsam_sample
 from sharpax.wrappers import bsam_variance as bsam_variance
+from sharpax.wrappers import current_loss_scale as current_loss_scale
+from sharpax.wrappers import dynamic_loss_scale as dynamic_loss_scale
 from sharpax.wrappers import friendly_sam as friendly_sam
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
 from sharpax.wrappers import lookahead_params as lookahead_params
 from sharpax.wrappers import looksam as looksam
+from sharpax.wrappers import microbatched_value_and_grad as microbatched_value_and_grad
 from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
 from sharpax.wrappers import sam as sam
@@ -107,6 +113,7 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "all_finite",
     "apply_updates",
     "asgd",
     "asgd_averaged_params",
@@ -117,7 +124,10 @@ __all__ = [
     "chain",
     "current_hyperparams",
     "current_learning_rate",
+    "current_loss_scale",
     "cyclic",
+    "dynamic_loss_scale",
+    "DynamicLossScale",
     "exponential_warmup",
     "friendly_sam",
     "FriendlySAMState",
@@ -132,8 +142,10 @@ __all__ = [
     "LookaheadState",
     "looksam",
     "LookSAMState",
+    "LossScaleState",
     "lr_proportional_rho",
     "lr_scheduler",
+    "microbatched_value_and_grad",
     "multiply_schedules",
     "muon",
     "muon_with_adamw",

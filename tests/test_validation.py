@@ -144,6 +144,27 @@ INVALID = [
     (sharpax.bsam, {"num_data": 100}, "learning_rate", -0.1, NON_NEGATIVE),
     (sharpax.bsam, {"learning_rate": 0.1}, "num_data", -5, "(0.0, inf)"),
     *[
+        (factory, base, "p", value, "[1, inf] (math.inf included)")
+        for factory, base in [
+            (sharpax.sam, {"base_optimizer": sharpax.sgd(0.1)}),
+            (sharpax.gsam, {"base_optimizer": sharpax.sgd(0.1)}),
+            (sharpax.looksam, {"base_optimizer": sharpax.sgd(0.1)}),
+            (sharpax.periodic_sam, {"base_optimizer": sharpax.sgd(0.1)}),
+            (sharpax.sam_value_and_grad, {"loss_fn": jnp.sum}),
+            (sharpax.gsam_value_and_grad, {"loss_fn": jnp.sum}),
+        ]
+        for value in (0.5, -2.0, math.nan)
+    ],
+    *[
+        (sharpax.dynamic_loss_scale, {}, name, value, rng)
+        for name, value, rng in [
+            ("initial_scale", 0.0, "(0.0, inf)"),
+            ("initial_scale", math.inf, "(0.0, inf)"),
+            ("factor", 0.5, "[1.0, inf)"),
+            ("min_loss_scale", -1.0, "(0.0, inf)"),
+        ]
+    ],
+    *[
         (sharpax.lion, {}, name, value, rng)
         for name, value, rng in [
             ("learning_rate", -1e-4, NON_NEGATIVE),
@@ -196,6 +217,10 @@ def test_boundary_values_are_accepted():
     sharpax.muon(0.0, weight_decay=0.0, momentum=0.0, eps=0.0, ns_steps=99)
     sharpax.rprop(0.0, step_sizes=(0.0, 0.0))
     sharpax.asgd(0.0, lambd=0.0, alpha=0.0, t0=0.0)
+    sharpax.sam(sharpax.sgd(0.1), p=1)
+    sharpax.sam(sharpax.sgd(0.1), p=math.inf)
+    sharpax.sam_value_and_grad(jnp.sum, p=1.0001, microbatches=1)
+    sharpax.dynamic_loss_scale(1.0, period=1, factor=1.0, min_loss_scale=1.0)
 
 
 def test_checks_skip_traced_values():
