@@ -7,10 +7,12 @@ from importlib.metadata import version as _version
 
 from optax import chain as chain
 
+from sharpax import lr_scheduler as lr_scheduler
 from sharpax import schedules as schedules
 from sharpax import transforms as transforms
 from sharpax import wrappers as wrappers
 from sharpax._apply import apply_updates as apply_updates
+from sharpax.lr_scheduler import ReduceLROnPlateauState as ReduceLROnPlateauState
 from sharpax.schedules import ScaleByScheduleState as ScaleByScheduleState
 from sharpax.schedules import current_hyperparams as current_hyperparams
 from sharpax.schedules import current_learning_rate as current_learning_rate
@@ -35,30 +37,44 @@ from sharpax.schedules import warmup_polynomial_decay as warmup_polynomial_decay
 from sharpax.schedules import warmup_stable_decay as warmup_stable_decay
 from sharpax.schedules import with_untuned_warmup as with_untuned_warmup
 from sharpax.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
+from sharpax.transforms import ScaleByAdafactorState as ScaleByAdafactorState
 from sharpax.transforms import ScaleByAdagradState as ScaleByAdagradState
 from sharpax.transforms import ScaleByAdamaxState as ScaleByAdamaxState
 from sharpax.transforms import ScaleByAdamState as ScaleByAdamState
+from sharpax.transforms import ScaleByAsgdState as ScaleByAsgdState
 from sharpax.transforms import ScaleByMomentumState as ScaleByMomentumState
+from sharpax.transforms import ScaleByMuonState as ScaleByMuonState
 from sharpax.transforms import ScaleByNadamState as ScaleByNadamState
 from sharpax.transforms import ScaleByRadamState as ScaleByRadamState
 from sharpax.transforms import ScaleByRmspropState as ScaleByRmspropState
+from sharpax.transforms import ScaleByRpropState as ScaleByRpropState
 from sharpax.transforms import adadelta as adadelta
+from sharpax.transforms import adafactor as adafactor
 from sharpax.transforms import adagrad as adagrad
 from sharpax.transforms import adam as adam
 from sharpax.transforms import adamax as adamax
 from sharpax.transforms import adamw as adamw
+from sharpax.transforms import asgd as asgd
+from sharpax.transforms import asgd_averaged_params as asgd_averaged_params
 from sharpax.transforms import lion as lion
+from sharpax.transforms import muon as muon
+from sharpax.transforms import muon_with_adamw as muon_with_adamw
 from sharpax.transforms import nadam as nadam
 from sharpax.transforms import radam as radam
 from sharpax.transforms import rmsprop as rmsprop
+from sharpax.transforms import rprop as rprop
 from sharpax.transforms import scale_by_adadelta as scale_by_adadelta
+from sharpax.transforms import scale_by_adafactor as scale_by_adafactor
 from sharpax.transforms import scale_by_adagrad as scale_by_adagrad
 from sharpax.transforms import scale_by_adam as scale_by_adam
 from sharpax.transforms import scale_by_adamax as scale_by_adamax
+from sharpax.transforms import scale_by_asgd as scale_by_asgd
 from sharpax.transforms import scale_by_momentum as scale_by_momentum
+from sharpax.transforms import scale_by_muon as scale_by_muon
 from sharpax.transforms import scale_by_nadam as scale_by_nadam
 from sharpax.transforms import scale_by_radam as scale_by_radam
 from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
+from sharpax.transforms import scale_by_rprop as scale_by_rprop
 from sharpax.transforms import sgd as sgd
 from sharpax.wrappers import BSAMState as BSAMState
 from sharpax.wrappers import DynamicLossScale as DynamicLossScale
@@ -92,12 +108,15 @@ __version__ = _version("sharpax")
 
 __all__ = [
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
     "adamw",
     "all_finite",
     "apply_updates",
+    "asgd",
+    "asgd_averaged_params",
     "bsam",
     "bsam_sample",
     "bsam_variance",
@@ -125,8 +144,11 @@ __all__ = [
     "LookSAMState",
     "LossScaleState",
     "lr_proportional_rho",
+    "lr_scheduler",
     "microbatched_value_and_grad",
     "multiply_schedules",
+    "muon",
+    "muon_with_adamw",
     "nadam",
     "noam_schedule",
     "one_cycle",
@@ -134,27 +156,37 @@ __all__ = [
     "PeriodicSAMState",
     "radam",
     "ranger",
+    "ReduceLROnPlateauState",
     "rmsprop",
+    "rprop",
     "sam",
     "sam_value_and_grad",
     "SAMState",
     "scale_by_adadelta",
+    "scale_by_adafactor",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_asgd",
     "scale_by_momentum",
+    "scale_by_muon",
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rmsprop",
+    "scale_by_rprop",
     "scale_by_schedule",
     "ScaleByAdadeltaState",
+    "ScaleByAdafactorState",
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByAsgdState",
     "ScaleByMomentumState",
+    "ScaleByMuonState",
     "ScaleByNadamState",
     "ScaleByRadamState",
     "ScaleByRmspropState",
+    "ScaleByRpropState",
     "ScaleByScheduleState",
     "schedules",
     "set_hyperparams",

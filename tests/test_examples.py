@@ -131,15 +131,32 @@ def test_checkpoint_resume_lands_exactly_where_an_uninterrupted_run_does():
 def test_port_torch_recipe_runs_without_torch_too():
     example = load("port_torch_recipe")
     params, x, y = example.data()
-    _, losses = example.run_sharpax(params, x, y)
-    assert losses[-1] < 0.5 * losses[0]
+    for name in ("adamw_linear_warmup", "sgd_nesterov_one_cycle"):
+        _, losses = example.run_sharpax(params, x, y, name)
+        assert losses[-1] < 0.5 * losses[0], name
+    _, (val_losses, rates) = example.run_sharpax(params, x, y, "adam_reduce_on_plateau")
+    assert val_losses[-1] < 0.5 * val_losses[0]
+    assert rates[0] == np.float32(0.05) and rates[-1] < rates[0]  # the plateau reduced the rate
 
 
 def test_port_torch_recipe_matches_torch_step_for_step():
     pytest.importorskip("torch")
-    final, torch_final = load("port_torch_recipe").main()
-    for k in final:
-        np.testing.assert_allclose(final[k], torch_final[k], rtol=1e-5, atol=1e-5)
+    results, plateau = load("port_torch_recipe").main()
+    assert set(results) == {
+        "adamw_linear_warmup",
+        "sgd_nesterov_one_cycle",
+        "adam_reduce_on_plateau",
+    }
+    for name, (final, torch_final) in results.items():
+        for k in final:
+            np.testing.assert_allclose(
+                final[k], torch_final[k], rtol=1e-5, atol=1e-5, err_msg=f"{name}: {k}"
+            )
+    # The validation losses, and so the plateau decisions and the rates, are torch's.
+    (losses, rates), (torch_losses, torch_rates) = plateau["sharpax"], plateau["torch"]
+    np.testing.assert_allclose(losses, torch_losses, rtol=1e-5)
+    np.testing.assert_allclose(rates, torch_rates, rtol=1e-6)
+    assert len(set(torch_rates)) == 3  # two reductions within the run
 
 
 def test_mixing_with_optax_clips_before_lookahead_and_changes_the_rate():
