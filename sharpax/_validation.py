@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any
+from typing import Any, overload
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +18,7 @@ from jax.core import Tracer
 from jax.sharding import Mesh
 
 from sharpax._tree import is_float_leaf
-from sharpax._types import PyTree, ScalarOrSchedule
+from sharpax._types import PyTree, ScalarOrSchedule, Schedule
 
 
 def is_static_number(value: Any) -> bool:
@@ -171,6 +171,14 @@ def check_transformation(owner: str, name: str, value: Any) -> None:
             f"{owner}: {name} must be an optax.GradientTransformation (e.g. sharpax.adam(1e-3)), "
             f"got {value!r}"
         )
+
+
+@overload
+def checked_schedule(owner: str, name: str, value: Schedule) -> Schedule: ...
+
+
+@overload
+def checked_schedule(owner: str, name: str, value: ScalarOrSchedule) -> ScalarOrSchedule: ...
 
 
 def checked_schedule(owner: str, name: str, value: ScalarOrSchedule) -> ScalarOrSchedule:
