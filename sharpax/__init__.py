@@ -60,15 +60,21 @@ from sharpax.transforms import scale_by_nadam as scale_by_nadam
 from sharpax.transforms import scale_by_radam as scale_by_radam
 from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import AESAMState as AESAMState
 from sharpax.wrappers import LookaheadState as LookaheadState
 from sharpax.wrappers import LookSAMState as LookSAMState
+from sharpax.wrappers import MomentumSAMState as MomentumSAMState
 from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers import SAMState as SAMState
+from sharpax.wrappers import ae_sam as ae_sam
+from sharpax.wrappers import ae_sam_fraction as ae_sam_fraction
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
 from sharpax.wrappers import lookahead_params as lookahead_params
 from sharpax.wrappers import looksam as looksam
+from sharpax.wrappers import momentum_sam as momentum_sam
+from sharpax.wrappers import momentum_sam_params as momentum_sam_params
 from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
 from sharpax.wrappers import sam as sam
@@ -82,6 +88,9 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "ae_sam",
+    "ae_sam_fraction",
+    "AESAMState",
     "apply_updates",
     "chain",
     "current_hyperparams",
@@ -100,6 +109,9 @@ __all__ = [
     "looksam",
     "LookSAMState",
     "lr_proportional_rho",
+    "momentum_sam",
+    "momentum_sam_params",
+    "MomentumSAMState",
     "multiply_schedules",
     "nadam",
     "noam_schedule",
