@@ -187,6 +187,7 @@ CONSTRUCTORS = {
     "gsam": lambda **kw: sharpax.gsam(sharpax.sgd(0.1), **kw),
     "periodic_sam": lambda **kw: sharpax.periodic_sam(sharpax.sgd(0.1), **kw),
     "looksam": lambda **kw: sharpax.looksam(sharpax.sgd(0.1), **kw),
+    "ae_sam": lambda **kw: sharpax.ae_sam(sharpax.sgd(0.1), total_steps=10, **kw),
 }
 
 
@@ -223,7 +224,7 @@ def test_bad_family_arguments(name, kwargs, argument):
         CONSTRUCTORS[name](**kwargs)
 
 
-@pytest.mark.parametrize("name", ["sam", "gsam", "periodic_sam", "looksam"])
+@pytest.mark.parametrize("name", ["sam", "gsam", "periodic_sam", "looksam", "ae_sam"])
 def test_update_without_grad_fn_or_params_says_what_to_pass(name):
     tx = CONSTRUCTORS[name]()
     state = tx.init(W)
