@@ -370,8 +370,10 @@ def test_ae_sam_hand_case():
     assert (int(state.count), int(state.sam_count)) == (2, 1)
 
 
+# | ||g||^2 - mu_t | <= sigma_t / sqrt(1 - delta) = 3.162 sigma_t for delta = 0.9: a threshold just past
+# that bound forces every decision (the bound `ae_sam`'s docstring states).
 def test_ae_sam_forced_to_sam_is_sam():
-    always = _ae_tx(lambda1=-1e6, lambda2=-1e6)
+    always = _ae_tx(lambda1=-3.17, lambda2=-3.17)
     got, states = _run_minibatches(always)
     base = sharpax.sgd(eref.AE_SAM["lr"], momentum=eref.AE_SAM["momentum"])
     want, _ = _run_minibatches(sharpax.sam(base, eref.AE_SAM["rho"]))
@@ -382,7 +384,7 @@ def test_ae_sam_forced_to_sam_is_sam():
 def test_ae_sam_forced_to_plain_is_the_base_optimizer_in_one_pass():
     calls = []
     got, states = _run_minibatches(
-        _ae_tx(lambda1=4.0, lambda2=4.0), on_grad_fn=lambda: calls.append(1)
+        _ae_tx(lambda1=3.17, lambda2=3.17), on_grad_fn=lambda: calls.append(1)
     )
     jax.effects_barrier()
     base = sharpax.sgd(eref.AE_SAM["lr"], momentum=eref.AE_SAM["momentum"])

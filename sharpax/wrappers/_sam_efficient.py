@@ -29,7 +29,6 @@ from sharpax.wrappers._sam_geometry import (
     NORM_EPS,
     Perturbation,
     accumulation_dtype,
-    global_dot,
     global_norm,
     looksam_direction,
     looksam_vertical_direction,
@@ -289,11 +288,16 @@ def _direction(owner: str, state: MomentumSAMState) -> Updates:
     return _momentum_buffer(owner, state.inner_state)
 
 
+def _has_direction(d: Any) -> bool:
+    # None: a non-floating leaf of sharpax's optimizers; optax.MaskedNode: a leaf `optax.masked` skips.
+    return d is not None and hasattr(d, "dtype")
+
+
 def _shift(params: Params, direction: Updates, scale: Array) -> Params:
     """`params + scale * direction` on the floating leaves that have a direction; the rest as they are."""
 
     def shift(p, d):
-        if d is None or not is_float_leaf(p):
+        if not _has_direction(d) or not is_float_leaf(p):
             return p
         p = jnp.asarray(p)
         dtype = jnp.promote_types(jnp.promote_types(p.dtype, d.dtype), scale.dtype)
@@ -423,7 +427,7 @@ def momentum_sam(
             direction, new = None, _momentum_buffer(owner, inner_state)
         else:
             direction = jax.tree.map(
-                lambda u, d: None if d is None else (-u).astype(d.dtype),
+                lambda u, d: (-u).astype(d.dtype) if _has_direction(d) else d,
                 base_updates,
                 state.direction,
                 is_leaf=_is_none,
@@ -432,7 +436,7 @@ def momentum_sam(
         scale = _inverse_norm_scale(owner, rho, new, state.count).astype(state.scale.dtype)
 
         def move(u, d_old, d_new):
-            if d_old is None or not is_float_leaf(u):
+            if not _has_direction(d_old) or not is_float_leaf(u):
                 return u
             dtype = jnp.promote_types(jnp.promote_types(u.dtype, d_old.dtype), scale.dtype)
             back = state.scale.astype(dtype) * d_old.astype(dtype)
@@ -557,9 +561,9 @@ def ae_sam(
         delta: the forgetting rate of the two moving averages, in [0, 1) (0 keeps no history: every
             step is then a SAM step).
         lambda1: c_t at the end of the schedule (t = T), a finite number.
-        lambda2: c_t at the start (t = 0), a finite number. Equal bounds give a constant threshold; a
-            very negative one (e.g. -1e6) takes SAM on every step, a large one (>= 4, above
-            1 / sqrt(1 - delta)) never does.
+        lambda2: c_t at the start (t = 0), a finite number. Equal bounds give a constant threshold.
+            Since | ||g||^2 - mu_t | <= sigma_t / sqrt(1 - delta), a c_t <= -1 / sqrt(1 - delta) takes SAM
+            on every step and a c_t > 1 / sqrt(1 - delta) on none (3.16 for delta = 0.9).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
         p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
@@ -609,8 +613,7 @@ def ae_sam(
         grad_fn = require_grad_fn(owner, grad_fn, params)
         check_tree_match(owner, updates, params, "params")
         dtype = state.mean.dtype
-        g = float_leaves(updates)[0]
-        squared_norm = global_dot(g, g, dtype)
+        squared_norm = jnp.square(global_norm(float_leaves(updates)[0], dtype))
         forget = jnp.asarray(delta, dtype)
         mean = forget * state.mean + (1 - forget) * squared_norm
         variance = forget * state.variance + (1 - forget) * jnp.square(squared_norm - mean)
