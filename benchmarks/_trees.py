@@ -49,16 +49,22 @@ def transformer_params(
         return model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
 
 
-def regime_trees(quick: bool, only: str | None = None) -> dict[str, dict]:
-    """name -> param tree for the step-time regimes (just `only`'s, when given)."""
+BUILDERS = {
+    "large_1x4M": lambda: leaves(1, 4 * 1024 * 1024),
+    "small_400x10k": lambda: leaves(400, 10_000),
+    "small_2000x1k": lambda: leaves(2000, 1_000),
+    "flax_transformer": transformer_params,
+    # Opt-in (--regimes): a leaf large enough that a GPU step is bound by memory bandwidth, not launches.
+    "large_1x64M": lambda: leaves(1, 64 * 1024 * 1024),
+}
+OPT_IN = {"large_1x64M"}
+
+
+def regime_trees(quick: bool, wanted: set[str] | None = None) -> dict[str, dict]:
+    """name -> param tree for the step-time regimes: `wanted`, or every regime that is not opt-in."""
     del quick  # the regimes are the same; --quick runs fewer optimizers on the expensive ones
-    builders = {
-        "large_1x4M": lambda: leaves(1, 4 * 1024 * 1024),
-        "small_400x10k": lambda: leaves(400, 10_000),
-        "small_2000x1k": lambda: leaves(2000, 1_000),
-        "flax_transformer": transformer_params,
-    }
-    return {name: build() for name, build in builders.items() if only in (None, name)}
+    names = wanted if wanted is not None else set(BUILDERS) - OPT_IN
+    return {name: build() for name, build in BUILDERS.items() if name in names}
 
 
 def tree_bytes(tree) -> int:
