@@ -255,6 +255,18 @@ def test_rho_schedule_is_evaluated_at_the_step_count():
     np.testing.assert_allclose(weights, MSAM["sgd_weights"], **TOL["sgd"])
 
 
+def test_leaves_a_masked_base_skips_are_not_perturbed():
+    # optax.masked leaves a MaskedNode where its buffer skips a leaf: no direction there.
+    params = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([1.0])}
+    base = optax.masked(optax.sgd(0.1, momentum=0.9), {"a": True, "b": False})
+    tx = sharpax.momentum_sam(base, 1.0)
+    u, state = tx.update(params, tx.init(params), params)
+    held = optax.apply_updates(params, u)
+    np.testing.assert_allclose(held["a"], [2.1, 2.8], rtol=1e-6)  # as the hand case
+    np.testing.assert_allclose(held["b"], [2.0])  # optax.masked passes the gradient through
+    np.testing.assert_array_equal(sharpax.momentum_sam_params(state, held)["b"], held["b"])
+
+
 def test_two_momentum_buffers_are_an_error():
     tx = sharpax.momentum_sam(optax.chain(optax.trace(0.5), sharpax.sgd(0.1, momentum=0.9)), 0.3)
     with pytest.raises(ValueError, match=r"^momentum_sam: the base optimizer's state holds 2"):

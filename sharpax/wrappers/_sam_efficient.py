@@ -319,8 +319,8 @@ def momentum_sam(
 ) -> optax.GradientTransformationExtraArgs:
     r"""Momentum-SAM (Becker, Altrock & Risse 2024): SAM's perturbation along the momentum, one pass per step.
 
-    The params the caller holds are the *perturbed* weights :math:`\tilde w_t = w_t - c_t v_t`; the
-    gradient is taken there, and the update moves them to the next perturbed point:
+    The params the caller holds are the *perturbed* weights :math:`\tilde w_t = w_t - c_{t-1} v_{t-1}`;
+    the gradient is taken there, and the update moves them to the next perturbed point:
 
     .. math::
         w_t = \tilde w_t + c_{t-1} v_{t-1}, \qquad
@@ -330,19 +330,20 @@ def momentum_sam(
         \tilde w_{t+1} = w_{t+1} - c_t v_t, \qquad
         \text{returned update} = c_{t-1} v_{t-1} + u_t - c_t v_t
 
-    with :math:`v_t` the base optimizer's first-moment buffer after step t, found in its state by
-    NamedTuple field (`buf` of `sharpax.sgd`'s momentum, `trace` of `optax.sgd`'s, `mu` of the Adam
-    family and lion) and :math:`c_{-1} = 0`: the first gradient is taken at the initial weights, and the
-    first update lands on a perturbed point. :math:`-v_t` is the direction the base optimizer moves in,
-    so the perturbation looks ahead along the descent (the paper's "negative momentum direction"). The
-    norm is global over the tree. Evaluate, checkpoint for inference, or end training with
-    `momentum_sam_params(opt_state, params)`, the unperturbed :math:`w_t` (exactly the weights the base
-    optimizer steps from).
+    with :math:`v_t` the base optimizer's first-moment buffer after update t (t = 0, 1, ...), found
+    in its state by NamedTuple field (`buf` of `sharpax.sgd`'s momentum, `trace` of `optax.sgd`'s, `mu`
+    of the Adam family and lion) and :math:`c_{-1} = 0`: the first gradient is taken at the initial
+    weights, and the first update lands on a perturbed point. :math:`-v_t` is the direction the base
+    optimizer moves in, so the perturbation looks ahead along the descent (the paper's "negative
+    momentum direction"). The norm is global over the tree. Evaluate, checkpoint for inference, or end
+    training with `momentum_sam_params(opt_state, params)`, the unperturbed :math:`w_t` (exactly the
+    weights the base optimizer steps from).
 
-    This is MarlonBecker/MSAM's rule: `MSAM` is `momentum_sam(sharpax.sgd(lr, momentum))` and
-    `AdamW_MSAM` is `momentum_sam(sharpax.adamw(lr, b1, b2, eps, weight_decay))` (also over `optax.sgd`
-    and `optax.adamw`). Neither scales rho by the learning rate (the MSAM paper's rho is of order 1, far
-    above SAM's). Three details differ, each by a choice a user can undo:
+    This is MarlonBecker/MSAM's rule: `MSAM(lr, momentum, rho=rho)` is `momentum_sam(sharpax.sgd(lr,
+    momentum), rho)` and `AdamW_MSAM(lr, betas, eps, weight_decay, rho=rho)` is
+    `momentum_sam(sharpax.adamw(lr, b1, b2, eps, weight_decay), rho)` (also over `optax.sgd` and
+    `optax.adamw`). Neither scales rho by the learning rate; MSAM's rho is of order 1 (its README
+    trains with 3), far above SAM's 0.05. Three details differ, each by a choice a user can undo:
 
     - The base optimizer sees the unperturbed weights :math:`w_t`, as in `sam`. MSAM's SGD adds its L2
       term at the perturbed point instead (:math:`\lambda \tilde w_t`, as if the decay were part of the
@@ -356,13 +357,16 @@ def momentum_sam(
       which returns to another point when rho changes between steps (a rho schedule).
 
     MSAM's SGD ignores its `nesterov` flag; here a Nesterov base takes its Nesterov step, and the
-    perturbation still follows the buffer. A base optimizer without a first-moment buffer (`sgd` without
-    momentum, `adagrad`, `rmsprop` without momentum, ...) is perturbed along its own last update, :math:`v_t = -u_t`, kept in the state (one params-sized buffer): for SGD
-    with momentum and a constant learning rate that is the buffer's direction, as in MSAM. A state with
-    two or more buffers is an error. No optax or torch.optim namesake.
+    perturbation still follows the buffer. A base optimizer without a first-moment buffer (`sgd`
+    without momentum, `adagrad`, `rmsprop` without momentum, ...) is perturbed along its own last
+    update, :math:`v_t = -u_t`, kept in the state (one params-sized buffer): for SGD with momentum and
+    a constant learning rate that is the buffer's direction, as in MSAM. A state with two or more
+    buffers is an error. No optax or torch.optim namesake.
 
-    Called as `tx.update(grads, state, params, **extra_args)`: `grads` are the gradients at `params` (the
-    perturbed weights the caller holds); no `grad_fn` is needed. Extra args go to the base optimizer.
+    Called as `tx.update(grads, state, params, **extra_args)`: `grads` are the gradients at `params`
+    (the perturbed weights the caller holds); no `grad_fn` is needed. Extra args go to the base
+    optimizer. Cost: no second pass, but the update reads the old buffer once more (to step back) and
+    the new one for its norm.
 
     Args:
         base_optimizer: the optimizer stepping the unperturbed weights (any
@@ -494,6 +498,17 @@ def momentum_sam_params(opt_state: optax.OptState, params: Params) -> Params:
 # --- AE-SAM -------------------------------------------------------------------------------------------
 
 
+def _only_if(pred: Array, fn: Any, grads: Updates) -> Updates:
+    """`fn(grads)` where `pred` holds, else `grads`; `fn` (the second pass) runs only when it holds.
+
+    A loop of 0 or 1 trips rather than a `lax.cond`: a loop keeps its carry in place, where a cond writes
+    its whole output into a new buffer, so the plain step would copy the gradients (on XLA:CPU that copy
+    is not fused into anything). Under `vmap` it runs for the whole batch when any element needs it and
+    keeps each element's own result, as a cond would. Unlike a cond, it is not reverse-differentiable.
+    """
+    return lax.fori_loop(0, pred.astype(jnp.int32), lambda _, g: fn(g), grads)
+
+
 class AESAMState(NamedTuple):
     """State of `ae_sam`; `ae_sam_fraction(opt_state)` reads the fraction of SAM steps.
 
@@ -541,8 +556,9 @@ def ae_sam(
     norm marks a sharp region (the paper models ||g||^2 as normal, mu_t + c_t sigma_t as a quantile);
     the default c_t falls from 1 to -1, so SAM is taken on about 16% of the steps at the start, 84% at
     the end, half overall (the paper's AE-SAM). The statistics are global over the tree and float32
-    (float64 under x64). The branch is a `lax.cond`: under `jit` a plain step runs one forward-backward
-    pass (`grad_fn` is not called); under `vmap` a cond becomes a select and both branches run.
+    (float64 under x64). The second pass sits in a loop of 0 or 1 trips (a cond would copy the
+    gradients on every step): under `jit` a plain step runs one forward-backward pass (`grad_fn` is not
+    called); under `vmap` it runs when any element of the batch takes a SAM step, and each keeps its own.
     `ae_sam_fraction(opt_state)` reads the fraction of SAM steps taken. No public reference code was
     found: this follows the paper's Algorithm 1. No optax or torch.optim namesake.
 
@@ -620,10 +636,9 @@ def ae_sam(
         progress = jnp.minimum(state.count.astype(dtype) / total_steps, 1)
         c = progress * jnp.asarray(lambda1, dtype) + (1 - progress) * jnp.asarray(lambda2, dtype)
         use_sam = squared_norm >= mean + c * jnp.sqrt(variance)
-        grads = lax.cond(
+        grads = _only_if(
             use_sam,
             lambda g: sam_gradient(owner, perturbation, g, params, grad_fn, state.count),
-            lambda g: g,
             updates,
         )
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
