@@ -12,6 +12,11 @@ Targets (issue 3): sam_value_and_grad+adam <= 2.15x adam; sharpax.sam(adam) <= 1
 (opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam. Issue 15: momentum_sam <= 1.15x a plain
 step of its base optimizer; ae_sam's average cost reported with its fraction of SAM steps (and, with
 thresholds it never reaches, the cost of the policy alone).
+
+Page faults per step are printed too: XLA:CPU allocates a step's temporary buffers on every execution,
+and glibc serves blocks above its mmap threshold with fresh pages, so steps with larger temporaries (a
+SAM second pass, even one that is skipped) pay page faults a longer-lived heap would not. To time the
+steps without them: MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 python ...
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import pathlib
 import platform
+import resource
 import statistics
 import time
 
@@ -162,16 +168,20 @@ def run_tree(problem, args, clock, full):
             "carry": (params, state),
             "state_bytes": state_bytes(state),
             "times": [],
+            "faults": [],
         }
 
     def timed(run, steps):
         params, state = run["carry"]
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = clock()
         for _ in range(steps):
             params, state, loss = run["step"](params, state, x, y)
         jax.block_until_ready((params, state, loss))
+        elapsed = clock() - start
+        run["faults"].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps)
         run["carry"] = (params, state)
-        return (clock() - start) / steps
+        return elapsed / steps
 
     for run in runs.values():  # compile and warm up
         timed(run, warmup)
@@ -215,11 +225,14 @@ def run_tree(problem, args, clock, full):
             f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(periodic, "adam"),
         }
     print(f"{description}, {args.rounds} rounds x {args.steps} steps, {args.clock} clock")
+    # Page faults per step: XLA:CPU allocates its temporary buffers on every execution, and glibc serves
+    # large blocks with fresh mmaps, so a step with larger temporaries also pays their first touch.
+    faults = {name: statistics.median(run["faults"][-args.rounds :]) for name, run in runs.items()}
     for name, run in runs.items():
         spread = (min(run["times"]) * 1e3, max(run["times"]) * 1e3)
         print(
             f"  {name:34s} {median[name] * 1e3:8.3f} ms/step  (min {spread[0]:.3f}, max {spread[1]:.3f})"
-            f"  state {run['state_bytes']:>10,d} B"
+            f"  state {run['state_bytes']:>10,d} B  {faults[name]:8.0f} page faults/step"
         )
     # ae_sam's SAM steps cluster where its threshold is low (late in the run, by default), so a round's
     # ratio depends on when the round ran: its average cost is the ratio of mean step times over the run.
@@ -240,6 +253,7 @@ def run_tree(problem, args, clock, full):
         "steps": args.steps,
         "median_ms": {k: v * 1e3 for k, v in median.items()},
         "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
+        "page_faults_per_step": faults,
         "ae_sam_fraction": fraction,
         "ae_sam_mean_ratio": average,
         "ratios": ratios,
