@@ -44,8 +44,8 @@ def transformer_params(
     vocab: int = 4096, dim: int = 256, depth: int = 4, heads: int = 4, mlp: int = 1024
 ) -> dict:
     """The params of `transformer_lm`, ~4.2M floats in ~70 leaves."""
-    model = transformer_lm(vocab, dim, depth, heads, mlp)
     with jax.numpy_dtype_promotion("standard"):
+        model = transformer_lm(vocab, dim, depth, heads, mlp)
         return model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
 
 

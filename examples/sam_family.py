@@ -99,13 +99,14 @@ def gradient_form(make_value_and_grad: Callable[[float], Callable], keyed: bool 
     return build
 
 
-def transformation_form(
-    make_tx: Callable[[optax.GradientTransformation, float], Any], eval_params=_same
-):
-    """A method that wraps the base optimizer (the transformation forms), fed `grad_fn` on the batch."""
+def transformation_form(make_tx: Callable[..., Any], eval_params=_same):
+    """A method that wraps the base optimizer (the transformation forms), fed `grad_fn` on the batch.
+
+    `make_tx(base, value, lr)` builds it around the base optimizer.
+    """
 
     def build(value, lr):
-        tx = make_tx(_base(lr), value)
+        tx = make_tx(_base(lr), value, lr)
 
         def step(params, state, x, y, key):
             loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
@@ -138,16 +139,30 @@ METHODS: dict[str, Method] = {
         2,
     ),
     "looksam": Method(
-        transformation_form(lambda base, rho: sharpax.looksam(base, rho, k=5, alpha=0.7)),
+        transformation_form(lambda base, rho, lr: sharpax.looksam(base, rho, k=5, alpha=0.7)),
         SAM_RHOS,
         "rho",
         1.2,
     ),
     "periodic_sam": Method(
-        transformation_form(lambda base, rho: sharpax.periodic_sam(base, rho, k=5)),
+        transformation_form(lambda base, rho, lr: sharpax.periodic_sam(base, rho, k=5)),
         SAM_RHOS,
         "rho",
         1.2,
+    ),
+    "friendly_sam": Method(
+        transformation_form(
+            lambda base, rho, lr: sharpax.friendly_sam(base, rho, sigma=1.0, lmbda=0.9)
+        ),
+        SAM_RHOS,
+        "rho",
+        2,
+    ),
+    "wsam": Method(
+        transformation_form(lambda base, rho, lr: sharpax.wsam(base, lr, rho, gamma=0.9)),
+        SAM_RHOS,
+        "rho",
+        2,
     ),
 }
 

@@ -2,7 +2,8 @@
 second pass on some steps only), momentum-SAM (no second pass) and AE-SAM (the second pass when needed).
 
 Each is an `optax.GradientTransformationExtraArgs` around a base optimizer; those that take a second pass
-are called as `tx.update(grads, state, params, grad_fn=grad_fn)` and skip it through a `lax.cond`.
+are called as `tx.update(grads, state, params, grad_fn=grad_fn)` and skip it on the other steps (a
+`lax.cond`, or for AE-SAM a loop of 0 or 1 trips).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sharpax._validation import (
     check_tree_match,
 )
 from sharpax.wrappers._lookahead import MOMENTUM_FIELDS, get_momentum_buffers
+from sharpax.wrappers._loss_scale import DynamicLossScale, all_finite
 from sharpax.wrappers._sam_geometry import (
     NORM_EPS,
     Perturbation,
@@ -34,7 +36,7 @@ from sharpax.wrappers._sam_geometry import (
     looksam_vertical_direction,
     resolve_rho,
 )
-from sharpax.wrappers._sam_transforms import require_grad_fn, sam_gradient
+from sharpax.wrappers._sam_transforms import finish, sam_gradient
 
 
 class LookSAMState(NamedTuple):
@@ -62,6 +64,7 @@ def looksam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""LookSAM (Liu et al. 2022): full SAM every k steps, one pass plus a stored direction in between.
 
@@ -76,28 +79,33 @@ def looksam(
     under `jit` the other steps run one forward-backward pass. Norms are global over the tree (the
     paper's LookSAM; pytorch_optimizer's `LookSAM` normalises per tensor).
 
-    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`: `grads` are the
-    first-pass gradients at `params`, and `grad_fn(perturbed_params) -> grads` computes the gradient of
-    the same loss on the same batch (a closure over it). Other extra args go to the base optimizer. Put
-    gradient clipping inside the base optimizer (`sam(chain(clip, adam))`): a transform chained before
-    this one sees the first-pass gradients only. Unlike `optax.contrib.sam`, the state holds no copy of
-    the params.
+    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
+    every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
+    batch, other extra args to the base optimizer, clipping inside the base optimizer.
 
     Args:
         base_optimizer: the optimizer applying the LookSAM gradient.
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
         k: the period of the SAM steps, an integer >= 1 (`k = 1` is `sam`).
         alpha: weight of the reused direction, >= 0 (the paper uses 0.7).
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `LookSAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `LookSAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Liu, Mai, Chen, Hsieh & You, "Towards Efficient and Scalable Sharpness-Aware Minimization",
@@ -130,8 +138,7 @@ def looksam(
             inner_state=base.init(params),
         )
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        grad_fn = require_grad_fn(owner, grad_fn, params)
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
         check_tree_match(owner, updates, params, "params")
         keep_dtypes = lambda new: jax.tree.map(
             lambda n, old: n.astype(old.dtype) if is_float_leaf(old) else old,
@@ -141,20 +148,23 @@ def looksam(
 
         def sam_step(g):
             sam_grads = sam_gradient(owner, perturbation, g, params, grad_fn, state.count)
-            return sam_grads, keep_dtypes(looksam_vertical_direction(g, sam_grads))
+            out = sam_grads, keep_dtypes(looksam_vertical_direction(g, sam_grads))
+            return (*out, all_finite(sam_grads)) if check_finite else out
 
         def reuse_step(g):
-            return looksam_direction(g, state.vertical_direction, alpha), state.vertical_direction
+            out = looksam_direction(g, state.vertical_direction, alpha), state.vertical_direction
+            return (*out, jnp.array(True)) if check_finite else out
 
-        grads, vertical = lax.cond(state.count % k == 0, sam_step, reuse_step, updates)
+        grads, vertical, *finite = lax.cond(state.count % k == 0, sam_step, reuse_step, updates)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        return new_updates, LookSAMState(
+        new_state = LookSAMState(
             count=optax.safe_increment(state.count),
             vertical_direction=vertical,
             inner_state=inner_state,
         )
+        return new_updates, new_state, (finite[0] if finite else None)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return finish(owner, init_fn, update_core, loss_scale)
 
 
 def periodic_sam(
@@ -166,6 +176,7 @@ def periodic_sam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""SAM on every k-th step (counts 0, k, 2k, ...) and the plain gradient on the others.
 
@@ -178,27 +189,32 @@ def periodic_sam(
     schedule is evaluated at the step count of every step. `k = 1` is `sam`. No optax or
     torch.optim namesake.
 
-    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`: `grads` are the
-    first-pass gradients at `params`, and `grad_fn(perturbed_params) -> grads` computes the gradient of
-    the same loss on the same batch (a closure over it). Other extra args go to the base optimizer. Put
-    gradient clipping inside the base optimizer (`sam(chain(clip, adam))`): a transform chained before
-    this one sees the first-pass gradients only. Unlike `optax.contrib.sam`, the state holds no copy of
-    the params.
+    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
+    every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
+    batch, other extra args to the base optimizer, clipping inside the base optimizer.
 
     Args:
         base_optimizer: the optimizer applying the chosen gradient.
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
         k: the period, an integer >= 1.
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `PeriodicSAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `PeriodicSAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Foret et al., "Sharpness-Aware Minimization for Efficiently Improving Generalization", ICLR 2021;
@@ -227,21 +243,22 @@ def periodic_sam(
     def init_fn(params):
         return PeriodicSAMState(count=jnp.zeros([], jnp.int32), inner_state=base.init(params))
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        grad_fn = require_grad_fn(owner, grad_fn, params)
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
         check_tree_match(owner, updates, params, "params")
-        grads = lax.cond(
-            state.count % k == 0,
-            lambda g: sam_gradient(owner, perturbation, g, params, grad_fn, state.count),
-            lambda g: g,
-            updates,
-        )
+
+        def sam_step(g):
+            sam_grads = sam_gradient(owner, perturbation, g, params, grad_fn, state.count)
+            return (sam_grads, all_finite(sam_grads)) if check_finite else (sam_grads,)
+
+        plain_step = lambda g: (g, jnp.array(True)) if check_finite else (g,)
+        grads, *finite = lax.cond(state.count % k == 0, sam_step, plain_step, updates)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        return new_updates, PeriodicSAMState(
+        new_state = PeriodicSAMState(
             count=optax.safe_increment(state.count), inner_state=inner_state
         )
+        return new_updates, new_state, (finite[0] if finite else None)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return finish(owner, init_fn, update_core, loss_scale)
 
 
 # --- momentum-SAM -------------------------------------------------------------------------------------
@@ -498,15 +515,15 @@ def momentum_sam_params(opt_state: optax.OptState, params: Params) -> Params:
 # --- AE-SAM -------------------------------------------------------------------------------------------
 
 
-def _only_if(pred: Array, fn: Any, grads: Updates) -> Updates:
-    """`fn(grads)` where `pred` holds, else `grads`; `fn` (the second pass) runs only when it holds.
+def _only_if(pred: Array, fn: Any, carry: Any) -> Any:
+    """`fn(carry)` where `pred` holds, else `carry`; `fn` (the second pass) runs only when it holds.
 
     A loop of 0 or 1 trips rather than a `lax.cond`: a loop keeps its carry in place, where a cond writes
     its whole output into a new buffer, so the plain step would copy the gradients (on XLA:CPU that copy
     is not fused into anything). Under `vmap` it runs for the whole batch when any element needs it and
     keeps each element's own result, as a cond would. Unlike a cond, it is not reverse-differentiable.
     """
-    return lax.fori_loop(0, pred.astype(jnp.int32), lambda _, g: fn(g), grads)
+    return lax.fori_loop(0, pred.astype(jnp.int32), lambda _, c: fn(c), carry)
 
 
 class AESAMState(NamedTuple):
@@ -539,6 +556,7 @@ def ae_sam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AE-SAM (Jiang, Yang, Zhang & Kwok 2023): a SAM step where ||g||^2 is large for its recent history,
     a plain step elsewhere.
@@ -562,12 +580,9 @@ def ae_sam(
     `ae_sam_fraction(opt_state)` reads the fraction of SAM steps taken. No public reference code was
     found: this follows the paper's Algorithm 1. No optax or torch.optim namesake.
 
-    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`: `grads` are the
-    first-pass gradients at `params`, and `grad_fn(perturbed_params) -> grads` computes the gradient of
-    the same loss on the same batch (a closure over it). Other extra args go to the base optimizer. Put
-    gradient clipping inside the base optimizer (`sam(chain(clip, adam))`): a transform chained before
-    this one sees the first-pass gradients only. Unlike `optax.contrib.sam`, the state holds no copy of
-    the params.
+    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
+    every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
+    batch, other extra args to the base optimizer, clipping inside the base optimizer.
 
     Args:
         base_optimizer: the optimizer applying the chosen gradient.
@@ -582,14 +597,22 @@ def ae_sam(
             on every step and a c_t > 1 / sqrt(1 - delta) on none (3.16 for delta = 0.9).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the statistics and
+            the perturbation come from the unscaled one), and a step where either is not finite is
+            skipped (zero updates, the AE-SAM state untouched) and the scale reduced.
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `AESAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `AESAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Jiang, Yang, Zhang & Kwok, "An Adaptive Policy to Employ Sharpness-Aware Minimization", ICLR
@@ -625,8 +648,7 @@ def ae_sam(
             inner_state=base.init(params),
         )
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        grad_fn = require_grad_fn(owner, grad_fn, params)
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
         check_tree_match(owner, updates, params, "params")
         dtype = state.mean.dtype
         squared_norm = jnp.square(global_norm(float_leaves(updates)[0], dtype))
@@ -636,21 +658,24 @@ def ae_sam(
         progress = jnp.minimum(state.count.astype(dtype) / total_steps, 1)
         c = progress * jnp.asarray(lambda1, dtype) + (1 - progress) * jnp.asarray(lambda2, dtype)
         use_sam = squared_norm >= mean + c * jnp.sqrt(variance)
-        grads = _only_if(
-            use_sam,
-            lambda g: sam_gradient(owner, perturbation, g, params, grad_fn, state.count),
-            updates,
-        )
+
+        def sam_step(carry):
+            sam_grads = sam_gradient(owner, perturbation, carry[0], params, grad_fn, state.count)
+            return (sam_grads, all_finite(sam_grads)) if check_finite else (sam_grads,)
+
+        start = (updates, jnp.array(True)) if check_finite else (updates,)
+        grads, *finite = _only_if(use_sam, sam_step, start)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        return new_updates, AESAMState(
+        new_state = AESAMState(
             count=optax.safe_increment(state.count),
             sam_count=jnp.where(use_sam, optax.safe_increment(state.sam_count), state.sam_count),
             mean=mean,
             variance=variance,
             inner_state=inner_state,
         )
+        return new_updates, new_state, (finite[0] if finite else None)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return finish(owner, init_fn, update_core, loss_scale)
 
 
 def ae_sam_fraction(opt_state: optax.OptState) -> Array:

@@ -355,6 +355,141 @@ HOSTILE_INPUTS: list[HostileInput] = [
         r"sam: base_optimizer must be an optax.GradientTransformation .*got 'adam'",
     ),
     HostileInput(
+        "Friendly-SAM negative sigma",
+        lambda: sharpax.friendly_sam(sharpax.adam(), sigma=-1.0),
+        ValueError,
+        r"friendly_sam: sigma must be in \[0.0, inf\), got -1.0",
+    ),
+    HostileInput(
+        "Friendly-SAM lmbda = 1 (m would never move)",
+        lambda: sharpax.friendly_sam(sharpax.adam(), lmbda=1.0),
+        ValueError,
+        r"friendly_sam: lmbda must be in \[0.0, 1.0\), got 1.0",
+    ),
+    HostileInput(
+        "WSAM gamma = 1 (alpha = gamma / (1 - gamma) is infinite)",
+        lambda: sharpax.wsam(sharpax.adam(), 1e-3, gamma=1.0),
+        ValueError,
+        r"wsam: gamma must be in \[0.0, 1.0\), got 1.0",
+    ),
+    HostileInput(
+        "WSAM without its learning rate",
+        lambda: sharpax.wsam(sharpax.adam()),
+        TypeError,
+        r"wsam\(\) missing 1 required positional argument: 'learning_rate'",
+    ),
+    HostileInput(
+        "WSAM learning rate schedule returning a vector",
+        lambda: jax.jit(
+            lambda s: sharpax.wsam(sharpax.sgd(0.1), lambda c: jnp.ones(2)).update(
+                GRADS, s, PARAMS, grad_fn=lambda p: GRADS
+            )
+        )(sharpax.wsam(sharpax.sgd(0.1), lambda c: jnp.ones(2)).init(PARAMS)),
+        ValueError,
+        r"wsam: the learning_rate schedule must return a scalar, got shape \(2,\)",
+    ),
+    HostileInput(
+        "BSAM with num_data 0 (the variance 1 / (N s) is infinite)",
+        lambda: sharpax.bsam(0.1, num_data=0),
+        ValueError,
+        r"bsam: num_data must be in \(0.0, inf\), got 0",
+    ),
+    HostileInput(
+        "BSAM seed as a float",
+        lambda: sharpax.bsam(0.1, num_data=100, seed=1.5),
+        ValueError,
+        r"bsam: seed must be an integer >= 0, got 1.5",
+    ),
+    HostileInput(
+        "BSAM without grad_fn",
+        lambda: jax.jit(lambda s: sharpax.bsam(0.1, 100).update(GRADS, s, PARAMS))(
+            sharpax.bsam(0.1, 100).init(PARAMS)
+        ),
+        ValueError,
+        r"bsam: update needs the second pass: call `tx.update\(grads, state, params, grad_fn=grad_fn\)`",
+    ),
+    HostileInput(
+        "BSAM grad_fn returning the wrong shape",
+        lambda: jax.jit(
+            lambda s: sharpax.bsam(0.1, 100).update(
+                None, s, PARAMS, grad_fn=lambda p: {"w": jnp.ones(1), "b": jnp.ones(2)}
+            )
+        )(sharpax.bsam(0.1, 100).init(PARAMS)),
+        ValueError,
+        r"bsam: the gradient at \['w'\] has shape \(1,\), the first-pass gradients .* has shape \(3,\)",
+    ),
+    HostileInput(
+        "bsam_variance of a state with no BSAM",
+        lambda: sharpax.bsam_variance(sharpax.adam().init(PARAMS), 100),
+        ValueError,
+        r"bsam_variance: expected exactly one BSAMState .* found 0",
+    ),
+    HostileInput(
+        "SAM p below 1 (not a norm)",
+        lambda: sharpax.sam(sharpax.adam(), p=0.5),
+        ValueError,
+        r"sam: p must be in \[1, inf\] \(math.inf included\), got 0.5",
+    ),
+    HostileInput(
+        "SAM p as a schedule",
+        lambda: sharpax.sam_value_and_grad(jnp.sum, p=lambda step: 2.0),
+        TypeError,
+        r"sam_value_and_grad: p must be a static number",
+    ),
+    HostileInput(
+        "SAM microbatches 0",
+        lambda: sharpax.sam_value_and_grad(jnp.sum, microbatches=0),
+        ValueError,
+        r"sam_value_and_grad: microbatches must be an integer >= 1, got 0",
+    ),
+    HostileInput(
+        "SAM microbatches not an integer",
+        lambda: sharpax.gsam_value_and_grad(jnp.sum, microbatches=2.0),
+        ValueError,
+        r"gsam_value_and_grad: microbatches must be an integer >= 1, got 2.0",
+    ),
+    HostileInput(
+        "SAM microbatches not dividing the batch (trace time)",
+        lambda: jax.jit(sharpax.sam_value_and_grad(lambda w, x: jnp.sum(w * x), microbatches=4))(
+            jnp.ones(3), jnp.ones((6, 3))
+        ),
+        ValueError,
+        r"sam_value_and_grad: with microbatches=4, every leaf of the positional batch arguments "
+        r"needs a leading axis divisible by 4, got shape \(6, 3\)",
+    ),
+    HostileInput(
+        "SAM m and microbatches not dividing the batch (trace time)",
+        lambda: sharpax.microbatched_value_and_grad(lambda w, x: jnp.sum(w * x), 4)(
+            jnp.ones(3), jnp.ones((6, 3))
+        ),
+        ValueError,
+        r"microbatched_value_and_grad: with microbatches=4, .*divisible by 4, got shape \(6, 3\)",
+    ),
+    HostileInput(
+        "integer aux averaged over microbatches",
+        lambda: sharpax.sam_value_and_grad(
+            lambda w, x: (jnp.sum(x @ w), jnp.sum(x > 0)), microbatches=2, has_aux=True
+        )(jnp.ones(3), jnp.ones((6, 3))),
+        TypeError,
+        r"sam_value_and_grad: with microbatches=2, aux is averaged .* got int32 at ",
+    ),
+    HostileInput(
+        "SAM loss_scale as a number",
+        lambda: sharpax.sam(sharpax.adam(), loss_scale=2.0**15),
+        TypeError,
+        r"sam: loss_scale must be None or a DynamicLossScale \(sharpax.dynamic_loss_scale\(\)\)",
+    ),
+    HostileInput(
+        "dynamic loss scale below its floor",
+        lambda: sharpax.dynamic_loss_scale(0.5, min_loss_scale=1.0),
+        ValueError,
+        r"dynamic_loss_scale: initial_scale must be >= min_loss_scale \(1.0\), got 0.5",
+    ),
+    HostileInput(
+        "current_loss_scale of a state without one",
+        lambda: sharpax.current_loss_scale(sharpax.sam(sharpax.adam()).init(PARAMS)),
+        ValueError,
+        r"current_loss_scale: expected exactly one LossScaleState in the optimizer state .*found 0",
         "momentum-SAM around a string, not an optimizer",
         lambda: sharpax.momentum_sam("sgd", rho=0.3),
         TypeError,
