@@ -490,6 +490,8 @@ HOSTILE_INPUTS: list[HostileInput] = [
         lambda: sharpax.current_loss_scale(sharpax.sam(sharpax.adam()).init(PARAMS)),
         ValueError,
         r"current_loss_scale: expected exactly one LossScaleState in the optimizer state .*found 0",
+    ),
+    HostileInput(
         "momentum-SAM around a string, not an optimizer",
         lambda: sharpax.momentum_sam("sgd", rho=0.3),
         TypeError,
