@@ -16,7 +16,7 @@ import optax
 from jax import lax
 
 from sharpax._tree import float_leaves, is_float_leaf, zeros_like_tree
-from sharpax._types import Array, Mask, Params, ScalarOrSchedule, Updates
+from sharpax._types import Array, Mask, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import (
     check_beta,
     check_int,
@@ -25,6 +25,7 @@ from sharpax._validation import (
     check_transformation,
     check_tree_match,
 )
+from sharpax.transforms._numerics import increment
 from sharpax.wrappers._lookahead import MOMENTUM_FIELDS, get_momentum_buffers
 from sharpax.wrappers._loss_scale import DynamicLossScale, all_finite
 from sharpax.wrappers._sam_geometry import (
@@ -158,7 +159,7 @@ def looksam(
         grads, vertical, *finite = lax.cond(state.count % k == 0, sam_step, reuse_step, updates)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
         new_state = LookSAMState(
-            count=optax.safe_increment(state.count),
+            count=increment(state.count),
             vertical_direction=vertical,
             inner_state=inner_state,
         )
@@ -253,9 +254,7 @@ def periodic_sam(
         plain_step = lambda g: (g, jnp.array(True)) if check_finite else (g,)
         grads, *finite = lax.cond(state.count % k == 0, sam_step, plain_step, updates)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        new_state = PeriodicSAMState(
-            count=optax.safe_increment(state.count), inner_state=inner_state
-        )
+        new_state = PeriodicSAMState(count=increment(state.count), inner_state=inner_state)
         return new_updates, new_state, (finite[0] if finite else None)
 
     return finish(owner, init_fn, update_core, loss_scale)
@@ -298,11 +297,22 @@ def _momentum_buffer(owner: str, inner_state: optax.OptState) -> Updates | None:
     return buffers[0] if buffers else None
 
 
+def _buffer(owner: str, inner_state: optax.OptState) -> Updates:
+    """The base state's momentum buffer, which `init` found (else it stored a direction of its own)."""
+    buffer = _momentum_buffer(owner, inner_state)
+    if buffer is None:
+        raise ValueError(
+            f"{owner}: the optimizer state has neither a momentum buffer in its base state nor a "
+            "direction of its own; was it built by this momentum_sam's init?"
+        )
+    return buffer
+
+
 def _direction(owner: str, state: MomentumSAMState) -> Updates:
     """v, the direction of the perturbation the params carry (state leaves, no copy)."""
     if state.direction is not None:
         return state.direction
-    return _momentum_buffer(owner, state.inner_state)
+    return _buffer(owner, state.inner_state)
 
 
 def _has_direction(d: Any) -> bool:
@@ -416,7 +426,7 @@ def momentum_sam(
     check_transformation(owner, "base_optimizer", base_optimizer)
     base = optax.with_extra_args_support(base_optimizer)
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         inner_state = base.init(params)
         direction = None
         if _momentum_buffer(owner, inner_state) is None:
@@ -434,7 +444,7 @@ def momentum_sam(
         )
         return state._replace(scale=jnp.zeros([], dtype))
 
-    def update_fn(updates, state, params=None, **extra_args):
+    def update_fn(updates, state, params=None, **extra_args) -> tuple[Updates, State]:
         if params is None:
             raise ValueError(
                 f"{owner}: update needs the params (the perturbed weights the gradient was taken at), "
@@ -445,7 +455,7 @@ def momentum_sam(
         weights = _shift(params, old, state.scale)
         base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
         if state.direction is None:
-            direction, new = None, _momentum_buffer(owner, inner_state)
+            direction, new = None, _buffer(owner, inner_state)
         else:
             direction = jax.tree.map(
                 lambda u, d: (-u).astype(d.dtype) if _has_direction(d) else d,
@@ -465,7 +475,7 @@ def momentum_sam(
             return (back + u.astype(dtype) - ahead).astype(u.dtype)
 
         new_updates = jax.tree.map(move, base_updates, old, new, is_leaf=_is_none)
-        count = None if state.count is None else optax.safe_increment(state.count)
+        count = None if state.count is None else increment(state.count)
         return new_updates, MomentumSAMState(
             scale=scale, direction=direction, count=count, inner_state=inner_state
         )
@@ -667,8 +677,8 @@ def ae_sam(
         grads, *finite = _only_if(use_sam, sam_step, start)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
         new_state = AESAMState(
-            count=optax.safe_increment(state.count),
-            sam_count=jnp.where(use_sam, optax.safe_increment(state.sam_count), state.sam_count),
+            count=increment(state.count),
+            sam_count=jnp.where(use_sam, increment(state.sam_count), state.sam_count),
             mean=mean,
             variance=variance,
             inner_state=inner_state,

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import float_leaves, is_float_leaf, zeros_like_tree
-from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, Updates
+from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import (
     check_beta,
     check_non_negative,
@@ -25,6 +25,7 @@ from sharpax._validation import (
     check_tree_match,
     checked_schedule,
 )
+from sharpax.transforms._numerics import increment
 from sharpax.wrappers._loss_scale import (
     DynamicLossScale,
     LossScaleState,
@@ -60,7 +61,7 @@ class FriendlySAMState(NamedTuple):
 
 UpdateCore = Callable[
     [Updates, optax.OptState, Params, GradFn, dict, bool],
-    tuple[Updates, optax.OptState, Array | None],
+    tuple[Updates, State, Array | None],
 ]
 """`update_core(grads, state, params, grad_fn, extra_args, check_finite)`: one step of a SAM form,
 returning `(updates, state, finite)`, with `finite` whether the second pass's gradient (if one was
@@ -116,7 +117,7 @@ def call_grad_fn(owner: str, grad_fn: GradFn, point: Params, like: Updates) -> U
 
 def finish(
     owner: str,
-    init_core: Callable[[Params], optax.OptState],
+    init_core: Callable[..., State],
     update_core: UpdateCore,
     loss_scale: DynamicLossScale | None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -128,6 +129,7 @@ def finish(
 
         def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
             grad_fn = require_grad_fn(owner, grad_fn, params)
+            assert params is not None  # require_grad_fn raised a ValueError otherwise
             new_updates, new_state, _ = update_core(
                 updates, state, params, grad_fn, extra_args, False
             )
@@ -140,12 +142,14 @@ def finish(
 
     def scaled_update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         grad_fn = require_grad_fn(owner, grad_fn, params)
+        assert params is not None  # require_grad_fn raised a ValueError otherwise
         scale = state.loss_scale
         grads = scale.unscale(updates)
         unscaled_grad_fn = lambda p: scale.unscale(grad_fn(p))
         new_updates, inner_state, second_finite = update_core(
             grads, state.inner_state, params, unscaled_grad_fn, extra_args, True
         )
+        assert second_finite is not None  # update_core returns the flag when asked for it
         finite = all_finite(grads) & second_finite
         new_updates, inner_state = skip_unless(finite, new_updates, inner_state, state.inner_state)
         return new_updates, LossScaleState(loss_scale=scale.adjust(finite), inner_state=inner_state)
@@ -172,7 +176,7 @@ def _two_pass(
         new_updates, inner_state = base.update(
             direction(updates, sam_grads), state.inner_state, params, **extra_args
         )
-        count = None if state.count is None else optax.safe_increment(state.count)
+        count = None if state.count is None else increment(state.count)
         finite = all_finite(sam_grads) if check_finite else None
         return new_updates, SAMState(inner_state=inner_state, count=count), finite
 
@@ -413,7 +417,7 @@ def friendly_sam(
         new_updates, inner_state = base.update(sam_grads, state.inner_state, params, **extra_args)
         finite = all_finite(sam_grads) if check_finite else None
         new_state = FriendlySAMState(
-            count=optax.safe_increment(state.count), momentum=momentum, inner_state=inner_state
+            count=increment(state.count), momentum=momentum, inner_state=inner_state
         )
         return new_updates, new_state, finite
 
@@ -528,11 +532,15 @@ def wsam(
             new_updates, inner_state = base.update(mixed, state.inner_state, params, **extra_args)
         else:
             new_updates, inner_state = base.update(updates, state.inner_state, params, **extra_args)
-            rate = learning_rate(state.count) if callable(learning_rate) else learning_rate
+            rate = (
+                jnp.asarray(learning_rate(state.count))
+                if callable(learning_rate)
+                else learning_rate
+            )
             new_updates = _add_scaled(
                 new_updates, sharpness_gradient(updates, sam_grads), -rate * alpha
             )
-        count = None if state.count is None else optax.safe_increment(state.count)
+        count = None if state.count is None else increment(state.count)
         finite = all_finite(sam_grads) if check_finite else None
         return new_updates, SAMState(inner_state=inner_state, count=count), finite
 
