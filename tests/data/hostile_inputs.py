@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import sharpax
 
@@ -422,6 +423,131 @@ HOSTILE_INPUTS: list[HostileInput] = [
         lambda: sharpax.bsam_variance(sharpax.adam().init(PARAMS), 100),
         ValueError,
         r"bsam_variance: expected exactly one BSAMState .* found 0",
+    ),
+    HostileInput(
+        "SAM p below 1 (not a norm)",
+        lambda: sharpax.sam(sharpax.adam(), p=0.5),
+        ValueError,
+        r"sam: p must be in \[1, inf\] \(math.inf included\), got 0.5",
+    ),
+    HostileInput(
+        "SAM p as a schedule",
+        lambda: sharpax.sam_value_and_grad(jnp.sum, p=lambda step: 2.0),
+        TypeError,
+        r"sam_value_and_grad: p must be a static number",
+    ),
+    HostileInput(
+        "SAM microbatches 0",
+        lambda: sharpax.sam_value_and_grad(jnp.sum, microbatches=0),
+        ValueError,
+        r"sam_value_and_grad: microbatches must be an integer >= 1, got 0",
+    ),
+    HostileInput(
+        "SAM microbatches not an integer",
+        lambda: sharpax.gsam_value_and_grad(jnp.sum, microbatches=2.0),
+        ValueError,
+        r"gsam_value_and_grad: microbatches must be an integer >= 1, got 2.0",
+    ),
+    HostileInput(
+        "SAM microbatches not dividing the batch (trace time)",
+        lambda: jax.jit(sharpax.sam_value_and_grad(lambda w, x: jnp.sum(w * x), microbatches=4))(
+            jnp.ones(3), jnp.ones((6, 3))
+        ),
+        ValueError,
+        r"sam_value_and_grad: with microbatches=4, every leaf of the positional batch arguments "
+        r"needs a leading axis divisible by 4, got shape \(6, 3\)",
+    ),
+    HostileInput(
+        "SAM m and microbatches not dividing the batch (trace time)",
+        lambda: sharpax.microbatched_value_and_grad(lambda w, x: jnp.sum(w * x), 4)(
+            jnp.ones(3), jnp.ones((6, 3))
+        ),
+        ValueError,
+        r"microbatched_value_and_grad: with microbatches=4, .*divisible by 4, got shape \(6, 3\)",
+    ),
+    HostileInput(
+        "integer aux averaged over microbatches",
+        lambda: sharpax.sam_value_and_grad(
+            lambda w, x: (jnp.sum(x @ w), jnp.sum(x > 0)), microbatches=2, has_aux=True
+        )(jnp.ones(3), jnp.ones((6, 3))),
+        TypeError,
+        r"sam_value_and_grad: with microbatches=2, aux is averaged .* got int32 at ",
+    ),
+    HostileInput(
+        "SAM loss_scale as a number",
+        lambda: sharpax.sam(sharpax.adam(), loss_scale=2.0**15),
+        TypeError,
+        r"sam: loss_scale must be None or a DynamicLossScale \(sharpax.dynamic_loss_scale\(\)\)",
+    ),
+    HostileInput(
+        "dynamic loss scale below its floor",
+        lambda: sharpax.dynamic_loss_scale(0.5, min_loss_scale=1.0),
+        ValueError,
+        r"dynamic_loss_scale: initial_scale must be >= min_loss_scale \(1.0\), got 0.5",
+    ),
+    HostileInput(
+        "current_loss_scale of a state without one",
+        lambda: sharpax.current_loss_scale(sharpax.sam(sharpax.adam()).init(PARAMS)),
+        ValueError,
+        r"current_loss_scale: expected exactly one LossScaleState in the optimizer state .*found 0",
+    ),
+    HostileInput(
+        "momentum-SAM around a string, not an optimizer",
+        lambda: sharpax.momentum_sam("sgd", rho=0.3),
+        TypeError,
+        r"momentum_sam: base_optimizer must be an optax.GradientTransformation .*got 'sgd'",
+    ),
+    HostileInput(
+        "momentum-SAM over a base with two momentum buffers",
+        lambda: sharpax.momentum_sam(
+            optax.chain(optax.trace(0.5), sharpax.sgd(0.1, momentum=0.9)), rho=0.3
+        ).init(PARAMS),
+        ValueError,
+        r"momentum_sam: the base optimizer's state holds 2 first-moment buffers",
+    ),
+    HostileInput(
+        "momentum-SAM update without params",
+        lambda: sharpax.momentum_sam(sharpax.adamw(), rho=0.5).update(
+            GRADS, sharpax.momentum_sam(sharpax.adamw(), rho=0.5).init(PARAMS)
+        ),
+        ValueError,
+        r"momentum_sam: update needs the params \(the perturbed weights",
+    ),
+    HostileInput(
+        "momentum_sam_params of a state with no momentum-SAM",
+        lambda: sharpax.momentum_sam_params(sharpax.adam().init(PARAMS), PARAMS),
+        ValueError,
+        r"momentum_sam_params: expected exactly one MomentumSAMState in the optimizer state, found 0",
+    ),
+    HostileInput(
+        "AE-SAM total_steps 0",
+        lambda: sharpax.ae_sam(sharpax.sgd(0.1), total_steps=0),
+        ValueError,
+        r"ae_sam: total_steps must be an integer >= 1, got 0",
+    ),
+    HostileInput(
+        "AE-SAM total_steps as a float",
+        lambda: sharpax.ae_sam(sharpax.sgd(0.1), total_steps=1e4),
+        ValueError,
+        r"ae_sam: total_steps must be an integer >= 1, got 10000.0",
+    ),
+    HostileInput(
+        "AE-SAM threshold bound as a string",
+        lambda: sharpax.ae_sam(sharpax.sgd(0.1), total_steps=10, lambda1="-1"),
+        TypeError,
+        r"ae_sam: lambda1 must be a real number or a schedule, got '-1'",
+    ),
+    HostileInput(
+        "AE-SAM without grad_fn",
+        lambda: _step(sharpax.ae_sam(sharpax.sgd(0.1), total_steps=10)),
+        ValueError,
+        r"ae_sam: update needs the second pass: call `tx.update\(grads, state, params, grad_fn=grad_fn\)`",
+    ),
+    HostileInput(
+        "ae_sam_fraction of a state with no AE-SAM",
+        lambda: sharpax.ae_sam_fraction(sharpax.sam(sharpax.adam()).init(PARAMS)),
+        ValueError,
+        r"ae_sam_fraction: expected exactly one AESAMState in the optimizer state, found 0",
     ),
     HostileInput(
         "untuned warmup around a string, not an optimizer",
