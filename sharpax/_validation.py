@@ -320,10 +320,10 @@ def check_state(owner: str, state: Any, expected: Any) -> None:
 
 def check_key(owner: str, key: Any) -> None:
     """`key` must be a JAX PRNG key: a typed key (`jax.random.key`) or a raw uint32[2] one (`PRNGKey`)."""
-    if isinstance(key, jax.core.Tracer):
+    if isinstance(key, Tracer):
         return
     dtype = getattr(key, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
         return
     if dtype == np.uint32 and np.shape(key)[-1:] == (2,):
         return

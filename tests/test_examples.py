@@ -54,6 +54,55 @@ def test_digits_quick_run_writes_table_plots_and_results(tmp_path, capsys):
     assert "| label noise | recipe |" in capsys.readouterr().out
 
 
+def test_demo_sharpness_and_landscapes_call_sharpax_sharpness(monkeypatch):
+    # The demo's own composition, run eagerly on stand-ins for the module's functions (recording their
+    # arguments, returning set values): cheap, where the numbers themselves are the slow twin's.
+    digits = load("digits")
+    calls: dict[str, list] = {}
+
+    def record(name, result):
+        def fake(*args, **kwargs):
+            calls.setdefault(name, []).append((args, kwargs))
+            return result(len(calls[name])) if callable(result) else result
+
+        monkeypatch.setattr(sharpax.sharpness, name, fake)
+
+    params, x, y, key = {"w": jnp.ones((2, 3))}, jnp.ones((4, 2)), jnp.zeros(4), jax.random.key(3)
+    monkeypatch.setattr(digits, "loss_fn", lambda p, x, y: jnp.float32(2.2))
+    vecs = {"w": jnp.arange(6.0).reshape(1, 2, 3)}
+    record("hessian_eigenvalues", (jnp.array([7.0]), vecs))
+    record("loss_landscape", jnp.array([2.5, 2.0]))
+    for first_order, want in [(0.1, 2.5 - 2.2), (0.5, 0.5)]:
+        record("sam_sharpness", jnp.float32(first_order))
+        top_eig, rise = digits.sharpness.__wrapped__(params, x, y, key, 0.05, 12)
+        np.testing.assert_allclose([top_eig, rise], [7.0, want], rtol=1e-6)
+    ((args, kwargs),) = calls["hessian_eigenvalues"][:1]
+    assert args == (digits.loss_fn, params, x, y)
+    assert kwargs["k"] == 1 and kwargs["num_iterations"] == 12 and kwargs["key"] is key
+    (args, kwargs) = calls["loss_landscape"][0]
+    np.testing.assert_array_equal(kwargs["directions"][0]["w"], vecs["w"][0])  # the top eigenvector
+    np.testing.assert_allclose(kwargs["alphas"], [-0.05, 0.05])
+    assert calls["sam_sharpness"][0][1]["rho"] == 0.05
+
+    calls.clear()
+    record("filter_normalized_direction", lambda i: {"w": jnp.full((2, 3), float(i))})
+    record("loss_landscape", lambda i: jnp.full((3,) * i, float(i)))
+    alphas = jnp.array([-1.0, 0.5, 1.0])
+    line, surface = digits.landscape.__wrapped__(params, x, y, key, alphas)
+    assert line.shape == (3,) and surface.shape == (3, 3) and surface[0, 0] == 2.0
+    key1, key2 = jax.random.split(key)
+    drawn = [kw.get("key", a[0]) for a, kw in calls["filter_normalized_direction"]]
+    np.testing.assert_array_equal(
+        jax.random.key_data(jnp.stack(drawn)), jax.random.key_data(jnp.stack([key1, key2]))
+    )
+    (_, line_kw), (_, surface_kw) = calls["loss_landscape"]
+    assert [d["w"][0, 0] for d in line_kw["directions"]] == [1.0]
+    # The surface's first axis runs along the first direction (the plot transposes it).
+    assert [d["w"][0, 0] for d in surface_kw["directions"]] == [1.0, 2.0]
+    assert line_kw["alphas"] is alphas and surface_kw["alphas"] is alphas
+
+
+@pytest.mark.slow
 def test_demo_sharpness_and_landscapes_come_from_sharpax_sharpness():
     digits = load("digits")
     (x, y), _ = digits.load_data()

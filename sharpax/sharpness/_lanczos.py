@@ -103,7 +103,7 @@ def lanczos(
         b = jnp.where(broke, 0, b)
         alpha, beta = c.alpha.at[j].set(a), c.beta.at[j].set(b)
         done = j + 1 >= num_steps
-        if tol is not None:
+        if tol is not None and k is not None:
             _, s, theta = _top_ritz(alpha, beta, j + 1, k)
             residual = jnp.abs(b * s[j])
             magnitude = jnp.maximum(jnp.abs(theta[-1]), jnp.abs(theta[num_steps - (j + 1)]))

@@ -190,7 +190,7 @@ def coefficients(basis: Basis, v: Vector) -> Array:
         # reduction does not (it is slower than the dot on CPU, hence only here).
         return jnp.sum(b * x[None], axis=tuple(range(1, b.ndim)))
 
-    return sum(one(b, x) for b, x in zip(basis, v, strict=True))
+    return jnp.asarray(sum(one(b, x) for b, x in zip(basis, v, strict=True)))
 
 
 def combine(basis: Basis, c: Array) -> Vector:
