@@ -345,6 +345,7 @@ def test_mixed_precision_sam_overflow_in_the_second_pass_skips_the_step():
     assert float(sharpax.current_loss_scale(new_state).loss_scale) == 2.0**14
 
 
+@pytest.mark.slow  # the two forms are each checked by the tests above
 def test_mixed_precision_sam_both_forms_take_the_same_steps_and_skips(capsys):
     # Starting at 2^24, the first steps overflow and are skipped; both forms skip the same ones.
     example = load("mixed_precision_sam")
