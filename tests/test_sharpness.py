@@ -540,8 +540,14 @@ def test_every_function_jits_and_vmaps_over_keys():
     one = jax.jit(measures)
     batched = jax.jit(jax.vmap(measures))(keys)
     for i, key in enumerate(keys):
-        for got, want in zip(jax.tree.leaves(batched), jax.tree.leaves(one(key)), strict=True):
-            np.testing.assert_allclose(got[i], want, rtol=2e-5, atol=1e-6)
+        want = one(key)
+        got = jax.tree.map(lambda a, i=i: a[i], batched)
+        values = lambda r: [r[0], *jax.tree.leaves(r[2:])]  # all but the eigenvectors
+        for g, w in zip(values(got), values(want), strict=True):
+            np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-6)
+        # An eigenvector's sign is arbitrary: batched and single runs round differently.
+        for g, w in zip(flat_rows(got[1]), flat_rows(want[1]), strict=True):
+            assert_same_direction(g, w, 1e-4)
 
 
 @pytest.mark.slow
