@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, Mask, ScalarOrSchedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._numerics import one_minus_power, safe_sqrt
 
 
 class ScaleByNadamState(NamedTuple):
@@ -94,7 +94,7 @@ def scale_by_nadam(
             # would round to 0 in float16 and a zero gradient would give 0 / 0.
             with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit mix
                 dtype = jnp.promote_types(m.dtype, v.dtype)
-            denom = (jnp.sqrt(v / jnp.asarray(bc2, v.dtype)) + eps).astype(dtype)
+            denom = (safe_sqrt(v / jnp.asarray(bc2, v.dtype)) + eps).astype(dtype)
             out = jnp.asarray(grad_coef, denom.dtype) * (g.astype(dtype) / denom) + jnp.asarray(
                 mu_coef, denom.dtype
             ) * (m.astype(dtype) / denom)
@@ -115,6 +115,7 @@ def nadam(
     momentum_decay: float = 4e-3,
     decoupled_weight_decay: bool = False,
     *,
+    mask: Mask = None,
     mu_dtype: Any | None = None,
     nu_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -134,6 +135,8 @@ def nadam(
         weight_decay: lambda >= 0, or a schedule.
         momentum_decay: psi >= 0 (torch's default 4e-3).
         decoupled_weight_decay: AdamW-style decay (NAdamW) instead of the L2 term.
+        mask: pytree of bools (or a callable on params) choosing which leaves decay, L2 or decoupled (optax's convention);
+            everything decays when `None`, as in torch.
         mu_dtype: dtype of the first moment (default: the param's).
         nu_dtype: dtype of the second moment (default: the param's).
 
@@ -155,7 +158,7 @@ def nadam(
     check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps, momentum_decay=momentum_decay)
     check_beta(owner, b1=b1, b2=b2)
-    decay = weight_decay_block(weight_decay)
+    decay = weight_decay_block(weight_decay, owner, mask)
     scale = scale_by_nadam(b1, b2, eps, momentum_decay, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     blocks = (scale, decay) if decoupled_weight_decay else (decay, scale)
     return optimizer(owner, *blocks, learning_rate=learning_rate)
