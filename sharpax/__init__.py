@@ -34,6 +34,7 @@ from sharpax.schedules import warmup_linear_decay as warmup_linear_decay
 from sharpax.schedules import warmup_polynomial_decay as warmup_polynomial_decay
 from sharpax.schedules import warmup_stable_decay as warmup_stable_decay
 from sharpax.schedules import with_untuned_warmup as with_untuned_warmup
+from sharpax.transforms import RealImag as RealImag
 from sharpax.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from sharpax.transforms import ScaleByAdagradState as ScaleByAdagradState
 from sharpax.transforms import ScaleByAdamaxState as ScaleByAdamaxState
@@ -107,6 +108,7 @@ __all__ = [
     "periodic_sam",
     "PeriodicSAMState",
     "radam",
+    "RealImag",
     "ranger",
     "rmsprop",
     "sam",

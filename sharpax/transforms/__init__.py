@@ -13,6 +13,7 @@ from sharpax.transforms._adam import scale_by_adam as scale_by_adam
 from sharpax.transforms._adamax import ScaleByAdamaxState as ScaleByAdamaxState
 from sharpax.transforms._adamax import adamax as adamax
 from sharpax.transforms._adamax import scale_by_adamax as scale_by_adamax
+from sharpax.transforms._build import RealImag as RealImag
 from sharpax.transforms._lion import lion as lion
 from sharpax.transforms._lion import scale_by_lion as scale_by_lion
 from sharpax.transforms._nadam import ScaleByNadamState as ScaleByNadamState
@@ -37,6 +38,7 @@ __all__ = [
     "lion",
     "nadam",
     "radam",
+    "RealImag",
     "rmsprop",
     "scale_by_adadelta",
     "scale_by_adagrad",

@@ -24,6 +24,15 @@ Direction = Callable[[PyTree, PyTree], PyTree]
 LocalFn = Callable[[PyTree, Any, tuple, dict], tuple[Any, PyTree]]
 
 
+def ascent_direction(grads: PyTree) -> PyTree:
+    """The direction of steepest ascent from `jax.grad`'s output: its conjugate at complex leaves.
+
+    For a real loss of complex params, `jax.grad` returns dL/dx - i dL/dy (JAX's convention); the
+    perturbation must move along dL/dx + i dL/dy, torch's gradient and what the optimizers take.
+    """
+    return jax.tree.map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, grads)
+
+
 def per_device(
     owner: str,
     local: LocalFn,
@@ -43,14 +52,8 @@ def per_device(
                 f"{tuple(current.axis_names)}; pass mesh= or call under `jax.set_mesh(mesh)`"
             )
         size = current.shape[mesh_axis]
-        for x in jax.tree.leaves(args):
-            shape = jax.numpy.shape(x)
-            if not shape or shape[0] % (size * m):
-                raise ValueError(
-                    f"{owner}: with mesh_axis={mesh_axis!r} ({size} devices) and m={m}, every "
-                    f"leaf of the positional batch arguments needs a leading axis divisible by "
-                    f"{size * m}, got shape {shape} (pass unbatched values as keywords)"
-                )
+        why = f"with mesh_axis={mesh_axis!r} ({size} devices) and m={m}"
+        check_batch_args(owner, args, size * m, why)
 
         def on_device(params, args):
             # Varying params: their gradient is this device's own, not summed over devices by the
@@ -81,16 +84,43 @@ def per_device(
     return sam_grad_fn
 
 
+def _describe_arg(path: tuple) -> str:
+    """Where a leaf of the positional batch arguments sits, counting `params` as argument 0."""
+    index, rest = path[0].idx, path[1:]
+    return f"positional argument {index + 1} (params is 0){f' at {jax.tree_util.keystr(rest)}' if rest else ''}"
+
+
+def check_batch_args(
+    owner: str, args: tuple, divisor: int, why: str, divisor_name: str | None = None
+) -> None:
+    """Every leaf of the positional arguments is an array whose leading axis `divisor` divides.
+
+    Checked before anything converts the leaves, so that a non-array leaf (a function or a string kept
+    in a model's pytree) gets this message, naming the argument, rather than JAX's conversion error.
+    """
+    for path, x in jax.tree_util.tree_leaves_with_path(args):
+        where = _describe_arg(path)
+        if not hasattr(x, "shape") and not isinstance(x, (int, float, complex)):
+            raise ValueError(
+                f"{owner}: {why}, every leaf of the positional batch arguments must be an array with a "
+                f"leading batch axis; {where} is a {type(x).__name__} ({x!r:.60}). Pass values that "
+                "are not batched as keywords (or close over them)."
+            )
+        shape = jnp.shape(x)
+        if not shape or shape[0] % divisor:
+            raise ValueError(
+                f"{owner}: {why}, every leaf of the positional batch arguments needs a leading axis "
+                f"divisible by {divisor_name or divisor}, got shape {shape} at {where} (pass "
+                "unbatched values as keywords)"
+            )
+
+
 def _split_batch(owner: str, m: int, args: tuple) -> tuple:
     """Each leaf of the positional batch arguments, reshaped from (B, ...) to (m, B // m, ...)."""
+    check_batch_args(owner, args, m, f"with m={m}", "m")
 
     def split(x):
         x = jnp.asarray(x)
-        if x.ndim == 0 or x.shape[0] % m:
-            raise ValueError(
-                f"{owner}: with m={m}, every leaf of the positional batch arguments needs a leading "
-                f"axis divisible by m, got shape {x.shape} (pass unbatched values as keywords)"
-            )
         return x.reshape((m, x.shape[0] // m, *x.shape[1:]))
 
     return jax.tree.map(split, args)
@@ -115,7 +145,8 @@ def two_pass_value_and_grad(
 
     def one_batch(params, step, args, kwargs):
         value, grads = value_and_grad(params, *args, **kwargs)
-        sam_grads = grad(perturbation.perturb(params, grads, step), *args, **kwargs)
+        perturbed = perturbation.perturb(params, ascent_direction(grads), step)
+        sam_grads = grad(perturbed, *args, **kwargs)
         if has_aux:
             sam_grads = sam_grads[0]  # the second pass's aux (e.g. batch statistics) is dropped
         return value, direction(grads, sam_grads)
