@@ -113,6 +113,7 @@ def rmsprop(
     centered: bool = False,
     *,
     nu_dtype: Any | None = None,
+    accumulator_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RMSprop (Hinton 2012) with torch.optim.RMSprop's update rule and defaults.
 
@@ -133,6 +134,7 @@ def rmsprop(
         momentum: mu >= 0; 0 disables the buffer.
         centered: normalise by the estimated variance instead of the second moment.
         nu_dtype: dtype of the running means of g^2 and g (default: the param's).
+        accumulator_dtype: dtype of the momentum buffer (default: the param's).
 
     Returns:
         An `optax.GradientTransformationExtraArgs`.
@@ -152,11 +154,13 @@ def rmsprop(
     owner = "rmsprop"
     check_non_negative(owner, weight_decay=weight_decay, eps=eps, momentum=momentum)
     check_range(owner, "decay", decay, 0.0, 1.0)
-    check_float_dtype(owner, nu_dtype=nu_dtype)
+    check_float_dtype(owner, nu_dtype=nu_dtype, accumulator_dtype=accumulator_dtype)
     return optimizer(
         owner,
         weight_decay_block(weight_decay),
         scale_by_rmsprop(decay, eps, centered, nu_dtype=nu_dtype),
-        None if is_static_zero(momentum) else scale_by_momentum(momentum),
+        None
+        if is_static_zero(momentum)
+        else scale_by_momentum(momentum, accumulator_dtype=accumulator_dtype),
         learning_rate=learning_rate,
     )
