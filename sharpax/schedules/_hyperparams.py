@@ -40,6 +40,17 @@ def inject_hyperparams(
     which fuses differently from a multiply by a traced 1.0 when the update and `apply_updates` share
     one `jit`; the difference is then a few ulp per step.
 
+    The state structure: `state.inner_state` is exactly the state of the plain optimizer, so a
+    checkpoint of `sharpax.adam(...)`'s state loads into it (`state._replace(inner_state=restored)`).
+    Not so with `optax.inject_hyperparams(sharpax.X)`: an optimizer drops a block whose hyperparameter
+    is a known zero (`weight_decay`, `momentum`, `dampening`, `lr_decay`), and optax turns every
+    numeric default into an array, which may be changed to anything later, so the block is kept. Its
+    inner state then holds blocks the plain one has not (a momentum buffer for `sgd(lr)`, an empty
+    decay state shifting the chain's indices for `adam(lr)`), and plain checkpoints do not load. The
+    structure is not made the same both ways on purpose: doing so would put an unused momentum buffer
+    into every plain `sgd` state and change every existing checkpoint. With optax's wrapper, pass
+    those names in `static_args` to keep the plain structure.
+
     Args:
         factory: an optimizer factory, e.g. `sharpax.adam` (any function returning a transformation).
         dynamic: name(s) of the factory's arguments to keep in the state; each must be a parameter of
