@@ -305,3 +305,15 @@ def test_a_plain_checkpoint_resumes_under_sharpax_inject_hyperparams():
         np.testing.assert_array_equal(got, want)
     theirs = optax.inject_hyperparams(sharpax.sgd)(learning_rate=0.1).init(restored[0])
     assert jax.tree.structure(theirs.inner_state) != jax.tree.structure(restored[1])
+
+
+def test_set_hyperparams_keeps_the_sharding_of_the_value_it_replaces():
+    """A learning rate replicated over 8 devices stays so (it came back on one device: in a
+    multi-process job a host-local array, which orbax refuses to checkpoint)."""
+    mesh = jax.make_mesh((8,), ("data",))
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    tx = sharpax.inject_hyperparams(sharpax.adam)(learning_rate=1e-2)
+    state = jax.device_put(tx.init({"w": jnp.ones(8)}), replicated)
+    state = sharpax.set_hyperparams(state, learning_rate=1e-3)
+    lr = state.hyperparams["learning_rate"]
+    assert lr.sharding == replicated and float(lr) == np.float32(1e-3)

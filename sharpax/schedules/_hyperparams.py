@@ -150,8 +150,8 @@ def current_learning_rate(opt_state: PyTree) -> jax.Array:
 def set_hyperparams(opt_state: PyTree, **values: Any) -> PyTree:
     r"""A copy of `opt_state` with injected hyperparameters replaced, for the following updates.
 
-    Each value is cast to the dtype and shape of the entry it replaces, so the state keeps its
-    abstract signature and a jitted step is not recompiled (a Python float in its place would be
+    Each value is cast to the dtype, shape and sharding of the entry it replaces, so the state keeps
+    its abstract signature and a jitted step is not recompiled (a Python float in its place would be
     weakly typed: a new signature, one more compilation). Scheduled hyperparameters are recomputed
     at every update, so setting them is refused.
 
@@ -187,6 +187,11 @@ def set_hyperparams(opt_state: PyTree, **values: Any) -> PyTree:
                 "inject it as a number to set it"
             )
         old = jnp.asarray(hyperparams[name])
-        hyperparams[name] = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
+        new = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
+        if isinstance(old, jax.Array) and not isinstance(old, jax.core.Tracer):
+            # Where the old value lived: in a multi-process job a replicated global array, which a
+            # fresh `jnp` array (on one local device) is not, and which orbax can save.
+            new = jax.device_put(new, old.sharding)
+        hyperparams[name] = new
     new_node = node._replace(hyperparams=hyperparams)
     return jax.tree.map(lambda x: new_node if x is node else x, opt_state, is_leaf=_is_injected)
