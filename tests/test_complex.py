@@ -353,3 +353,21 @@ def test_gsam_value_and_grad_on_complex_params_is_its_real_view():
     want = jax.tree.map(jnp.conj, _from_real_view(g_real))  # back to jax.grad's convention
     for k in init:
         np.testing.assert_allclose(g[k], want[k], rtol=2e-6, atol=2e-7, err_msg=k)
+
+
+def test_tree_map_params_with_a_params_shaped_tree_needs_real_imag_as_leaf():
+    """docs/complex.md's recipe: mapping shardings (a tree shaped like the params) onto the state."""
+    params = {"z": jnp.ones((2, 3), jnp.complex64), "r": jnp.ones(3)}
+    tx = sharpax.adam(0.1)
+    state = jax.eval_shape(tx.init, params)
+    shardings = jax.tree.map(lambda p: jax.sharding.SingleDeviceSharding(jax.devices()[0]), params)
+    attach = lambda buf, s: jax.tree.map(
+        lambda b: jax.ShapeDtypeStruct(b.shape, b.dtype, sharding=s), buf
+    )
+    with pytest.raises(ValueError):  # without is_leaf the pair does not match the complex leaf
+        optax.tree_map_params(tx, attach, state, shardings)
+    out = optax.tree_map_params(
+        tx, attach, state, shardings, is_leaf=lambda x: isinstance(x, sharpax.RealImag)
+    )
+    assert all(leaf.sharding is not None for leaf in jax.tree.leaves(out[0].mu))
+    assert isinstance(out[0].nu["z"], sharpax.RealImag)
