@@ -1,13 +1,19 @@
 """SAM-family step times, side by side in one process: ratios against a plain step and optax.contrib.sam.
 
-    PYTHONPATH=. python benchmarks/bench_sam.py [--hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
+    PYTHONPATH=. python benchmarks/bench_sam.py [--tree mlp --hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
+    PYTHONPATH=. python benchmarks/bench_sam.py --tree transformer --batch 8 --seq 64 --rounds 5
+
+Trees: `mlp` (a ReLU MLP on random inputs, 10 classes) and `transformer` (the Flax Transformer LM of
+`_trees.py`, next-token loss on random tokens).
 
 Every variant is a jitted training step (forward, backward, optimizer, apply) with the params and optimizer
 state donated. Variants are timed in interleaved rounds (a different order each round) after warm-up, and
 the median per-step time over rounds is reported, so that load on a shared machine hits all alike; ratios
 are the median over rounds of per-round ratios (the two variants ran back to back), and ratios of minima.
 Targets (issue 3): sam_value_and_grad+adam <= 2.15x adam; sharpax.sam(adam) <= 1.0x optax.contrib.sam
-(opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam.
+(opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam. The second generation (issue 14) is reported
+against adam and against sharpax.sam(adam): friendly_sam and wsam (both modes) around adam, and bsam (a
+whole optimizer; its step computes no first-pass loss, as its two passes run inside `update`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import pathlib
 import platform
 import statistics
+import sys
 import time
 
 import jax
@@ -25,6 +32,9 @@ import optax
 import optax.contrib
 
 import sharpax
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _trees  # noqa: E402
 
 RHO, LR, K = 0.05, 1e-3, 5
 
@@ -37,7 +47,7 @@ def init_mlp(key, sizes):
     ]
 
 
-def loss_fn(params, x, y):
+def mlp_loss(params, x, y):
     h = x
     for layer in params[:-1]:
         h = jax.nn.relu(h @ layer["w"] + layer["b"])
@@ -45,7 +55,29 @@ def loss_fn(params, x, y):
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
-def plain_step(tx):
+def mlp_problem(args):
+    """(params, loss_fn, x, y, description) of the MLP tree."""
+    sizes = [args.inputs] + [args.hidden] * args.layers + [10]
+    x = jax.random.normal(jax.random.key(1), (args.batch, args.inputs))
+    y = jax.random.randint(jax.random.key(2), (args.batch,), 0, 10)
+    return lambda: init_mlp(jax.random.key(0), sizes), mlp_loss, x, y, f"MLP {sizes}"
+
+
+def transformer_problem(args):
+    """(params, loss_fn, x, y, description) of the Transformer LM tree, next-token cross-entropy."""
+    model = _trees.transformer_lm()
+
+    def loss(params, tokens, targets):
+        logits = model.apply({"params": params}, tokens)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+
+    tokens = jax.random.randint(jax.random.key(1), (args.batch, args.seq), 0, 4096)
+    targets = jnp.roll(tokens, -1, axis=1)
+    n = sum(x.size for x in jax.tree.leaves(_trees.transformer_params()))
+    return _trees.transformer_params, loss, tokens, targets, f"Transformer LM ({n:,} floats)"
+
+
+def plain_step(tx, loss_fn):
     def step(params, state, x, y):
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
         updates, state = tx.update(grads, state, params)
@@ -54,7 +86,7 @@ def plain_step(tx):
     return step
 
 
-def sam_value_and_grad_step(tx):
+def sam_value_and_grad_step(tx, loss_fn):
     sam_grad = sharpax.sam_value_and_grad(loss_fn, RHO)
 
     def step(params, state, x, y):
@@ -65,7 +97,7 @@ def sam_value_and_grad_step(tx):
     return step
 
 
-def transform_step(tx, grad_fn_takes_index=False):
+def transform_step(tx, loss_fn, grad_fn_takes_index=False):
     def step(params, state, x, y):
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
         if grad_fn_takes_index:  # optax.contrib.sam's opaque mode calls grad_fn(params, i)
@@ -78,7 +110,16 @@ def transform_step(tx, grad_fn_takes_index=False):
     return step
 
 
-def variants():
+def bsam_step(tx, loss_fn):
+    def step(params, state, x, y):
+        grad_fn = lambda p: jax.grad(loss_fn)(p, x, y)
+        updates, state = tx.update(None, state, params, grad_fn=grad_fn)
+        return optax.apply_updates(params, updates), state, jnp.zeros([])
+
+    return step
+
+
+def variants(loss_fn):
     adam = lambda: sharpax.adam(LR)
     optax_sam = optax.contrib.sam(
         adam(),
@@ -86,19 +127,21 @@ def variants():
         sync_period=2,
         opaque_mode=True,
     )
+    transformed = {
+        "sharpax.sam(adam)": sharpax.sam(adam(), RHO),
+        f"looksam(adam, k={K})": sharpax.looksam(adam(), RHO, K),
+        f"periodic_sam(adam, k={K})": sharpax.periodic_sam(adam(), RHO, K),
+        "friendly_sam(adam)": sharpax.friendly_sam(adam(), RHO),
+        "wsam(adam)": sharpax.wsam(adam(), LR, RHO),
+        "wsam(adam, coupled)": sharpax.wsam(adam(), LR, RHO, decouple=False),
+    }
+    bsam = sharpax.bsam(LR, num_data=50_000, rho=RHO)
     return {
-        "adam": (adam(), plain_step(adam())),
-        "sam_value_and_grad+adam": (adam(), sam_value_and_grad_step(adam())),
-        "sharpax.sam(adam)": (sharpax.sam(adam(), RHO), transform_step(sharpax.sam(adam(), RHO))),
-        "optax.contrib.sam(adam, opaque)": (optax_sam, transform_step(optax_sam, True)),
-        f"looksam(adam, k={K})": (
-            sharpax.looksam(adam(), RHO, K),
-            transform_step(sharpax.looksam(adam(), RHO, K)),
-        ),
-        f"periodic_sam(adam, k={K})": (
-            sharpax.periodic_sam(adam(), RHO, K),
-            transform_step(sharpax.periodic_sam(adam(), RHO, K)),
-        ),
+        "adam": (adam(), plain_step(adam(), loss_fn)),
+        "sam_value_and_grad+adam": (adam(), sam_value_and_grad_step(adam(), loss_fn)),
+        **{name: (tx, transform_step(tx, loss_fn)) for name, tx in transformed.items()},
+        "optax.contrib.sam(adam, opaque)": (optax_sam, transform_step(optax_sam, loss_fn, True)),
+        "bsam": (bsam, bsam_step(bsam, loss_fn)),
     }
 
 
@@ -108,6 +151,8 @@ def state_bytes(state) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", choices=["mlp", "transformer"], default="mlp")
+    parser.add_argument("--seq", type=int, default=64, help="transformer: tokens per sequence")
     parser.add_argument("--inputs", type=int, default=256)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=2)
@@ -123,12 +168,11 @@ def main() -> None:
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON")
     args = parser.parse_args()
 
-    sizes = [args.inputs] + [args.hidden] * args.layers + [10]
-    x = jax.random.normal(jax.random.key(1), (args.batch, args.inputs))
-    y = jax.random.randint(jax.random.key(2), (args.batch,), 0, 10)
+    problem = mlp_problem if args.tree == "mlp" else transformer_problem
+    make_params, loss_fn, x, y, description = problem(args)
     runs = {}
-    for name, (tx, step) in variants().items():
-        params = init_mlp(jax.random.key(0), sizes)
+    for name, (tx, step) in variants(loss_fn).items():
+        params = make_params()
         state = tx.init(params)
         runs[name] = {
             "step": jax.jit(step, donate_argnums=(0, 1)),
@@ -171,9 +215,12 @@ def main() -> None:
         f"looksam(k={K}) / adam (target <= 1.35)": ratio(looksam, "adam"),
         f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(periodic, "adam"),
     }
+    for name in ("friendly_sam(adam)", "wsam(adam)", "wsam(adam, coupled)", "bsam"):
+        ratios[f"{name} / adam"] = ratio(name, "adam")
+        ratios[f"{name} / sharpax.sam(adam)"] = ratio(name, sam_tx)
     device = jax.devices()[0]
     print(
-        f"device: {device.platform} {device.device_kind}, MLP {sizes}, batch {args.batch}, "
+        f"device: {device.platform} {device.device_kind}, {description}, batch {args.batch}, "
         f"{args.rounds} rounds x {args.steps} steps, {args.clock} clock"
     )
     for name, run in runs.items():
@@ -193,7 +240,7 @@ def main() -> None:
                     "device": f"{device.platform} {device.device_kind}",
                     "host": platform.node(),
                     "jax": jax.__version__,
-                    "sizes": sizes,
+                    "tree": description,
                     "batch": args.batch,
                     "rounds": args.rounds,
                     "steps": args.steps,

@@ -61,10 +61,16 @@ from sharpax.transforms import scale_by_nadam as scale_by_nadam
 from sharpax.transforms import scale_by_radam as scale_by_radam
 from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import BSAMState as BSAMState
+from sharpax.wrappers import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers import LookaheadState as LookaheadState
 from sharpax.wrappers import LookSAMState as LookSAMState
 from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers import SAMState as SAMState
+from sharpax.wrappers import bsam as bsam
+from sharpax.wrappers import bsam_sample as bsam_sample
+from sharpax.wrappers import bsam_variance as bsam_variance
+from sharpax.wrappers import friendly_sam as friendly_sam
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
@@ -74,6 +80,8 @@ from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
 from sharpax.wrappers import sam as sam
 from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers import wsam as wsam
+from sharpax.wrappers import wsam_value_and_grad as wsam_value_and_grad
 
 __version__ = _version("sharpax")
 
@@ -84,11 +92,17 @@ __all__ = [
     "adamax",
     "adamw",
     "apply_updates",
+    "bsam",
+    "bsam_sample",
+    "bsam_variance",
+    "BSAMState",
     "chain",
     "current_hyperparams",
     "current_learning_rate",
     "cyclic",
     "exponential_warmup",
+    "friendly_sam",
+    "FriendlySAMState",
     "gsam",
     "gsam_value_and_grad",
     "inject_hyperparams",
@@ -146,4 +160,6 @@ __all__ = [
     "warmup_stable_decay",
     "with_untuned_warmup",
     "wrappers",
+    "wsam",
+    "wsam_value_and_grad",
 ]

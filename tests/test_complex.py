@@ -324,11 +324,22 @@ def _from_real_view(tree):
             id="lookahead-pullback",
             marks=pytest.mark.slow,
         ),
+        pytest.param(
+            lambda: sharpax.friendly_sam(sharpax.sgd(0.05, momentum=0.9), rho=0.05),
+            id="friendly_sam",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            lambda: sharpax.wsam(sharpax.adam(0.02), 0.02, rho=0.05, gamma=0.8),
+            id="wsam",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_wrappers_on_complex_params_are_their_real_view(make):
-    """GSAM's and LookSAM's decompositions and Lookahead's pullback act on complex leaves as on the
-    pairs of real leaves (the rule torch applies; torch has no reference for these)."""
+    """GSAM's and LookSAM's decompositions, Friendly-SAM's gradient average, WSAM's decoupled term
+    and Lookahead's pullback act on complex leaves as on the pairs of real leaves (the rule torch
+    applies; torch has no reference for these)."""
     x, y, init = ref.sam_problem()
     loss = lambda p: ref.sam_loss(p, x, y, JAX_OPS)
     real_loss = lambda q: loss(_from_real_view(q))

@@ -5,41 +5,61 @@ its form, built on the geometry, plus a row in the table below:
 
 - `_sam_geometry.py`: the geometry every variant shares: global norms and inner products over the tree,
   the perturbation e(w) (`Perturbation`: SAM, ASAM, the p-norm ball, masks, rho schedules) and the
-  update directions built from the two gradients (GSAM's, LookSAM's).
+  update directions built from the gradients (GSAM's, LookSAM's, WSAM's mix, Friendly-SAM's).
 - `_sam_gradients.py`: the gradient-wrapper forms, drop-ins for `jax.value_and_grad` that return
   `(loss, grads)` for any optimizer, with m-sharpness chunking and per-device SAM (`jax.shard_map`).
 - `_sam_transforms.py`: the transformation forms, `optax.GradientTransformationExtraArgs` around a base
   optimizer, called as `tx.update(grads, state, params, grad_fn=grad_fn)`.
+- `_bsam.py`: Bayesian SAM. It is a whole optimizer (its own momentum, precision and PRNG key, and the
+  posterior accessors `bsam_variance`, `bsam_sample`), not a wrapper around a base optimizer, so it has a
+  module of its own; it shares the transformation forms' `grad_fn` convention and checks.
 
 Lookahead (with the momentum-buffer lookup of its pullback modes, and Ranger) is `_lookahead.py`.
 
-The family:
+The family (docs/sam.md, "The SAM family: which to pick", has the same table and the call conventions):
 
-| variant | gradient form | transformation form | passes per step | extra state |
-|---|---|---|---|---|
-| SAM, ASAM (`adaptive=True`) | `sam_value_and_grad` | `sam` | 2 | none |
-| GSAM | `gsam_value_and_grad` | `gsam` | 2 | none |
-| LookSAM | | `looksam` | 2 every k-th step, else 1 | a unit direction, like the params |
-| periodic SAM | | `periodic_sam` | 2 every k-th step, else 1 | a step count |
+| variant | what it changes | gradient form | transformation form | passes per step | extra state | reference |
+|---|---|---|---|---|---|---|
+| SAM, ASAM (`adaptive=True`) | the gradient at w + e(w), e = rho g / norm(g) (ASAM: in coordinates scaled by abs(w)) | `sam_value_and_grad` | `sam` | 2 | none | Foret et al. 2021; Kwon et al. 2021 |
+| GSAM | minus alpha times g's part orthogonal to the SAM gradient | `gsam_value_and_grad` | `gsam` | 2 | none | Zhuang et al. 2022 |
+| LookSAM | SAM every k-th step, else g plus the stored orthogonal direction | | `looksam` | 2 every k-th step, else 1 | a unit direction, like the params | Liu et al. 2022 |
+| periodic SAM | SAM every k-th step, else g | | `periodic_sam` | 2 every k-th step, else 1 | a step count | Liu et al. 2022 (baseline) |
+| Friendly-SAM | e along g - sigma m, m an EMA of the gradients | | `friendly_sam` | 2 | m, like the params; a step count | Li et al. 2024 |
+| WSAM | sharpness weighted by gamma / (1 - gamma), mixed in or decoupled | `wsam_value_and_grad` (coupled) | `wsam` | 2 | none (a count for schedules) | Yue et al. 2023 |
+| Bayesian SAM | a whole optimizer: noisy first pass, e = rho g / s, precision s | | `bsam` | 2 | momentum and precision, like the params; a PRNG key | Möllenhoff & Khan 2023 |
 
 A rho schedule (e.g. `sharpax.lr_proportional_rho`) adds a step count to the transformation forms.
 """
 
+from sharpax.wrappers._bsam import BSAMState as BSAMState
+from sharpax.wrappers._bsam import bsam as bsam
+from sharpax.wrappers._bsam import bsam_sample as bsam_sample
+from sharpax.wrappers._bsam import bsam_variance as bsam_variance
 from sharpax.wrappers._lookahead import LookaheadState as LookaheadState
 from sharpax.wrappers._lookahead import lookahead as lookahead
 from sharpax.wrappers._lookahead import lookahead_params as lookahead_params
 from sharpax.wrappers._lookahead import ranger as ranger
 from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers._sam_gradients import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers._sam_gradients import wsam_value_and_grad as wsam_value_and_grad
+from sharpax.wrappers._sam_transforms import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers._sam_transforms import LookSAMState as LookSAMState
 from sharpax.wrappers._sam_transforms import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers._sam_transforms import SAMState as SAMState
+from sharpax.wrappers._sam_transforms import friendly_sam as friendly_sam
 from sharpax.wrappers._sam_transforms import gsam as gsam
 from sharpax.wrappers._sam_transforms import looksam as looksam
 from sharpax.wrappers._sam_transforms import periodic_sam as periodic_sam
 from sharpax.wrappers._sam_transforms import sam as sam
+from sharpax.wrappers._sam_transforms import wsam as wsam
 
 __all__ = [
+    "bsam",
+    "bsam_sample",
+    "bsam_variance",
+    "BSAMState",
+    "friendly_sam",
+    "FriendlySAMState",
     "gsam",
     "gsam_value_and_grad",
     "lookahead",
@@ -53,4 +73,6 @@ __all__ = [
     "sam",
     "sam_value_and_grad",
     "SAMState",
+    "wsam",
+    "wsam_value_and_grad",
 ]

@@ -178,8 +178,9 @@ class Perturbation:
         return jax.tree.unflatten(treedef, out)
 
 
-# Update directions built from the two SAM gradients: GSAM's and LookSAM's orthogonal decompositions.
-# Each works on the floating leaves of the gradient trees; other leaves pass through.
+# Update directions built from the two SAM gradients: GSAM's and LookSAM's orthogonal decompositions,
+# WSAM's weighted mix; and Friendly-SAM's ascent direction. Each works on the floating leaves of the
+# gradient trees; other leaves pass through.
 
 
 def _orthogonal_part(leaves, onto, dtype):
@@ -227,3 +228,54 @@ def looksam_direction(grads: Updates, vertical_direction: Updates, alpha) -> Upd
     scale = jnp.asarray(alpha, dtype) * global_norm(g, dtype)
     steps = [x.astype(dtype) + scale * y.astype(dtype) for x, y in zip(g, v, strict=True)]
     return rebuild(rebuild_complex(steps))
+
+
+def wsam_direction(grads: Updates, sam_grads: Updates, alpha) -> Updates:
+    """WSAM's coupled gradient `g + alpha * (g_s - g)`, alpha = gamma / (1 - gamma) (Yue et al. 2023)."""
+    g, _ = real_parts(float_leaves(grads)[0])
+    gs_leaves, rebuild = float_leaves(sam_grads)
+    gs, rebuild_complex = real_parts(gs_leaves)
+    dtype = accumulation_dtype(g + gs)
+    a = jnp.asarray(alpha, dtype)
+    return rebuild(
+        rebuild_complex(
+            [
+                x.astype(dtype) + a * (y.astype(dtype) - x.astype(dtype))
+                for x, y in zip(g, gs, strict=True)
+            ]
+        )
+    )
+
+
+def sharpness_gradient(grads: Updates, sam_grads: Updates) -> Updates:
+    """`g_s - g`, the gradient of the sharpness term L(w + e) - L(w) to first order (WSAM's decoupled term)."""
+    g, _ = real_parts(float_leaves(grads)[0])
+    gs_leaves, rebuild = float_leaves(sam_grads)
+    gs, rebuild_complex = real_parts(gs_leaves)
+    dtype = accumulation_dtype(g + gs)
+    return rebuild(
+        rebuild_complex([y.astype(dtype) - x.astype(dtype) for x, y in zip(g, gs, strict=True)])
+    )
+
+
+def friendly_direction(
+    grads: Updates, momentum: Updates, first: Array, sigma, lmbda
+) -> tuple[Updates, Updates]:
+    """Friendly-SAM's ascent direction `g - sigma * m` and the updated EMA m of the gradients.
+
+    nblt/F-SAM `FriendlySAM.first_step` (Li et al. 2024): on the first step (`first` true) m is set to g
+    and the direction is g itself (plain SAM); afterwards the direction takes the *previous* m, and only
+    then m <- lmbda m + (1 - lmbda) g. Returns `(direction, new_momentum)`, each cast like its input.
+    """
+    g_leaves, rebuild_g = float_leaves(grads)
+    m_leaves, rebuild_m = float_leaves(momentum)
+    g, complex_g = real_parts(g_leaves)
+    m, complex_m = real_parts(m_leaves)
+    dtype = accumulation_dtype(g + m)
+    s, lam = jnp.asarray(sigma, dtype), jnp.asarray(lmbda, dtype)
+    directions, moments = [], []
+    for x, y in zip(g, m, strict=True):
+        x, y = x.astype(dtype), y.astype(dtype)
+        directions.append(jnp.where(first, x, x - s * y))
+        moments.append(jnp.where(first, x, lam * y + (1 - lam) * x))
+    return rebuild_g(complex_g(directions)), rebuild_m(complex_m(moments))
