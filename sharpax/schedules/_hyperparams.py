@@ -188,9 +188,14 @@ def set_hyperparams(opt_state: PyTree, **values: Any) -> PyTree:
             )
         old = jnp.asarray(hyperparams[name])
         new = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
-        if isinstance(old, jax.Array) and not isinstance(old, jax.core.Tracer):
-            # Where the old value lived: in a multi-process job a replicated global array, which a
-            # fresh `jnp` array (on one local device) is not, and which orbax can save.
+        if (
+            isinstance(old, jax.Array)
+            and not isinstance(old, jax.core.Tracer)
+            and len(old.sharding.device_set) > 1
+        ):
+            # Where the old value lived, when that is several devices: in a multi-process job a
+            # replicated global array, which a fresh `jnp` array (on one local device) is not, and
+            # which orbax can save. A one-device value stays an uncommitted one, as jit expects it.
             new = jax.device_put(new, old.sharding)
         hyperparams[name] = new
     new_node = node._replace(hyperparams=hyperparams)
