@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/bench_sam.py [--tree mlp --hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
     PYTHONPATH=. python benchmarks/bench_sam.py --tree transformer --batch 8 --seq 64 --rounds 5
+    PYTHONPATH=. python benchmarks/bench_sam.py --sections memory   # microbatches=4 vs 1 only
 
 Trees: `mlp` (a ReLU MLP on random inputs, 10 classes) and `transformer` (the Flax Transformer LM of
 `_trees.py`, next-token loss on random tokens).
@@ -14,6 +15,10 @@ Targets (issue 3): sam_value_and_grad+adam <= 2.15x adam; sharpax.sam(adam) <= 1
 (opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam. The second generation (issue 14) is reported
 against adam and against sharpax.sam(adam): friendly_sam and wsam (both modes) around adam, and bsam (a
 whole optimizer; its step computes no first-pass loss, as its two passes run inside `update`).
+
+The memory section (`_sam_memory.py`) compiles a SAM + Adam step with `microbatches=4` and 1 on the MLP
+and the Transformer LM of `_trees.py` and reports XLA's compiled memory analysis (issue 14: the peak must
+drop).
 """
 
 from __future__ import annotations
@@ -166,8 +171,31 @@ def main() -> None:
         help="wall time, or this process's CPU time (steadier on a CPU shared with other jobs)",
     )
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON")
+    parser.add_argument(
+        "--sections", default="timing,memory", help="comma-separated: timing, memory (microbatches)"
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    results = {}
+    if "timing" in sections:
+        results.update(timing(args))
+    if "memory" in sections:
+        import _sam_memory
 
+        print("peak memory of a SAM + Adam step, microbatches=4 vs 1 (compiled memory analysis):")
+        results["memory"] = _sam_memory.run()
+    if args.out:
+        device = jax.devices()[0]
+        meta = {"device": f"{device.platform} {device.device_kind}", "host": platform.node()}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps({**meta, "jax": jax.__version__, **results}, indent=2) + "\n"
+        )
+        print("wrote", args.out)
+
+
+def timing(args) -> dict:
+    """The step-time comparison: every variant in interleaved rounds; returns what --out records."""
     problem = mlp_problem if args.tree == "mlp" else transformer_problem
     make_params, loss_fn, x, y, description = problem(args)
     runs = {}
@@ -232,27 +260,15 @@ def main() -> None:
     print(f"  {'ratio':64s} {'median of per-round':>20s} {'of minima':>10s}")
     for name, (paired, of_minima) in ratios.items():
         print(f"  {name:64s} {paired:19.3f}x {of_minima:9.3f}x")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {
-                    "device": f"{device.platform} {device.device_kind}",
-                    "host": platform.node(),
-                    "jax": jax.__version__,
-                    "tree": description,
-                    "batch": args.batch,
-                    "rounds": args.rounds,
-                    "steps": args.steps,
-                    "median_ms": {k: v * 1e3 for k, v in median.items()},
-                    "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
-                    "ratios": ratios,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        print("wrote", args.out)
+    return {
+        "tree": description,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "median_ms": {k: v * 1e3 for k, v in median.items()},
+        "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
+        "ratios": ratios,
+    }
 
 
 if __name__ == "__main__":

@@ -58,3 +58,11 @@ def real_parts(leaves: list[Array]) -> tuple[list[Array], Callable[[list[Array]]
         return [jax.lax.complex(next(parts), next(parts)) if c else next(parts) for c in is_complex]
 
     return out, rebuild
+
+
+def at_least_float32(dtype: Any) -> Any:
+    """`dtype`, or float32 where it is narrower (float16, bfloat16): where sums and scales run.
+
+    Not `jnp.promote_types`, which refuses float16 with float32 under strict dtype promotion.
+    """
+    return jnp.float32 if jnp.finfo(dtype).bits < 32 else dtype

@@ -57,6 +57,7 @@ def optimizer(
     owner: str,
     *blocks: optax.GradientTransformation | None,
     learning_rate: ScalarOrSchedule,
+    complex_params: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """`chain(*blocks, scale_by_learning_rate(learning_rate))` over the floating leaves only.
 
@@ -68,7 +69,7 @@ def optimizer(
     chained = optax.chain(
         *(b for b in blocks if b is not None), optax.scale_by_learning_rate(learning_rate)
     )
-    return float_leaves_only(chained, owner)
+    return float_leaves_only(chained, owner, complex_params)
 
 
 class RealImag(NamedTuple):
@@ -121,8 +122,21 @@ def from_real_view(tree: PyTree) -> PyTree:
     return jax.tree.map(_unview, tree, is_leaf=_is_real_imag)
 
 
+def _refuse_complex(owner: str, tree: PyTree) -> None:
+    for path, x in jax.tree_util.tree_leaves_with_path(tree):
+        if isinstance(x, complex) or (
+            is_float_leaf(x) and jnp.issubdtype(x.dtype, jnp.complexfloating)
+        ):
+            raise TypeError(
+                f"{owner}: complex params are not supported (as in torch.optim), got "
+                f"{jnp.result_type(x)} at {jax.tree_util.keystr(path)}"
+            )
+
+
 def float_leaves_only(
-    tx: optax.GradientTransformationExtraArgs, owner: str = "float_leaves_only"
+    tx: optax.GradientTransformationExtraArgs,
+    owner: str = "float_leaves_only",
+    complex_params: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """Run `tx` on the floating leaves only, complex ones as their real and imaginary parts.
 
@@ -136,16 +150,23 @@ def float_leaves_only(
     `RealImag` of them). Gradients of complex params are in optax's and torch's convention, the
     conjugate of what `jax.grad` returns (see docs/complex.md).
 
+    With `complex_params=False` (rules torch refuses complex params for, e.g. factored or
+    orthogonalised ones), a complex leaf is a `TypeError` instead.
+
     Gradients are checked first (`check_gradients`), so a mistake is reported in terms of the
     caller's own trees.
     """
     tx = optax.with_extra_args_support(tx)
 
     def init_fn(params: PyTree) -> optax.OptState:
+        if not complex_params:
+            _refuse_complex(owner, params)
         return tx.init(as_real_view(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         check_gradients(owner, updates, params)
+        if not complex_params:
+            _refuse_complex(owner, updates)
         float_updates = as_real_view(updates)
         float_params = None if params is None else as_real_view(params)
         try:
