@@ -608,7 +608,11 @@ def test_hypergradient_matches_finite_differences(entry):
         tuned = lambda lr: entry.tuned(lr, 0.05)
         value_and_grad = jax.jit(jax.value_and_grad(trained_loss(tuned, params, loss)))
         _, hyper = value_and_grad(jnp.float64(lr0))
-        h = 1e-6 * lr0
+        # A step of 1e-3 relative: several rules keep float32 buffers or scalars (ASGD's eta and mu,
+        # Adafactor's step size), whose rounding would swamp a smaller difference.
+        h = 1e-3 * lr0
         fd = (value_and_grad(lr0 + h)[0] - value_and_grad(lr0 - h)[0]) / (2 * h)
         assert np.isfinite(float(hyper)), f"hypergradient {hyper}"
-        np.testing.assert_allclose(float(hyper), float(fd), rtol=1e-5, atol=1e-9)
+        # Muon's Newton-Schulz runs in bfloat16, its derivative too: 5e-4 relative off the slope.
+        rtol = 1e-3 if entry.name.startswith("muon") else 1e-4
+        np.testing.assert_allclose(float(hyper), float(fd), rtol=rtol, atol=1e-9)
