@@ -347,12 +347,33 @@ def _from_real_view(tree):
             id="wsam",
             marks=pytest.mark.slow,
         ),
+        # The perturbation follows the base's momentum, a RealImag pair for a complex param.
+        pytest.param(
+            lambda: sharpax.momentum_sam(sharpax.sgd(0.05, momentum=0.9), rho=0.05),
+            id="momentum_sam",
+        ),
+        pytest.param(
+            lambda: sharpax.momentum_sam(sharpax.adamw(0.02), rho=0.05),
+            id="momentum_sam-adamw",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            lambda: sharpax.ae_sam(sharpax.adam(0.02), rho=0.05, total_steps=4, lambda1=-3.0),
+            id="ae_sam",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            lambda: sharpax.periodic_sam(sharpax.adam(0.02), rho=0.05, k=2),
+            id="periodic_sam",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_wrappers_on_complex_params_are_their_real_view(make):
-    """GSAM's and LookSAM's decompositions, Friendly-SAM's gradient average, WSAM's decoupled term
-    and Lookahead's pullback act on complex leaves as on the pairs of real leaves (the rule torch
-    applies; torch has no reference for these)."""
+    """GSAM's and LookSAM's decompositions, Friendly-SAM's gradient average, WSAM's decoupled term,
+    momentum-SAM's shift along the momentum, AE-SAM's norm statistics and Lookahead's pullback act
+    on complex leaves as on the pairs of real leaves (the rule torch applies; torch has no reference
+    for these)."""
     x, y, init = ref.sam_problem()
     loss = lambda p: ref.sam_loss(p, x, y, JAX_OPS)
     real_loss = lambda q: loss(_from_real_view(q))

@@ -39,6 +39,7 @@ SAM_FAMILY = (
     "wsam(adam)",
     "bsam",
     "lookahead(sam(radam))",
+    "ae_sam(adamw)",
 )
 
 
@@ -155,6 +156,21 @@ WRAPPER_TUNED: dict[str, tuple] = {
             sharpax.adam(lr),
             rho=rho,
             loss_scale=sharpax.dynamic_loss_scale(1.0, period=3, factor=1.0),
+        ),
+        1e-2,
+        1e-2,
+    ),
+    # The params momentum-SAM hands back are the perturbed weights, rho from the unperturbed ones
+    # (the shift is rho v / ||v|| however small v gets): rho a tenth of the others' keeps them within
+    # the convergence tolerance.
+    "momentum_sam(sgd_momentum)": (
+        lambda lr, rho: sharpax.momentum_sam(sharpax.sgd(lr, momentum=0.9), rho=rho / 10),
+        1e-3,
+        3e-4,
+    ),
+    "ae_sam(adamw)": (
+        lambda lr, rho: sharpax.ae_sam(
+            sharpax.adamw(lr, weight_decay=1e-4), rho=rho, total_steps=10_000
         ),
         1e-2,
         1e-2,
@@ -598,15 +614,29 @@ def test_hypergradients_are_finite_at_a_dead_unit():
         assert np.isfinite(float(value)) and float(value) != 0.0, (name, value)
 
 
+# Entries whose `update` only forward mode differentiates through, and why.
+FORWARD_MODE_ONLY = {
+    "ae_sam(adamw)": "AE-SAM's second pass sits in a loop of 0 or 1 trips (main's design: a cond "
+    "would copy the gradients every step), which reverse mode cannot differentiate",
+}
+
+
 @pytest.mark.parametrize("entry", params_of(ALL, ("adam_l2_amsgrad",)))
 def test_hypergradient_matches_finite_differences(entry):
     """d/d(lr) of the loss after 2 steps, through every `update`, equals a central finite difference
-    (float64), from params with a dead unit."""
+    (float64), from params with a dead unit. Reverse mode (what meta-learning uses), or forward mode
+    for the entries of FORWARD_MODE_ONLY (where reverse mode is checked to raise JAX's error)."""
     with jax.enable_x64(True):
         params, loss = make_problem(jnp.float64)
         lr0 = entry.parabola_lr
         tuned = lambda lr: entry.tuned(lr, 0.05)
-        value_and_grad = jax.jit(jax.value_and_grad(trained_loss(tuned, params, loss)))
+        run = trained_loss(tuned, params, loss)
+        if entry.name in FORWARD_MODE_ONLY:
+            with pytest.raises(ValueError, match="Reverse-mode differentiation does not work"):
+                jax.jit(jax.grad(run))(jnp.float64(lr0))
+            value_and_grad = jax.jit(lambda lr: jax.jvp(run, (lr,), (jnp.ones_like(lr),)))
+        else:
+            value_and_grad = jax.jit(jax.value_and_grad(run))
         _, hyper = value_and_grad(jnp.float64(lr0))
         # A step of 1e-3 relative: several rules keep float32 buffers or scalars (ASGD's eta and mu,
         # Adafactor's step size), whose rounding would swamp a smaller difference.

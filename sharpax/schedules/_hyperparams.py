@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.core import Tracer
 
 from sharpax._types import PyTree
 
@@ -204,7 +205,7 @@ def set_hyperparams(opt_state: PyTree, **values: Any) -> PyTree:
         new = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
         if (
             isinstance(old, jax.Array)
-            and not isinstance(old, jax.core.Tracer)
+            and not isinstance(old, Tracer)
             and len(old.sharding.device_set) > 1
         ):
             # Where the old value lived, when that is several devices: in a multi-process job a

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import ScalarOrSchedule, Updates
+from sharpax._types import Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import check_float_dtype, check_non_negative, check_range, check_tree_match
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
 from sharpax.transforms._numerics import safe_sqrt
@@ -62,13 +62,13 @@ def scale_by_rmsprop(
     check_non_negative(owner, eps=eps)
     check_float_dtype(owner, nu_dtype=nu_dtype)
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         return ScaleByRmspropState(
             zeros_like_tree(params, nu_dtype),
             zeros_like_tree(params, nu_dtype) if centered else None,
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=None) -> tuple[Updates, State]:
         del params
         check_tree_match(owner, updates, state.square_avg)
         # In the buffers' dtype; the same ops as before when it is the gradient's (casts are no-ops).
