@@ -125,7 +125,7 @@ def flat_problem():
 
 # Eager (one dispatch per op, no compilation per optimizer) for one case of each rule and option by
 # default, jitted for a few; every case both ways with -m slow.
-JIT_FAST = ("adam_l2_amsgrad", "rmsprop_centered_momentum_wd", "lion")
+JIT_FAST = ("adam_l2_amsgrad", "rmsprop_centered_momentum_wd")
 EAGER_SLOW = ("sgd", "adam", "adamw_amsgrad", "rmsprop", "nadam", "nadam_l2", "radamw")
 
 
@@ -150,6 +150,7 @@ def test_optimizer_matches_torch_on_complex_params(case, jit):
 
 
 @pytest.mark.torch
+@pytest.mark.slow  # importing torch; the goldens themselves are checked by default
 @pytest.mark.parametrize("case_id", ["adam_l2_amsgrad"])
 def test_complex_golden_matches_live_torch(case_id):
     pytest.importorskip("torch")
@@ -397,6 +398,7 @@ def test_wrappers_on_complex_params_are_their_real_view(make):
         np.testing.assert_allclose(got[k], want[k], rtol=2e-6, atol=2e-7, err_msg=k)
 
 
+@pytest.mark.slow  # the default run checks a wrapper's real view with momentum_sam above
 def test_gsam_value_and_grad_on_complex_params_is_its_real_view():
     x, y, init = ref.sam_problem()
     loss = lambda p: ref.sam_loss(p, x, y, JAX_OPS)

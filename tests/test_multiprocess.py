@@ -7,9 +7,10 @@ another order across processes (gloo) than within one (a few ulps per step; 20 s
 below 2e-5 relative). A checkpoint written by one 2-process job (each process its own shards) and
 restored by a fresh one continues bit for bit.
 
-Every process has a deadline and is killed on the way out, whatever happens. The default run trains
-one scenario for a few steps; `-m slow` runs all of them for 20 steps, the checkpoint round trip, and
-the audit of the library's entry points on global arrays outside `jit`.
+Every process has a deadline and is killed on the way out, whatever happens. All of it runs with
+`-m slow` only (two fresh JAX processes per job cost several seconds): one scenario for a few steps,
+all of them for 20 steps with the audit of the library's entry points on global arrays outside `jit`,
+and the checkpoint round trip.
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ def assert_same_as_one_process(results, want):
         np.testing.assert_allclose(results[0][k], w, rtol=RTOL, atol=ATOL, err_msg=k)
 
 
+@pytest.mark.slow  # two fresh JAX processes and their compiles: several seconds
 def test_two_processes_train_as_one_process_fsdp_adam(tmp_path):
-    """The default run: Adam with params sharded over both processes' devices, a few steps."""
+    """The quick one: Adam with params sharded over both processes' devices, a few steps."""
     results = launch(tmp_path, "--scenarios", "fsdp_adam", "--steps", "4")
     assert_same_as_one_process(results, reference(["fsdp_adam"], 4))
 
