@@ -3,6 +3,7 @@
 Every public name of the subpackages (`transforms`, `wrappers`, `schedules`) is re-exported here.
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from optax import chain as chain
@@ -111,7 +112,10 @@ from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
 from sharpax.wrappers import wsam as wsam
 from sharpax.wrappers import wsam_value_and_grad as wsam_value_and_grad
 
-__version__ = _version("sharpax")
+try:
+    __version__ = _version("sharpax")
+except _PackageNotFoundError:  # a source checkout on PYTHONPATH, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "adadelta",
