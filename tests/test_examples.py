@@ -297,6 +297,7 @@ def test_mixed_precision_sam_overflow_in_the_second_pass_skips_the_step():
     assert float(sharpax.current_loss_scale(new_state).loss_scale) == 2.0**14
 
 
+@pytest.mark.slow  # the two forms are each checked by the tests above
 def test_mixed_precision_sam_both_forms_take_the_same_steps_and_skips(capsys):
     # Starting at 2^24, the first steps overflow and are skipped; both forms skip the same ones.
     example = load("mixed_precision_sam")
@@ -353,3 +354,54 @@ def test_multi_host_two_local_processes_match_one(tmp_path):
             np.testing.assert_allclose(two[k], v, rtol=2e-5, atol=2e-6, err_msg=k)
     written = {p.name for p in (tmp_path / "ckpt").iterdir()}
     assert {"ocdbt.process_0", "ocdbt.process_1"} <= written, written
+
+
+# ------------------------------------------------------------------------------- the SAM family study
+
+
+# By default the two members with their own hooks (evaluation weights, passes per step); all slow.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=() if n in ("momentum_sam", "ae_sam") else pytest.mark.slow)
+        for n in load("sam_family").METHODS
+    ],
+)
+def test_sam_family_method_takes_a_finite_step_that_moves_the_params(name):
+    study = load("sam_family")
+    method = study.METHODS[name]
+    (x, y), _ = study.digits.load_data()
+    x, y = jnp.asarray(x[:32]), jnp.asarray(y[:32])
+    init, step, eval_params = method.build(method.grid[-1], optax.constant_schedule(0.05), 10)
+    params = study.init_params(jax.random.key(0), x[:1])
+    state = init(params)
+    step = jax.jit(step)
+    for i in range(3):
+        new_params, state, loss = step(params, state, x, y, jax.random.key(i))
+        assert np.isfinite(float(loss))
+        assert any(
+            not np.array_equal(a, b)
+            for a, b in zip(jax.tree.leaves(new_params), jax.tree.leaves(params), strict=True)
+        )
+        params = new_params
+    evaluated = eval_params(params, state)
+    assert jax.tree.structure(evaluated) == jax.tree.structure(params)
+    if method.passes is not None:
+        assert 1.0 <= float(method.passes(state)) <= 2.0
+
+
+@pytest.mark.slow
+def test_sam_family_quick_study_writes_table_plot_and_results(tmp_path, capsys):
+    study = load("sam_family")
+    results = study.main(
+        ["--quick", "--methods", "sam", "momentum_sam", "--noise", "0", "--out", str(tmp_path)]
+    )
+    rows = results["noise"]["0"]
+    assert set(rows) == {"sgd", "sam", "momentum_sam"}
+    assert rows["sgd"]["vs_sgd"] == 1.0 and rows["sam"]["passes"] == 2
+    assert all(50 < r["test_acc"] <= 100 and r["top_eig"] > 0 for r in rows.values())
+    assert (tmp_path / "sam_family.png").stat().st_size > 0
+    assert json.loads((tmp_path / "results.json").read_text())["noise"]["0"]["sam"]["rho"] in (
+        study.SAM_RHOS
+    )
+    assert "| 0% | momentum_sam | rho=" in capsys.readouterr().out
