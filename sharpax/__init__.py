@@ -46,6 +46,7 @@ from sharpax.sharpness import hessian_trace as hessian_trace
 from sharpax.sharpness import loss_landscape as loss_landscape
 from sharpax.sharpness import sam_sharpness as sam_sharpness
 from sharpax.sharpness import spectral_density as spectral_density
+from sharpax.transforms import RealImag as RealImag
 from sharpax.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from sharpax.transforms import ScaleByAdafactorState as ScaleByAdafactorState
 from sharpax.transforms import ScaleByAdagradState as ScaleByAdagradState
@@ -185,6 +186,7 @@ __all__ = [
     "periodic_sam",
     "PeriodicSAMState",
     "radam",
+    "RealImag",
     "ranger",
     "ReduceLROnPlateauState",
     "rmsprop",

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
 import sys
 
 import jax
@@ -361,3 +363,95 @@ def test_mixed_precision_sam_both_forms_take_the_same_steps_and_skips(capsys):
         np.testing.assert_array_equal(a, b)
     out = capsys.readouterr().out
     assert "gradient form, float16 compute" in out and "transformation form" in out
+
+
+# ---------------------------------------------------------------------------------------- multi_host
+
+
+def _losses(text: str) -> list[float]:
+    return [float(line.split()[-1]) for line in text.splitlines() if line.startswith("step")]
+
+
+def test_multi_host_one_process(capsys):
+    """The one-process path (here on the 8 devices conftest creates): the loss goes down."""
+    final = load("multi_host").main(["--steps", "12"])
+    losses = _losses(capsys.readouterr().out)
+    assert len(losses) == 3 and losses[-1] < losses[0] - 0.1, losses
+    assert all(np.all(np.isfinite(v)) for v in final.values())
+
+
+@pytest.mark.slow
+def test_multi_host_two_local_processes_match_one(tmp_path):
+    """`--local-processes 2` (one command) trains as the one-process run does, to float32 rounding,
+    and each process writes its shards of the checkpoint."""
+    from tests.test_multiprocess import gloo_unavailable
+
+    reason = gloo_unavailable()
+    if reason:
+        pytest.skip(reason)
+    one = load("multi_host").main(["--steps", "12"])
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES.parent), env.get("PYTHONPATH", "")])
+    command = [sys.executable, str(EXAMPLES / "multi_host.py"), "--local-processes", "2"]
+    command += ["--steps", "12", "--out", str(tmp_path / "two.npz")]
+    command += ["--checkpoint", str(tmp_path / "ckpt")]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es), 8 devices (4 here)" in proc.stdout
+    assert len(_losses(proc.stdout)) == 3  # printed by process 0 only
+    with np.load(tmp_path / "two.npz") as two:
+        for k, v in one.items():
+            np.testing.assert_allclose(two[k], v, rtol=2e-5, atol=2e-6, err_msg=k)
+    written = {p.name for p in (tmp_path / "ckpt").iterdir()}
+    assert {"ocdbt.process_0", "ocdbt.process_1"} <= written, written
+
+
+# ------------------------------------------------------------------------------- the SAM family study
+
+
+# By default the two members with their own hooks (evaluation weights, passes per step); all slow.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=() if n in ("momentum_sam", "ae_sam") else pytest.mark.slow)
+        for n in load("sam_family").METHODS
+    ],
+)
+def test_sam_family_method_takes_a_finite_step_that_moves_the_params(name):
+    study = load("sam_family")
+    method = study.METHODS[name]
+    (x, y), _ = study.digits.load_data()
+    x, y = jnp.asarray(x[:32]), jnp.asarray(y[:32])
+    init, step, eval_params = method.build(method.grid[-1], optax.constant_schedule(0.05), 10)
+    params = study.init_params(jax.random.key(0), x[:1])
+    state = init(params)
+    step = jax.jit(step)
+    for i in range(3):
+        new_params, state, loss = step(params, state, x, y, jax.random.key(i))
+        assert np.isfinite(float(loss))
+        assert any(
+            not np.array_equal(a, b)
+            for a, b in zip(jax.tree.leaves(new_params), jax.tree.leaves(params), strict=True)
+        )
+        params = new_params
+    evaluated = eval_params(params, state)
+    assert jax.tree.structure(evaluated) == jax.tree.structure(params)
+    if method.passes is not None:
+        assert 1.0 <= float(method.passes(state)) <= 2.0
+
+
+@pytest.mark.slow
+def test_sam_family_quick_study_writes_table_plot_and_results(tmp_path, capsys):
+    study = load("sam_family")
+    results = study.main(
+        ["--quick", "--methods", "sam", "momentum_sam", "--noise", "0", "--out", str(tmp_path)]
+    )
+    rows = results["noise"]["0"]
+    assert set(rows) == {"sgd", "sam", "momentum_sam"}
+    assert rows["sgd"]["vs_sgd"] == 1.0 and rows["sam"]["passes"] == 2
+    assert all(50 < r["test_acc"] <= 100 and r["top_eig"] > 0 for r in rows.values())
+    assert (tmp_path / "sam_family.png").stat().st_size > 0
+    assert json.loads((tmp_path / "results.json").read_text())["noise"]["0"]["sam"]["rho"] in (
+        study.SAM_RHOS
+    )
+    assert "| 0% | momentum_sam | rho=" in capsys.readouterr().out
