@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 
-import _harness as h
-import _trees
 import jax
 import jax.numpy as jnp
 import optax
 
 import sharpax
+from benchmarks import _harness as h
+from benchmarks import _trees
 
 
 def _groups(leaves) -> list[list[int]]:

@@ -35,13 +35,17 @@ def markdown(res: dict) -> str:
         "Method: each step is `update` + `apply_updates` under `jax.jit(step, donate_argnums=(0, 1))` "
         "(params and optimizer state donated, gradients fixed), called through the compiled executable and "
         f"timed to `block_until_ready` by the {m.get('clock', 'wall')} clock"
-        + (" (this process's CPU time, all its threads)" if m.get("clock") == "cpu" else "")
+        + (
+            " (this process's CPU time, all its threads)"
+            if m.get("clock") in ("cpu", "process")
+            else ""
+        )
         + ". sharpax, optax, torch (CPU, `foreach=True`) and, for the large leaf, "
         f"a copy are run in interleaved rounds (at least {m['rounds']}, more while a per-case budget of "
         f"{m.get('budget_s', 0):.0f} s allows; the order shuffled each round; a sample is at least "
         f"{m['target_sample_s'] * 1e3:.0f} ms or one step, after warm-up). A ratio is the median of "
         "the per-round ratios (pairs from the same round), with its interquartile range in brackets. "
-        "Compile time is `lower` + `compile` of a fresh closure, measured by `benchmarks/compile_probe.py` in a "
+        "Compile time is `lower` + `compile` of a fresh closure, measured by `python -m benchmarks.compile_probe` in a "
         "fresh process per regime (each sample after a garbage collection, the libraries alternating; a ratio is "
         "the median of per-sample ratios, its interquartile range in brackets). Distinct kernels are the fused "
         "computations XLA:CPU actually compiles (equal bodies share one): a noise-free proxy for compile work. "
@@ -140,11 +144,9 @@ def markdown(res: dict) -> str:
         lines.append("")
     if "extra" in res:
         lines += ["## SAM and Lookahead suites", ""]
-        for script, r in res["extra"].items():
-            if r["status"] == "missing":
-                lines.append(f"- `benchmarks/{script}`: not on this branch yet, not run.")
-                continue
-            lines += [f"### `benchmarks/{script}` ({r['status']}, {r['seconds']:.0f} s)", "", "```"]
+        for module, r in res["extra"].items():
+            lines += [f"### `python -m benchmarks.{module}` ({r['status']}, {r['seconds']:.0f} s)"]
+            lines += ["", "```"]
             lines += [r["stdout"].rstrip(), "```", ""]
             if r.get("stderr"):
                 lines += ["stderr:", "```", r["stderr"].rstrip(), "```", ""]

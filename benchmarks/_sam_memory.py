@@ -44,7 +44,7 @@ def mlp_case(inputs=256, hidden=512, layers=2, batch=4096):
 
 
 def transformer_case(batch=32, length=128):
-    from _trees import transformer_lm
+    from benchmarks._trees import transformer_lm
 
     model = transformer_lm()
     with jax.numpy_dtype_promotion("standard"):

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
-import time
+import json
+import pathlib
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import sharpax
+from benchmarks import _harness as h
 
 
 def mlp_params(width: int, depth: int, n_in: int = 784, n_out: int = 10) -> dict:
@@ -82,16 +84,18 @@ def main() -> None:
     parser.add_argument("--sync-period", type=int, default=5)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=5, help="rounds of warm-up, untimed")
     parser.add_argument("--per-step", action="store_true", help="also time sync / non-sync steps")
+    h.add_clock_argument(parser, default="wall")
     parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="cpu: process CPU time, less disturbed by other processes on a shared machine",
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="write the results as JSON here (default: bench_lookahead.json in benchmarks/results/<device>/)",
     )
     args = parser.parse_args()
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    h.set_clock(args.clock)
+    out = args.out or h.results_dir() / "bench_lookahead.json"
 
     base = mlp_params(args.width, args.depth)
     n_params = sum(x.size for x in jax.tree.leaves(base))
@@ -102,87 +106,84 @@ def main() -> None:
         f"sync_period {args.sync_period}, {args.clock} clock"
     )
 
-    runs = {}
+    runners = {}
     for name, (tx, wrap) in variants(args.sync_period, args.alpha, 1e-3).items():
         params = jax.tree.map(jnp.copy, base)
         params = wrap(params) if wrap is not None else params
-        step = make_step(tx)
-        state = tx.init(params)
-        runs[name] = [step, params, state]
+        runners[name] = h.StepRunner(make_step(tx), (params, tx.init(params)), grads)
 
+    # A sample is two sync periods (two syncs included); warm-up and samples keep every runner at the
+    # start of a period, which the per-step split relies on.
     block = 2 * args.sync_period
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for r in range(args.warmup + args.rounds):
-        for name, run in runs.items():
-            step, params, state = run
-            jax.block_until_ready((params, state))
-            t0 = clock()
-            for _ in range(block):
-                params, state = step(params, state, grads)
-            jax.block_until_ready((params, state))
-            elapsed = (clock() - t0) / block
-            run[1], run[2] = params, state
-            if r >= args.warmup:
-                samples[name].append(elapsed)
-
-    medians = {name: statistics.median(v) for name, v in samples.items()}
-    spread = {
-        name: (statistics.quantiles(v, n=4)[0], statistics.quantiles(v, n=4)[2])
-        for name, v in samples.items()
-    }
+    samples = h.interleaved(runners, args.rounds, 0.0, warmup=args.warmup * block, steps=block)
+    medians = {name: h.median(v) for name, v in samples.items()}
     print(f"\nper-step time, median of {args.rounds} rounds of {block} steps (quartiles):")
     for name, m in medians.items():
-        lo, hi = spread[name]
+        lo, hi = np.percentile(samples[name], [25, 75])
         print(f"  {name:34s} {m * 1e3:8.3f} ms   ({lo * 1e3:.3f} .. {hi * 1e3:.3f})")
 
-    ours = medians["sharpax.lookahead(sharpax.adam)"]
-    print("\nratios (target in brackets):")
-    print(
-        f"  sharpax.lookahead(sharpax.adam) / optax.lookahead(optax.adam): "
-        f"{ours / medians['optax.lookahead(optax.adam)']:.3f}  [<= 1.05]"
-    )
-    print(
-        f"  sharpax.lookahead(optax.adam)   / optax.lookahead(optax.adam): "
-        f"{medians['sharpax.lookahead(optax.adam)'] / medians['optax.lookahead(optax.adam)']:.3f}"
-        "  (same inner: the wrappers alone)"
-    )
-    print(
-        f"  sharpax.lookahead(sharpax.adam) / sharpax.adam: {ours / medians['sharpax.adam']:.3f}  [<= 1.10]"
-    )
-    print(
-        f"  sharpax.lookahead(optax.adam)   / optax.adam:   "
-        f"{medians['sharpax.lookahead(optax.adam)'] / medians['optax.adam']:.3f}"
-    )
+    ratios = {
+        "sharpax.lookahead(sharpax.adam) / optax.lookahead(optax.adam) (target <= 1.05)": (
+            "sharpax.lookahead(sharpax.adam)",
+            "optax.lookahead(optax.adam)",
+        ),
+        "sharpax.lookahead(optax.adam) / optax.lookahead(optax.adam) (same inner: the wrappers alone)": (
+            "sharpax.lookahead(optax.adam)",
+            "optax.lookahead(optax.adam)",
+        ),
+        "sharpax.lookahead(sharpax.adam) / sharpax.adam (target <= 1.10)": (
+            "sharpax.lookahead(sharpax.adam)",
+            "sharpax.adam",
+        ),
+        "sharpax.lookahead(optax.adam) / optax.adam": (
+            "sharpax.lookahead(optax.adam)",
+            "optax.adam",
+        ),
+        "optax.lookahead(optax.adam) / optax.adam": ("optax.lookahead(optax.adam)", "optax.adam"),
+    }
+    ratios = {k: h.paired_ratio(samples[a], samples[b]) for k, (a, b) in ratios.items()}
+    print("\nratios (median of per-round ratios [interquartile range]):")
+    for name, r in ratios.items():
+        print(f"  {name:96s} {r['ratio']:.3f} [{r['p25']:.3f}-{r['p75']:.3f}]")
+    results = {
+        **h.run_meta("benchmarks.bench_lookahead"),
+        "params": int(n_params),
+        "sync_period": args.sync_period,
+        "rounds": args.rounds,
+        "steps": block,
+        "median_ms": {k: v * 1e3 for k, v in medians.items()},
+        "ratios": ratios,
+    }
 
     if args.per_step:
-        # Steps of a period: the one after a sync (lookahead copies the params into its state), the other
-        # non-sync steps (the inner optimizer's cost, plus the slow-weight read if XLA keeps it), the sync.
-        kinds = ("after sync", "other", "sync")
-        per: dict[str, dict[str, list[float]]] = {}
-        for r in range(args.warmup + args.rounds):
-            for name, run in runs.items():
-                step, params, state = run
-                for i in range(args.sync_period):
-                    jax.block_until_ready((params, state))
-                    t0 = clock()
-                    params, state = step(params, state, grads)
-                    jax.block_until_ready((params, state))
-                    if r >= args.warmup:
-                        kind = (
-                            "sync"
-                            if i == args.sync_period - 1
-                            else "after sync"
-                            if i == 0
-                            else "other"
-                        )
-                        per.setdefault(name, {k: [] for k in kinds})[kind].append(clock() - t0)
-                run[1], run[2] = params, state
-        print("\nsingle steps (blocking after each), median ms: " + " / ".join(kinds))
-        for name, d in per.items():
-            cells = " / ".join(
-                f"{statistics.median(d[k]) * 1e3:8.3f}" if d[k] else "-" for k in kinds
-            )
-            print(f"  {name:34s} {cells}")
+        results["per_step_ms"] = per_step(runners, args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print("wrote", out)
+
+
+def per_step(runners: dict, args) -> dict:
+    """Median time of single steps (blocking after each) by their place in the period: the step after a
+    sync (lookahead copies the params into its state), the other non-sync steps (the inner optimizer's
+    cost, plus the slow-weight read if XLA keeps it), the sync step. Round by round, shuffled order."""
+    kinds = ("after sync", "other", "sync")
+    kind_of = lambda i: "sync" if i == args.sync_period - 1 else "after sync" if i == 0 else "other"
+    per: dict[str, dict[str, list[float]]] = {name: {k: [] for k in kinds} for name in runners}
+    rng = np.random.default_rng(0)
+    names = list(runners)
+    for r in range(args.warmup + args.rounds):
+        for name in rng.permutation(names):
+            for i in range(args.sync_period):
+                elapsed = runners[name](1)
+                if r >= args.warmup:
+                    per[name][kind_of(i)].append(elapsed)
+    print("\nsingle steps (blocking after each), median ms: " + " / ".join(kinds))
+    out = {}
+    for name, d in per.items():
+        out[name] = {k: h.median(d[k]) * 1e3 for k in kinds if d[k]}
+        cells = " / ".join(f"{out[name][k]:8.3f}" if k in out[name] else "-" for k in kinds)
+        print(f"  {name:34s} {cells}")
+    return out
 
 
 if __name__ == "__main__":

@@ -34,11 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
-import resource
 import statistics
-import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -46,9 +42,8 @@ import optax
 import optax.contrib
 
 import sharpax
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import _trees  # noqa: E402
+from benchmarks import _harness as h
+from benchmarks import _trees
 
 RHO, LR, K = 0.05, 1e-3, 5
 MOMENTUM_RHO = 0.5  # momentum-SAM's rho is of order 1 (its perturbation is not scaled by the lr)
@@ -186,33 +181,32 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10, help="steps per timing (a multiple of k)")
     parser.add_argument("--rounds", type=int, default=15)
+    h.add_clock_argument(parser, default="wall")
     parser.add_argument(
-        "--clock",
-        choices=["wall", "process"],
-        default="wall",
-        help="wall time, or this process's CPU time (steadier on a CPU shared with other jobs)",
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="write the results as JSON here (default: bench_sam_<tree>.json in benchmarks/results/<device>/)",
     )
-    parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON")
     parser.add_argument(
         "--sections", default="timing,memory", help="comma-separated: timing, memory (microbatches)"
     )
     args = parser.parse_args()
+    h.set_clock(args.clock)
+    args.out = args.out or h.results_dir() / f"bench_sam_{args.tree}.json"
     sections = set(args.sections.split(","))
     results = {}
     if "timing" in sections:
         results.update(timing(args))
     if "memory" in sections:
-        import _sam_memory
+        from benchmarks import _sam_memory
 
         print("peak memory of a SAM + Adam step, microbatches=4 vs 1 (compiled memory analysis):")
         results["memory"] = _sam_memory.run()
-    if args.out:
-        device = jax.devices()[0]
-        meta = {"device": f"{device.platform} {device.device_kind}", "host": platform.node()}
+    if results:
+        meta = h.run_meta("benchmarks.bench_sam")
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps({**meta, "jax": jax.__version__, **results}, indent=2) + "\n"
-        )
+        args.out.write_text(json.dumps({**meta, **results}, indent=2) + "\n")
         print("wrote", args.out)
 
 
@@ -221,48 +215,25 @@ def timing(args) -> dict:
     problem = mlp_problem if args.tree == "mlp" else transformer_problem
     make_params, loss_fn, x, y, description = problem(args)
     total_steps = 2 * K + args.rounds * args.steps
-    runs = {}
+    runners, faults, state_sizes = {}, {}, {}
     for name, (tx, step) in variants(loss_fn, total_steps).items():
         params = make_params()
         state = tx.init(params)
-        runs[name] = {
-            "step": jax.jit(step, donate_argnums=(0, 1)),
-            "carry": (params, state),
-            "state_bytes": state_bytes(state),
-            "times": [],
-            "faults": [],
-        }
+        state_sizes[name] = state_bytes(state)
+        faults[name] = []
+        runner = h.StepRunner(jax.jit(step, donate_argnums=(0, 1)), (params, state), x, y)
+        runners[name] = h.with_page_faults(runner, faults[name])
+        if name == "ae_sam(adam)":
+            ae_sam = runner
 
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-
-    def timed(run, steps):
-        params, state = run["carry"]
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        start = clock()
-        for _ in range(steps):
-            params, state, loss = run["step"](params, state, x, y)
-        jax.block_until_ready((params, state, loss))
-        elapsed = clock() - start
-        run["faults"].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps)
-        run["carry"] = (params, state)
-        return elapsed / steps
-
-    for run in runs.values():  # compile and warm up
-        timed(run, 2 * K)
-    sam_steps = lambda: int(runs["ae_sam(adam)"]["carry"][1].sam_count)
+    for run in runners.values():  # compile and warm up, a whole number of periods
+        run(2 * K)
+    sam_steps = lambda: int(ae_sam.carry[1].sam_count)
     sam_steps_in_warmup = sam_steps()
-    names = list(runs)
-    for r in range(args.rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            runs[name]["times"].append(timed(runs[name], args.steps))
+    samples = h.interleaved(runners, args.rounds, 0.0, warmup=0, steps=args.steps)
 
-    median = {name: statistics.median(run["times"]) for name, run in runs.items()}
-
-    def ratio(a, b):
-        """Median over rounds of the per-round ratio (a and b ran back to back), and the ratio of minima."""
-        per_round = [ta / tb for ta, tb in zip(runs[a]["times"], runs[b]["times"], strict=True)]
-        return statistics.median(per_round), min(runs[a]["times"]) / min(runs[b]["times"])
-
+    median = {name: h.median(v) for name, v in samples.items()}
+    ratio = lambda a, b: h.paired_ratio(samples[a], samples[b])
     sam_tx, optax_sam = "sharpax.sam(adam)", "optax.contrib.sam(adam, opaque)"
     looksam, periodic = f"looksam(adam, k={K})", f"periodic_sam(adam, k={K})"
     ratios = {
@@ -283,36 +254,37 @@ def timing(args) -> dict:
     # The fraction of SAM steps among the timed ones (`sharpax.ae_sam_fraction` counts the warm-up too),
     # and the average cost: mean step times over the run (see the module docstring).
     fraction = (sam_steps() - sam_steps_in_warmup) / (args.rounds * args.steps)
-    mean = lambda name: statistics.fmean(runs[name]["times"])
+    mean = lambda name: statistics.fmean(samples[name])
     ae_average = mean("ae_sam(adam)") / mean("adam")
-    ae_expected = 1 + fraction * (ratio(sam_tx, "adam")[0] - 1)
-    faults = {name: statistics.median(run["faults"][-args.rounds :]) for name, run in runs.items()}
+    ae_expected = 1 + fraction * (ratios["sharpax.sam(adam) / adam"]["ratio"] - 1)
+    faults_per_step = {name: h.median(f[-args.rounds :]) for name, f in faults.items()}
     device = jax.devices()[0]
     print(
         f"device: {device.platform} {device.device_kind}, {description}, batch {args.batch}, "
         f"{args.rounds} rounds x {args.steps} steps, {args.clock} clock"
     )
-    for name, run in runs.items():
-        spread = (min(run["times"]) * 1e3, max(run["times"]) * 1e3)
+    for name, times in samples.items():
+        spread = (min(times) * 1e3, max(times) * 1e3)
         print(
             f"  {name:34s} {median[name] * 1e3:8.3f} ms/step  (min {spread[0]:.3f}, max {spread[1]:.3f})"
-            f"  state {run['state_bytes']:>10,d} B  {faults[name]:8.0f} page faults/step"
+            f"  state {state_sizes[name]:>10,d} B  {faults_per_step[name]:8.0f} page faults/step"
         )
     print(
         f"  ae_sam(adam): SAM on {fraction:.1%} of steps; mean step time over the run "
         f"{ae_average:.3f}x adam's; 1 + fraction x (sam/adam - 1) = {ae_expected:.3f}x"
     )
-    print(f"  {'ratio':64s} {'median of per-round':>20s} {'of minima':>10s}")
-    for name, (paired, of_minima) in ratios.items():
-        print(f"  {name:64s} {paired:19.3f}x {of_minima:9.3f}x")
+    print(f"  {'ratio (median of per-round ratios [interquartile range])':64s}")
+    for name, r in ratios.items():
+        print(f"  {name:64s} {r['ratio']:7.3f}x [{r['p25']:.3f}-{r['p75']:.3f}]")
     return {
         "tree": description,
         "batch": args.batch,
         "rounds": args.rounds,
         "steps": args.steps,
+        "clock": args.clock,
         "median_ms": {k: v * 1e3 for k, v in median.items()},
-        "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
-        "page_faults_per_step": faults,
+        "state_bytes": state_sizes,
+        "page_faults_per_step": faults_per_step,
         "ae_sam_fraction": fraction,
         "ae_sam_mean_ratio": ae_average,
         "ratios": ratios,

@@ -23,25 +23,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import pathlib
 import platform
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import _harness  # noqa: E402
-import _trees  # noqa: E402
+import sharpax
+from benchmarks import _harness, _trees
+from sharpax.sharpness import _lanczos, _operator
 
-import sharpax  # noqa: E402
-from sharpax.sharpness import _lanczos, _operator  # noqa: E402
+# The PyHessian comparison is timed by the wall clock whatever --clock says: it is the time a user
+# waits, and torch and XLA spread their work over threads differently.
+wall = _harness.CLOCKS["wall"]
 
 S = sharpax.sharpness
 
@@ -87,24 +87,15 @@ def hvp_fn(loss):
 
 
 def bench_hvp(quick: bool) -> list[dict]:
-    _harness.use_cpu_clock()
     rows = []
     for name, (loss, params, args) in problems(quick).items():
         grad, hvp = jax.jit(jax.grad(loss)), jax.jit(hvp_fn(loss))
         v = jax.tree.map(lambda a: jnp.ones_like(a) / np.sqrt(a.size), params)
-
-        def runner(fn, *call_args):
-            def run(k):
-                t0 = _harness.CLOCK()
-                for _ in range(k):
-                    out = fn(*call_args)
-                jax.block_until_ready(out)
-                return _harness.CLOCK() - t0
-
-            return run
-
         samples = _harness.interleaved(
-            {"grad": runner(grad, params, *args), "hvp": runner(hvp, params, v, *args)},
+            {
+                "grad": _harness.StepRunner(grad, (), params, *args),
+                "hvp": _harness.StepRunner(hvp, (), params, v, *args),
+            },
             rounds=7 if quick else 15,
             target_s=0.05,
             budget_s=5 if quick else 20,
@@ -262,7 +253,15 @@ def bench_pyhessian(path: pathlib.Path | None, quick: bool) -> dict:
         return {"status": "skipped: torch is not installed"}
     if path is None or not (path / "pyhessian" / "hessian.py").exists():
         return {"status": "skipped: no PyHessian checkout (--pyhessian PATH)"}
-    sys.path.insert(0, str(path))
+    # Loaded from the checkout as the package `pyhessian` (its modules import each other by that name).
+    spec = importlib.util.spec_from_file_location(
+        "pyhessian",
+        path / "pyhessian" / "__init__.py",
+        submodule_search_locations=[str(path / "pyhessian")],
+    )
+    assert spec is not None and spec.loader is not None
+    sys.modules["pyhessian"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sys.modules["pyhessian"])
     # The module, not the class of the same name that pyhessian/__init__.py exports over it.
     pyhessian_module = importlib.import_module("pyhessian.hessian")
 
@@ -319,26 +318,26 @@ def _versus_pyhessian(k, quick, loss, params, x, y, pyhessian_module, model, dat
     ours = jax.jit(
         lambda p, key: S.hessian_eigenvalues(loss, p, x, y, k=k, num_iterations=100, key=key)
     )
-    t0 = time.perf_counter()
+    t0 = wall()
     compiled = ours.lower(params, jax.random.key(0)).compile()
-    compile_s = time.perf_counter() - t0
+    compile_s = wall() - t0
     eigs_ours = np.asarray(compiled(params, jax.random.key(0))[0])
     steps = jax.jit(lambda p, key: _lanczos_steps(loss, p, x, y, k, key))(params, jax.random.key(0))
 
     def run_ours(_k):
-        t0 = time.perf_counter()
+        t0 = wall()
         jax.block_until_ready(compiled(params, jax.random.key(0)))
-        return time.perf_counter() - t0
+        return wall() - t0
 
     result = {}
 
     def run_pyhessian(_k):
         counter["hvps"] = 0
-        t0 = time.perf_counter()
+        t0 = wall()
         h = pyhessian_module.hessian(model, criterion, data=data, cuda=False)
         eigs, _ = h.eigenvalues(maxIter=100, tol=1e-3, top_n=k)
         result.update(eigs=eigs, hvps=counter["hvps"])
-        return time.perf_counter() - t0
+        return wall() - t0
 
     samples = _harness.interleaved(
         {"sharpax": run_ours, "pyhessian": run_pyhessian},
@@ -377,7 +376,11 @@ def report(results: dict) -> str:
         f"`{results['command']}`",
         "",
     ]
-    lines += ["## One HVP against one gradient (CPU clock, median [IQR] of per-round ratios)", ""]
+    lines += [
+        f"## One HVP against one gradient ({results.get('clock', 'process')} clock, median [IQR] of "
+        "per-round ratios)",
+        "",
+    ]
     lines += ["| problem | params | grad ms | HVP ms | HVP / grad |", "|---|---|---|---|---|"]
     for r in results["hvp"]:
         lines.append(
@@ -439,16 +442,25 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer rounds and a smaller LM batch")
     parser.add_argument("--sections", default="hvp,accuracy,pyhessian")
+    _harness.add_clock_argument(parser, default="process")
     parser.add_argument(
-        "--out", type=pathlib.Path, default=None, help="write sharpness.md/.json here"
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="write sharpness.md/.json here (default: benchmarks/results/<device>/)",
     )
     args = parser.parse_args()
+    _harness.set_clock(args.clock)
+    args.out = args.out or _harness.results_dir()
     sections = args.sections.split(",")
     device = jax.devices()[0]
     results = {
         "device": f"{device.platform} {device.device_kind}, {platform.processor() or platform.machine()}",
-        "command": "python benchmarks/bench_sharpness.py " + " ".join(sys.argv[1:]),
-        "jax": jax.__version__,
+        **{
+            k: v
+            for k, v in _harness.run_meta("benchmarks.bench_sharpness").items()
+            if k != "device"
+        },
     }
     if "hvp" in sections:
         print("hvp / grad:")
@@ -462,10 +474,9 @@ def main() -> None:
     if all(s in results for s in ("hvp", "accuracy", "pyhessian")):
         text = report(results)
         print(text)
-        if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "sharpness.md").write_text(text)
-            (args.out / "sharpness.json").write_text(json.dumps(results, indent=1))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "sharpness.md").write_text(text)
+        (args.out / "sharpness.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Compile time of one jitted training step, sharpax vs optax, measured in a process that does only that.
 
-    python benchmarks/compile_probe.py --regime flax_transformer --optimizers adam radam --samples 5
-    python benchmarks/compile_probe.py --regime leaves:1000 --optimizers adam
+    python -m benchmarks.compile_probe --regime flax_transformer --optimizers adam radam --samples 5
+    python -m benchmarks.compile_probe --regime leaves:1000 --optimizers adam
 
 `run.py` runs this script in a fresh subprocess per regime and reads its `--json` output. A long-lived
 benchmark process is a poor place to time compiles: its heap (every runner's arrays and executables)
@@ -18,22 +18,17 @@ import gc
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-import _cases  # noqa: E402
-import _harness as h  # noqa: E402
-import _trees  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+from benchmarks import _cases, _trees
+from benchmarks import _harness as h
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def regime_params(regime: str) -> dict:
@@ -43,15 +38,15 @@ def regime_params(regime: str) -> dict:
     return _trees.regime_trees(quick=False, wanted={regime})[regime]
 
 
-def _sample(make, params, clock) -> tuple[float, float, int, int, int]:
+def _sample(make, params) -> tuple[float, float, int, int, int]:
     tx = make()
     state = jax.eval_shape(tx.init, params)
     gc.collect()
-    t0 = clock()
+    t0 = h.now()
     lowered = h.lower_step(tx, params, state, params)
-    t1 = clock()
+    t1 = h.now()
     compiled = lowered.compile()
-    t2 = clock()
+    t2 = h.now()
     return (
         t1 - t0,
         t2 - t1,
@@ -63,9 +58,9 @@ def _sample(make, params, clock) -> tuple[float, float, int, int, int]:
 
 def measure(regime: str, ids: list[str], samples: int, clock_name: str) -> dict:
     """case id -> lower/compile seconds per sample for each library, paired ratios, HLO size, fusions."""
-    clock = CLOCKS[clock_name]
+    h.set_clock(clock_name)
     params = regime_params(regime)
-    _sample(lambda: optax.sgd(0.1), {"w": jnp.ones(8)}, clock)  # the process's first-compile costs
+    _sample(lambda: optax.sgd(0.1), {"w": jnp.ones(8)})  # the process's first-compile costs
     out = {}
     for i, cid in enumerate(ids):
         case = _cases.CASES_BY_ID[cid]
@@ -73,7 +68,7 @@ def measure(regime: str, ids: list[str], samples: int, clock_name: str) -> dict:
         runs: dict[str, list] = {"sharpax": [], "optax": []}
         for r in range(samples):
             for label, make in pairs if (r + i) % 2 == 0 else pairs[::-1]:
-                runs[label].append(_sample(make, params, clock))
+                runs[label].append(_sample(make, params))
         total = {k: [s[0] + s[1] for s in v] for k, v in runs.items()}
         out[cid] = {
             "lower_s": {k: float(np.median([s[0] for s in v])) for k, v in runs.items()},
@@ -90,9 +85,17 @@ def measure(regime: str, ids: list[str], samples: int, clock_name: str) -> dict:
 
 def run_isolated(regime: str, ids: list[str], samples: int, clock: str) -> dict:
     """`measure` in a fresh Python process (what `run.py` calls)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--regime", regime, "--optimizers", *ids]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.compile_probe",
+        "--regime",
+        regime,
+        "--optimizers",
+        *ids,
+    ]
     cmd += ["--samples", str(samples), "--clock", clock, "--json", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(proc.stdout)
 
 
@@ -101,7 +104,7 @@ def main() -> None:
     ap.add_argument("--regime", default="leaves:100", help="a run.py regime, or leaves:N")
     ap.add_argument("--optimizers", nargs="+", default=["adam"], choices=list(_cases.CASES_BY_ID))
     ap.add_argument("--samples", type=int, default=5)
-    ap.add_argument("--clock", choices=list(CLOCKS), default="cpu")
+    h.add_clock_argument(ap, default="process")
     ap.add_argument("--json", help="write the results as JSON to this path ('-' for stdout)")
     args = ap.parse_args()
     res = measure(args.regime, args.optimizers, args.samples, args.clock)

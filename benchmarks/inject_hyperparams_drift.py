@@ -4,23 +4,19 @@ For each optimizer of the test table: train a small tanh regression for N jitted
 apply_updates fused) with the static optimizer and with each injected form, and print the largest
 absolute parameter difference. 0 means bit-identical.
 
-    python benchmarks/inject_hyperparams_drift.py [--steps 500]
+    python -m benchmarks.inject_hyperparams_drift [--steps 500]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import optax
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import sharpax  # noqa: E402
-from tests.optimizer_table import CASES  # noqa: E402
+import sharpax
+from tests.optimizer_table import CASES
 
 
 def train(tx, steps):

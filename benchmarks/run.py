@@ -1,7 +1,7 @@
 """Benchmark suite: sharpax vs optax (and torch CPU), side by side, interleaved; writes RESULTS.md and JSON.
 
-python benchmarks/run.py            # the full suite (tens of minutes on 2 CPU cores)
-python benchmarks/run.py --quick    # a few minutes: fewer rounds, the costly regimes for adam only
+python -m benchmarks.run            # the full suite (tens of minutes on 2 CPU cores)
+python -m benchmarks.run --quick    # a few minutes: fewer rounds, the costly regimes for adam only
 """
 
 from __future__ import annotations
@@ -19,18 +19,15 @@ from pathlib import Path
 # torch's OpenMP workers spin after each op by default, stealing the shared cores from whoever runs next;
 # passive waiting keeps the interleaved samples independent. Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-import _cases  # noqa: E402
-import _harness as h  # noqa: E402
-import _report  # noqa: E402
-import _trees  # noqa: E402
-import compile_probe  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
+
+from benchmarks import _cases, _report, _trees, compile_probe  # noqa: E402
+from benchmarks import _harness as h  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Which optimizers run in each regime under --quick (the many-leaf regimes cost ~1 min of compile each).
 QUICK_CASES = {
@@ -48,19 +45,22 @@ SWEEP_LEAVES = {"quick": [100, 1000], "full": [100, 1000, 4000]}
 SWEEP_CASES = {"quick": ["adam"], "full": ["adam", "sgd"]}
 # Compile samples per library at each leaf count (4000 leaves: ~1-2 min per compile here).
 SWEEP_REPS = {"quick": {100: 5, 1000: 3}, "full": {100: 9, 1000: 5, 4000: 1}}
-# Suites written with the SAM and Lookahead work; the arguments run.py passes them in each mode
-# (a script that accepts --quick gets it).
+# The suites of the SAM, Lookahead and sharpness work, run as modules in a subprocess each; the arguments
+# run.py passes them in each mode, and the name of what each writes into --out (a file, or "" for the
+# directory itself).
 EXTRA_SUITES = {
-    "bench_sam.py": {
+    "bench_sam": {
         "quick": ["--rounds", "15", "--steps", "10", "--clock", "process"],
         "full": ["--rounds", "25", "--steps", "10", "--clock", "process"],
+        "out": "bench_sam_mlp.json",
     },
-    "bench_lookahead.py": {
-        "quick": ["--rounds", "20", "--warmup", "5", "--clock", "cpu", "--per-step"],
-        "full": ["--rounds", "30", "--warmup", "5", "--clock", "cpu", "--per-step"],
+    "bench_lookahead": {
+        "quick": ["--rounds", "20", "--warmup", "5", "--clock", "process", "--per-step"],
+        "full": ["--rounds", "30", "--warmup", "5", "--clock", "process", "--per-step"],
+        "out": "bench_lookahead.json",
     },
     # The PyHessian comparison runs when $PYHESSIAN names a checkout of it.
-    "bench_sharpness.py": {"quick": ["--quick"], "full": []},
+    "bench_sharpness": {"quick": ["--quick"], "full": [], "out": ""},
 }
 
 
@@ -185,31 +185,23 @@ def memory(cases, params, use_torch):
     return out
 
 
-def extra_suites(quick):
-    """Run the SAM / Lookahead suites when their scripts exist; they print their own tables."""
-    out = {}
-    for script, modes in EXTRA_SUITES.items():
-        path = HERE / script
-        if not path.exists():
-            out[script] = {"status": "missing"}
-            continue
-        extra = modes["quick" if quick else "full"]
-        if extra is None:
-            usage = subprocess.run(
-                [sys.executable, str(path), "--help"], capture_output=True, text=True
-            )
-            extra = ["--quick"] if "--quick" in usage.stdout else []
-        cmd = [sys.executable, str(path), *extra]
+def extra_suites(quick: bool, out: Path) -> dict:
+    """Run the SAM / Lookahead / sharpness suites, each in its own process; they print their own tables
+    and write their results next to run.py's."""
+    results = {}
+    for module, modes in EXTRA_SUITES.items():
+        cmd = [sys.executable, "-m", f"benchmarks.{module}", *modes["quick" if quick else "full"]]
+        cmd += ["--out", str(out / modes["out"])]
         print(f"running {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-        out[script] = {
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), cwd=ROOT)
+        results[module] = {
             "status": "ok" if proc.returncode == 0 else f"exit {proc.returncode}",
             "seconds": time.perf_counter() - t0,
             "stdout": proc.stdout[-20000:],
             "stderr": proc.stderr[-4000:] if proc.returncode else "",
         }
-    return out
+    return results
 
 
 def main(argv=None):
@@ -219,15 +211,15 @@ def main(argv=None):
     ap.add_argument("--regimes", help="comma-separated regimes (default: all)")
     ap.add_argument("--sections", default="step,compile,memory,grouped,extra")
     ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument(
-        "--clock",
-        choices=["wall", "cpu"],
-        default="cpu",
-        help="time samples by this process's CPU time (default: other jobs on a shared machine do not "
-        "inflate it) or by the wall clock",
-    )
+    h.add_clock_argument(ap, default="process")
     ap.add_argument("--rounds", type=int, help="interleaved rounds per measurement")
-    ap.add_argument("--out", default=str(HERE), help="directory for RESULTS.md and results.json")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for RESULTS.md, results.json and the suites' files (default: "
+        "benchmarks/results/<device>/, e.g. results/cpu)",
+    )
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
     args.rounds = args.rounds or (
@@ -238,8 +230,8 @@ def main(argv=None):
     args.compile_samples = 5 if args.quick else 9  # per library, alternating, in a fresh process
     sections = set(args.sections.split(","))
     args.compile_probe = "compile" in sections  # each step regime's compile times, and the sweep
-    if args.clock == "cpu":
-        h.use_cpu_clock()
+    h.set_clock(args.clock)
+    out = args.out or h.results_dir()
     use_torch = have_torch() and not args.no_torch
     if use_torch:
         import torch
@@ -247,7 +239,7 @@ def main(argv=None):
         torch.set_num_threads(os.cpu_count() or 1)
     only = set(args.only.split(",")) if args.only else None
     cases = [c for c in _cases.CASES if only is None or c.id in only]
-    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
     started = time.time()
 
     # One throwaway compile so no measured compile pays the process's first-compile costs.
@@ -293,15 +285,14 @@ def main(argv=None):
     if "memory" in sections:
         results["memory"] = memory(cases, _trees.transformer_params(), use_torch)
     if "grouped" in sections:
-        import _grouped
+        from benchmarks import _grouped
 
         print("grouped prototype", flush=True)
         results["grouped"] = _grouped.run(args)
     if "extra" in sections:
-        results["extra"] = extra_suites(args.quick)
+        results["extra"] = extra_suites(args.quick, out)
     results["meta"]["wall_s"] = time.time() - started
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     (out / "RESULTS.md").write_text(_report.markdown(results))
