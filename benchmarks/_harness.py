@@ -202,7 +202,8 @@ class TorchRunner:
 
 class StepRunner:
     """Advances a carry with a jitted step: `step(*carry, *args)` returns the new carry first, then
-    any other outputs (a loss); `k` calls are timed together and blocked on at the end."""
+    any other outputs (a loss); `k` calls are timed together and blocked on at the end. With an empty
+    carry it times `step(*args)`, whatever that returns."""
 
     def __init__(self, step: Callable, carry: tuple, *args, on_sample: Callable | None = None):
         self.step, self.carry, self.args, self.on_sample = step, tuple(carry), args, on_sample
@@ -214,7 +215,8 @@ class StepRunner:
         t0 = now()
         for _ in range(k):
             out = self.step(*carry, *self.args)
-            carry = tuple(out[:n])
+            if n:  # with no carry (a plain function of fixed arguments), the output is anything
+                carry = tuple(out[:n])
         jax.block_until_ready(out)
         elapsed = now() - t0
         self.carry = carry

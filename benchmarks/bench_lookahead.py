@@ -1,18 +1,20 @@
 """Per-step time of sharpax.lookahead against optax.lookahead and against the bare inner optimizer.
 
-    PYTHONPATH=$PWD python benchmarks/bench_lookahead.py [--width 1024 --depth 4 --rounds 30]
+    python -m benchmarks.bench_lookahead [--width 1024 --depth 4 --rounds 30 --clock process --per-step]
 
 On a shared CPU, less noisy: one core, one XLA thread, process CPU time:
 
-    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" PYTHONPATH=$PWD \
-        taskset -c 0 python benchmarks/bench_lookahead.py --clock cpu
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+        taskset -c 0 python -m benchmarks.bench_lookahead --clock process
 
 Each variant is a jitted `(params, state, grads) -> (params, state)` step with the params and the state
 donated, on an MLP-shaped param tree, with fixed gradients (the optimizer step alone is timed). Variants
-run interleaved, round after round, so that load on a shared machine hits them alike; a round times
-`2 * sync_period` consecutive steps of each (two syncs included), and we report the median per-step time
-over the rounds after warm-up, and the ratios. `--per-step` also times single steps, split into
-the step after a sync, the other non-sync steps, and the sync step.
+are timed by `_harness.interleaved`: after `--warmup` rounds, every round runs `2 * sync_period`
+consecutive steps of each (two syncs included), in an order shuffled every round. A time is the median
+per-step time over rounds; a ratio is the median of the per-round ratios with its interquartile range.
+`--per-step` also times single steps, split into the step after a sync, the other non-sync steps, and
+the sync step. Results go to `benchmarks/results/<device>/bench_lookahead.json` unless `--out` says
+otherwise.
 """
 
 from __future__ import annotations

@@ -1,16 +1,19 @@
 """SAM-family step times, side by side in one process: ratios against a plain step and optax.contrib.sam.
 
-    PYTHONPATH=. python benchmarks/bench_sam.py [--tree mlp --hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
-    PYTHONPATH=. python benchmarks/bench_sam.py --tree transformer --batch 8 --seq 64 --rounds 5
-    PYTHONPATH=. python benchmarks/bench_sam.py --sections memory   # microbatches=4 vs 1 only
+    python -m benchmarks.bench_sam [--tree mlp --hidden 512 --batch 256 --rounds 15 --clock process]
+    python -m benchmarks.bench_sam --tree transformer --batch 8 --seq 64 --rounds 5 --steps 3
+    python -m benchmarks.bench_sam --sections memory   # microbatches=4 vs 1 only
+
+Results go to `benchmarks/results/<device>/bench_sam_<tree>.json` unless `--out` says otherwise.
 
 Trees: `mlp` (a ReLU MLP on random inputs, 10 classes) and `transformer` (the Flax Transformer LM of
 `_trees.py`, next-token loss on random tokens).
 
 Every variant is a jitted training step (forward, backward, optimizer, apply) with the params and optimizer
-state donated. Variants are timed in interleaved rounds (a different order each round) after warm-up, and
-the median per-step time over rounds is reported, so that load on a shared machine hits all alike; ratios
-are the median over rounds of per-round ratios (the two variants ran back to back), and ratios of minima.
+state donated. Variants are timed by `_harness.interleaved` after a warm-up of 2k steps: every round runs
+`--steps` steps of each variant (a multiple of k, so every sample holds the same number of SAM steps), in
+an order shuffled every round, so that load on a shared machine hits all alike. A time is the median
+per-step time over rounds; a ratio is the median of the per-round ratios with its interquartile range.
 Targets (issue 3): sam_value_and_grad+adam <= 2.15x adam; sharpax.sam(adam) <= 1.0x optax.contrib.sam
 (opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam. The second generation (issue 14) is reported
 against adam and against sharpax.sam(adam): friendly_sam and wsam (both modes) around adam, and bsam (a

@@ -1,13 +1,15 @@
 """sharpax.sharpness costs: a Hessian-vector product against a gradient, Lanczos against power iteration
 with deflation (PyHessian's rule) at a known spectrum, and top-eigenvalue time against PyHessian itself.
 
-    PYTHONPATH=. python benchmarks/bench_sharpness.py [--pyhessian PATH] [--quick] [--out DIR]
+    python -m benchmarks.bench_sharpness [--pyhessian PATH] [--quick] [--clock process] [--out DIR]
 
-(`benchmarks/run.py` runs it too, with the PyHessian comparison when $PYHESSIAN names a checkout.)
+(`python -m benchmarks.run` runs it too, with the PyHessian comparison when $PYHESSIAN names a checkout.)
+It writes sharpness.md and sharpness.json to `benchmarks/results/<device>/` unless `--out` says otherwise.
 
 - `hvp`: one HVP (`jax.jvp` of `jax.grad`, what every function of the module calls) against one gradient
-  (`jax.grad`), both jitted, on the MLP and the Flax Transformer of `_trees.py`; interleaved rounds, CPU
-  clock, median and interquartile range of the per-round ratios.
+  (`jax.grad`), both jitted, on the MLP and the Flax Transformer of `_trees.py`; `_harness.interleaved`
+  rounds by `--clock` (process CPU time by default), median and interquartile range of the per-round
+  ratios.
 - `accuracy`: on a small MLP whose dense Hessian is computed exactly, the top-3 eigenvalue errors and the
   number of HVPs of Lanczos (this module) and of power iteration with deflation (PyHessian's
   `hessian.eigenvalues`, its rule transcribed here on the same HVPs), at equal tolerances and at equal
@@ -15,7 +17,7 @@ with deflation (PyHessian's rule) at a known spectrum, and top-eigenvalue time a
 - `pyhessian`: wall time of the top eigenvalue (k = 1 and 3) by `hessian_eigenvalues` (jitted, compile
   excluded and reported apart) and by PyHessian (`hessian(model, criterion, data).eigenvalues(...)`,
   construction included: it is the first backward pass) on the same MLP, weights and batch, interleaved
-  rounds. Needs torch and a PyHessian checkout (`--pyhessian`, github.com/amirgholami/PyHessian); PyHessian
+  rounds, always by the wall clock. Needs torch and a PyHessian checkout (`--pyhessian`, github.com/amirgholami/PyHessian); PyHessian
   is GPL-3.0 and is imported from that path, never copied here. Skipped without them.
 """
 

@@ -7,7 +7,9 @@ set -uo pipefail
 out=${1:?usage: gpu.sh OUT_DIR [--smoke]}
 smoke=${2:-}
 mkdir -p "$out"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."  # the repository root: the suites run as modules of the benchmarks package
+export PYTHONUNBUFFERED=1
 python3 -c "import jax, optax, flax; print('jax', jax.__version__, 'optax', optax.__version__, 'flax', flax.__version__, jax.devices())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
 if [ -n "$smoke" ]; then
@@ -17,10 +19,10 @@ else
   sam=(--inputs 1024 --hidden 4096 --layers 4 --batch 1024 --rounds 15)
   la=(--width 4096 --depth 8 --rounds 20 --warmup 5)
 fi
-timeout 230 python3 benchmarks/run.py --quick --clock wall --no-torch --sections step,memory \
+timeout 230 python3 -m benchmarks.run --quick --clock wall --no-torch --sections step,memory \
   --regimes "$regimes" --out "$out/suite" 2>&1 | tail -n 60
-timeout 110 python3 benchmarks/bench_sam.py --clock wall --sections timing "${sam[@]}" --out "$out/sam.json" 2>&1 | tail -n 40
-timeout 100 python3 benchmarks/bench_lookahead.py --clock wall --per-step "${la[@]}" 2>&1 | tee "$out/lookahead.txt" | tail -n 30
+timeout 110 python3 -m benchmarks.bench_sam --clock wall --sections timing "${sam[@]}" --out "$out/sam.json" 2>&1 | tail -n 40
+timeout 100 python3 -m benchmarks.bench_lookahead --clock wall --per-step "${la[@]}" --out "$out/lookahead.json" 2>&1 | tee "$out/lookahead.txt" | tail -n 30
 if [ -z "$smoke" ]; then
   timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_parity_torch.py -k "golden" 2>&1 | tail -n 5
 fi
