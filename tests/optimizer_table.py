@@ -33,7 +33,7 @@ class OptimizerCase:
     # A learning-rate factor `count -> float` (jnp-traceable): sharpax gets `lr * lr_schedule(count)`,
     # torch a `LambdaLR(lr_schedule)` stepped after every update; both see factor(0) at the first update.
     lr_schedule: Callable[[Any], Any] | None = None
-    # The parity problem (`tests/torch_reference.py`): "default", or "matrices" (rectangular 2-D and
+    # The parity problem (`tests/references/torch_reference.py`): "default", or "matrices" (rectangular 2-D and
     # 3-D leaves, for the optimizers that are not elementwise).
     problem: str = "default"
     # Elementwise rules run the parity problem as one flat leaf (faster); the others need the tree.

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import make_lookahead_goldens as ref
 
 import sharpax
+from tests.references import make_lookahead_goldens as ref
 
 SHARPAX_INNER = {
     "adam": lambda: sharpax.adam(0.05),

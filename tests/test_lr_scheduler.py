@@ -1,7 +1,7 @@
 """`sharpax.lr_scheduler` against torch 2.13's schedulers, step by step over >= 1000 steps.
 
 Every case of `tests/lr_scheduler_cases.py` runs against the committed goldens (written by
-`tests/golden/make_lr_scheduler_goldens.py`), and live when torch is installed. The contract: the value
+`tests/references/make_lr_scheduler_goldens.py`), and live when torch is installed. The contract: the value
 at count c is torch's learning rate (and momentum / beta_1) at its (c + 1)-th `optimizer.step()`, with
 `scheduler.step()` after each.
 

@@ -1,7 +1,7 @@
 """Step-by-step parity with torch.optim 2.13 (lion: lion-pytorch) over 50 steps, float32.
 
 Every case of `tests/optimizer_table.py` runs against the committed goldens (written by
-`tests/golden/make_torch_goldens.py`), with and without `jax.jit`; when torch is installed the same cases
+`tests/references/make_torch_goldens.py`), with and without `jax.jit`; when torch is installed the same cases
 also run live. RAdam's options torch lacks are checked against a numpy port of the original RAdam code.
 
 Tolerance: per leaf, `|sharpax - torch| <= RTOL * |torch| + ATOL * max(1, max |torch|)`. Both sides are
@@ -34,7 +34,7 @@ from tests.optimizer_table import (
     SCHEDULE_CASES,
     OptimizerCase,
 )
-from tests.torch_reference import (
+from tests.references.torch_reference import (
     GOLDEN_VS_LIVE,
     PROBLEMS,
     golden_path,

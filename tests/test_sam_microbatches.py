@@ -13,12 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import sam_references as ref
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import sharpax
 from sharpax.wrappers._microbatches import split_microbatches
+from tests.references import sam_references as ref
 
 RHO = 0.1
 # float32 sums in another order (per microbatch, then the mean) against the whole batch at once.
