@@ -289,16 +289,6 @@ def test_radam_rectifies_from_the_step_torch_does(b2, threshold):
         assert moved == (t == want), f"step {t}: moved={moved}, first rectified step {want}"
 
 
-def test_radam_traced_threshold_decides_like_the_static_one():
-    """optax.inject_hyperparams makes b2 and threshold traced: rho_t is then compared in float32."""
-    params, grads = inputs()
-    static = run_trajectory(sharpax.radam(1e-2, b2=0.99, threshold=6.0), params, grads, jit=True)
-    injected = optax.inject_hyperparams(sharpax.radam)(learning_rate=1e-2, b2=0.99, threshold=6.0)
-    traced = run_trajectory(injected, params, grads, jit=True)
-    for name in params:
-        np.testing.assert_allclose(traced[name], static[name], rtol=2e-6, atol=1e-7)
-
-
 # ---- ASGD's averaged weights: torch's state["ax"] after every step, recorded in the goldens ----
 
 ASGD_CASES = [case for case in ALL_CASES if "ax" in case.torch_state]

@@ -410,24 +410,6 @@ def test_bsam_grads_are_only_a_template_and_the_seed_is_in_the_state():
     assert np.abs(np.asarray(other) - np.asarray(with_none)).max() > 1e-4
 
 
-def test_bsam_under_inject_hyperparams():
-    # Every number becomes state (the seed too, as an int32 array); the step is the plain one.
-    loss = lambda w: 0.5 * jnp.sum(w**2) + jnp.sum(jnp.sin(w))
-    w = jnp.linspace(-1.0, 1.0, 5)
-    injected = optax.inject_hyperparams(sharpax.bsam)(learning_rate=0.1, num_data=10, rho=0.1)
-    plain = sharpax.bsam(0.1, num_data=10, rho=0.1)
-
-    @jax.jit
-    def both(states):
-        return [
-            tx.update(None, s, w, grad_fn=jax.grad(loss))[0]
-            for tx, s in zip((injected, plain), states, strict=True)
-        ]
-
-    u_injected, u_plain = both((injected.init(w), plain.init(w)))
-    np.testing.assert_allclose(u_injected, u_plain, rtol=1e-6)
-
-
 def test_bsam_variance_and_samples():
     params = {"w": jnp.zeros((4, 500)), "step": jnp.zeros((), jnp.int32)}
     tx = optax.chain(optax.identity(), sharpax.bsam(0.1, num_data=25, s_init=4.0))
