@@ -216,6 +216,7 @@ OUT_OF_RANGE = [
     (sharpax.sam, {"base_optimizer": sharpax.adam()}, "rho", -0.1, NON_NEGATIVE),
     (sharpax.bsam, {"learning_rate": 0.1}, "num_data", 0, "(0.0, inf)"),
     (sharpax.lookahead, {"inner": sharpax.adam()}, "alpha", 1.5, UNIT),
+    (sharpax.lookahead, {"inner": sharpax.sgd(0.1)}, "alpha", -0.1, UNIT),
 ]
 
 
@@ -642,6 +643,18 @@ BAD_INPUTS: list[BadInput] = [
         lambda: sharpax.lookahead(sharpax.adam(), sync_period=0),
         ValueError,
         r"lookahead: sync_period must be an integer >= 1, got 0",
+    ),
+    BadInput(
+        "Lookahead sync_period as a float",
+        lambda: sharpax.lookahead(sharpax.sgd(0.1), sync_period=2.0),
+        ValueError,
+        r"lookahead: sync_period must be an integer >= 1, got 2.0",
+    ),
+    BadInput(
+        "Lookahead reset_state with a momentum pullback (the reset already clears the momentum)",
+        lambda: sharpax.lookahead(sharpax.sgd(0.1), reset_state=True, pullback_momentum="reset"),
+        ValueError,
+        r"lookahead: reset_state=True .*pullback_momentum must be 'none' with it, got 'reset'",
     ),
     BadInput(
         "Lookahead unknown pullback mode",
