@@ -64,6 +64,7 @@ from sharpax.wrappers import LookaheadState as LookaheadState
 from sharpax.wrappers import LookSAMState as LookSAMState
 from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers import SAMState as SAMState
+from sharpax.wrappers import esam_value_and_grad as esam_value_and_grad
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
@@ -71,6 +72,7 @@ from sharpax.wrappers import lookahead_params as lookahead_params
 from sharpax.wrappers import looksam as looksam
 from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
+from sharpax.wrappers import rwp_value_and_grad as rwp_value_and_grad
 from sharpax.wrappers import sam as sam
 from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
 
@@ -87,6 +89,7 @@ __all__ = [
     "current_hyperparams",
     "current_learning_rate",
     "cyclic",
+    "esam_value_and_grad",
     "exponential_warmup",
     "gsam",
     "gsam_value_and_grad",
@@ -109,6 +112,7 @@ __all__ = [
     "radam",
     "ranger",
     "rmsprop",
+    "rwp_value_and_grad",
     "sam",
     "sam_value_and_grad",
     "SAMState",

@@ -29,6 +29,8 @@ from sharpax.wrappers._lookahead import LookaheadState as LookaheadState
 from sharpax.wrappers._lookahead import lookahead as lookahead
 from sharpax.wrappers._lookahead import lookahead_params as lookahead_params
 from sharpax.wrappers._lookahead import ranger as ranger
+from sharpax.wrappers._sam_efficient_gradients import esam_value_and_grad as esam_value_and_grad
+from sharpax.wrappers._sam_efficient_gradients import rwp_value_and_grad as rwp_value_and_grad
 from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers._sam_gradients import sam_value_and_grad as sam_value_and_grad
 from sharpax.wrappers._sam_transforms import LookSAMState as LookSAMState
@@ -40,6 +42,7 @@ from sharpax.wrappers._sam_transforms import periodic_sam as periodic_sam
 from sharpax.wrappers._sam_transforms import sam as sam
 
 __all__ = [
+    "esam_value_and_grad",
     "gsam",
     "gsam_value_and_grad",
     "lookahead",
@@ -50,6 +53,7 @@ __all__ = [
     "periodic_sam",
     "PeriodicSAMState",
     "ranger",
+    "rwp_value_and_grad",
     "sam",
     "sam_value_and_grad",
     "SAMState",

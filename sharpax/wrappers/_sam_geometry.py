@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from sharpax._tree import float_leaves, is_float_leaf
-from sharpax._types import Array, Mask, Params, ScalarOrSchedule, Updates
+from sharpax._types import Array, Mask, Params, PyTree, ScalarOrSchedule, Updates
 from sharpax._validation import check_choice, check_non_negative
 
 NORM_EPS = 1e-12
@@ -109,11 +109,12 @@ class Perturbation:
     """SAM's first-order worst-case step e(w) for one gradient, validated once at build time.
 
     .. math::
-        p = 2: \\quad e = \\rho \\, T_w^2 g / (\\lVert T_w g \\rVert_2 + 10^{-12}), \\qquad
+        p = 2: \\quad e = \\rho \\, T_w^2 g / (\\lVert T_w g \\rVert_2 + \\epsilon), \\qquad
         p = \\infty: \\quad e = \\rho \\, T_w \\operatorname{sign}(g)
 
     with T_w = |w| + eta under ASAM and T_w = 1 otherwise; both are the maximiser of g . e over
-    ||T_w^{-1} e||_p <= rho (the dual-norm formula in the coordinates T_w^{-1} w).
+    ||T_w^{-1} e||_p <= rho (the dual-norm formula in the coordinates T_w^{-1} w). epsilon is
+    davda54/sam's 1e-12 (ESAM's reference uses 1e-7).
     """
 
     owner: str
@@ -122,6 +123,7 @@ class Perturbation:
     eta: float = 0.0
     p: float = 2
     mask: Mask = None
+    eps: float = NORM_EPS
 
     def __post_init__(self):
         check_non_negative(self.owner, rho=self.rho, eta=self.eta)
@@ -158,7 +160,7 @@ class Perturbation:
         times = lambda t, x: x if t is None else t * x
         if self.p == 2:
             v = [times(t, g.astype(dtype)) for t, g in zip(scales, gs, strict=True)]
-            factor = rho / (global_norm(v, dtype) + jnp.asarray(NORM_EPS, dtype))
+            factor = rho / (global_norm(v, dtype) + jnp.asarray(self.eps, dtype))
             es = [times(t, x) * factor for t, x in zip(scales, v, strict=True)]
         else:
             es = [
@@ -168,6 +170,111 @@ class Perturbation:
         for i, e in zip(selected, es, strict=True):
             out[i] = p_leaves[i] + e.astype(p_leaves[i].dtype)
         return jax.tree.unflatten(treedef, out)
+
+
+# Random perturbations: RWP's filter-wise Gaussian noise and ESAM's random subset of tensors. Each
+# draws from a key passed in, one key per perturbed leaf in tree-flatten order (documented, so that a
+# reference can redraw the same numbers).
+
+RWP_EPS = 1e-16
+"""Added to a whole-tensor norm before it scales RWP's noise (nblt/RWP's constant, on 1-D tensors)."""
+
+_WHOLE = (
+    object()
+)  # a leaf of a filter-axis tree meaning "one norm over the whole tensor" (None there)
+
+
+def _filter_axes(owner: str, filter_axis: Any, params: Params) -> list[int | None]:
+    """One filter axis (or None: the whole tensor) per params leaf, from an int, None or a prefix tree."""
+    leaves, treedef = jax.tree.flatten(params)
+    if callable(filter_axis):
+        filter_axis = filter_axis(params)
+    if filter_axis is None or isinstance(filter_axis, int):
+        spec = [filter_axis] * len(leaves)
+    else:
+        marked = jax.tree.map(
+            lambda a: _WHOLE if a is None else a, filter_axis, is_leaf=lambda a: a is None
+        )
+        try:
+            full = jax.tree.map(lambda a, sub: jax.tree.map(lambda _: a, sub), marked, params)
+        except ValueError as err:
+            raise ValueError(
+                f"{owner}: filter_axis must be an int, None, or a pytree of those shaped like the "
+                f"params (or a prefix of it): {err}"
+            ) from None
+        spec = [None if a is _WHOLE else a for a in treedef.flatten_up_to(full)]
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    out = []
+    for path, axis, x in zip(paths, spec, leaves, strict=True):
+        ndim = jnp.ndim(x)
+        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int)):
+            raise TypeError(f"{owner}: filter_axis at {path} must be an int or None, got {axis!r}")
+        if axis is not None and ndim >= 2 and not -ndim <= axis < ndim:
+            raise ValueError(
+                f"{owner}: filter_axis={axis} at {path} is not an axis of a {ndim}-d param"
+            )
+        out.append(axis % ndim if axis is not None and ndim >= 2 else None)
+    return out
+
+
+def filter_noise_perturb(
+    owner: str, params: Params, key: Any, gamma: Any, filter_axis: Any, mask: Mask
+) -> Params:
+    """`params + n`, n ~ N(0, (gamma ||w_filter||)^2) per filter (nblt/RWP's random weight perturbation).
+
+    A leaf of two or more axes is a stack of filters along `filter_axis` (torch's axis 0, the output
+    channel, is Flax's last axis): each filter gets noise of standard deviation gamma times its own
+    2-norm. A leaf of at most one axis (a bias, a norm scale), or one whose axis is None, gets gamma
+    (||w|| + 1e-16). Leaves outside the mask (and non-float leaves) come back as they are.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    selected = [i for i, s in enumerate(_mask_leaves(owner, mask, params)) if s]
+    if not selected:
+        return params
+    axes = _filter_axes(owner, filter_axis, params)
+    keys = jax.random.split(key, len(selected))
+    out = list(leaves)
+    for k, i in zip(keys, selected, strict=True):
+        w = jnp.asarray(leaves[i])
+        if jnp.iscomplexobj(w):
+            raise TypeError(
+                f"{owner}: the param at {jax.tree_util.keystr(_path(params, i))} is {w.dtype}; "
+                "filter-wise noise is defined for real weights (leave it out with mask=)"
+            )
+        dtype = accumulation_dtype([w])
+        wf = w.astype(dtype)
+        g = jnp.asarray(gamma, dtype)
+        if axes[i] is None:
+            std = g * (jnp.sqrt(jnp.sum(jnp.square(wf))) + jnp.asarray(RWP_EPS, dtype))
+        else:
+            others = tuple(d for d in range(w.ndim) if d != axes[i])
+            std = g * jnp.sqrt(jnp.sum(jnp.square(wf), axis=others, keepdims=True))
+        out[i] = (wf + std * jax.random.normal(k, w.shape, dtype)).astype(w.dtype)
+    return jax.tree.unflatten(treedef, out)
+
+
+def _path(tree: PyTree, index: int) -> Any:
+    return jax.tree_util.tree_leaves_with_path(tree)[index][0]
+
+
+def keep_tensors_at_random(
+    owner: str, grads: Updates, params: Params, mask: Mask, key: Any, beta: Any
+) -> Updates:
+    """`grads` with each perturbable tensor's gradient kept with probability beta, else zeroed.
+
+    ESAM's stochastic weight perturbation: a zeroed gradient is neither perturbed nor counted in the
+    norm of e(w), as a tensor without a gradient in dydjw9/Efficient_SAM. Tensor j (the j-th
+    perturbable leaf in tree-flatten order) is kept when `jax.random.uniform(key, (n,))[j] < beta`.
+    """
+    selected = [i for i, s in enumerate(_mask_leaves(owner, mask, params)) if s]
+    g_leaves, treedef = jax.tree.flatten(grads)
+    if not selected:
+        return grads
+    keep = jax.random.uniform(key, (len(selected),)) < beta
+    out = list(g_leaves)
+    for j, i in enumerate(selected):
+        out[i] = jnp.where(keep[j], g_leaves[i], jnp.zeros_like(g_leaves[i]))
+    return jax.tree.unflatten(treedef, out)
 
 
 # Update directions built from the two SAM gradients: GSAM's and LookSAM's orthogonal decompositions.
