@@ -86,6 +86,26 @@ INVALID = [
             ("weight_decay", -0.1, NON_NEGATIVE),
         ]
     ],
+    *[
+        (sharpax.rwp_value_and_grad, {"loss_fn": jnp.sum}, name, value, rng)
+        for name, value, rng in [
+            ("gamma", -0.01, NON_NEGATIVE),
+            ("gamma", math.inf, NON_NEGATIVE),
+            ("alpha", -0.1, UNIT),
+            ("alpha", 1.5, UNIT),
+        ]
+    ],
+    *[
+        (sharpax.esam_value_and_grad, {"per_example_loss_fn": jnp.square}, name, value, rng)
+        for name, value, rng in [
+            ("rho", -0.05, NON_NEGATIVE),
+            ("beta", 0.0, "(0.0, 1.0]"),
+            ("beta", 1.5, "(0.0, 1.0]"),
+            ("gamma", 0.0, "(0.0, 1.0]"),
+            ("gamma", 1.01, "(0.0, 1.0]"),
+            ("eta", -0.1, NON_NEGATIVE),
+        ]
+    ],
 ]
 
 

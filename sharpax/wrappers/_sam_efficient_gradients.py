@@ -103,12 +103,14 @@ def rwp_value_and_grad(
         gamma: the noise scale relative to each filter's norm, >= 0 (the reference uses 0.01 on CIFAR,
             0.005 on ImageNet). 0 gives the mixed plain gradient.
         alpha: the weight of the gradient at w + n, in [0, 1]; 1 - alpha weights the plain gradient.
-        filter_axis: the axis of a weight that indexes its filters: an int for every leaf of two or more
-            axes (default -1: the output features of Flax's `Dense` `(in, out)` and `Conv`
-            `(..., in, out)` kernels; torch's layout is 0), None for one norm over the whole tensor, or
-            a pytree of ints and Nones shaped like the params (or a prefix of it), or a callable
-            `params -> such a tree`, for layouts that differ (e.g. 0 for `nn.Embed`'s `(vocab, dim)`
-            table, whose rows are torch's filters too). Ignored on leaves of at most one axis.
+        filter_axis: the axes of a weight that index its filters (the norm runs over the others): an
+            int or a tuple of ints for every leaf of two or more axes (default -1: the output features
+            of Flax's `Dense` `(in, out)` and `Conv` `(..., in, out)` kernels; torch's layout is 0),
+            None for one norm over the whole tensor, or a pytree of those shaped like the params (or a
+            prefix of it), or a callable `params -> such a tree`, for layouts that differ: e.g. 0 for
+            `nn.Embed`'s `(vocab, dim)` table (its rows are torch's filters too), (1, 2) for the
+            `(in, heads, head_dim)` query/key/value kernels of Flax's attention and None for their
+            `(heads, head_dim)` biases (torch's are 1-d). Ignored on leaves of at most one axis.
         has_aux: `loss_fn` returns `(loss, aux)`; the aux of the first half is returned.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed (default: every float leaf, as the reference).

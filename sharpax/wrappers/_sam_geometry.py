@@ -179,41 +179,56 @@ class Perturbation:
 RWP_EPS = 1e-16
 """Added to a whole-tensor norm before it scales RWP's noise (nblt/RWP's constant, on 1-D tensors)."""
 
-_WHOLE = (
-    object()
-)  # a leaf of a filter-axis tree meaning "one norm over the whole tensor" (None there)
+
+@dataclasses.dataclass(frozen=True)
+class _Axes:
+    """One leaf's entry of a filter-axis tree (None and tuples are not pytree leaves, so wrap them)."""
+
+    value: Any
 
 
-def _filter_axes(owner: str, filter_axis: Any, params: Params) -> list[int | None]:
-    """One filter axis (or None: the whole tensor) per params leaf, from an int, None or a prefix tree."""
+def _filter_axes(owner: str, filter_axis: Any, params: Params) -> list[tuple[int, ...] | None]:
+    """Per params leaf, the axes that index its filters (None: the whole tensor is one filter).
+
+    `filter_axis` is an int, a tuple of ints, None, or a pytree of those shaped like the params (or a
+    prefix of it), or a callable `params -> such a tree`.
+    """
     leaves, treedef = jax.tree.flatten(params)
     if callable(filter_axis):
         filter_axis = filter_axis(params)
-    if filter_axis is None or isinstance(filter_axis, int):
+    one = lambda a: a is None or isinstance(a, (int, tuple))
+    if one(filter_axis):
         spec = [filter_axis] * len(leaves)
     else:
-        marked = jax.tree.map(
-            lambda a: _WHOLE if a is None else a, filter_axis, is_leaf=lambda a: a is None
-        )
+        wrapped = jax.tree.map(_Axes, filter_axis, is_leaf=one)
         try:
-            full = jax.tree.map(lambda a, sub: jax.tree.map(lambda _: a, sub), marked, params)
+            full = jax.tree.map(lambda a, sub: jax.tree.map(lambda _: a, sub), wrapped, params)
         except ValueError as err:
             raise ValueError(
-                f"{owner}: filter_axis must be an int, None, or a pytree of those shaped like the "
-                f"params (or a prefix of it): {err}"
+                f"{owner}: filter_axis must be an int, a tuple of ints, None, or a pytree of those "
+                f"shaped like the params (or a prefix of it): {err}"
             ) from None
-        spec = [None if a is _WHOLE else a for a in treedef.flatten_up_to(full)]
-    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+        spec = [a.value for a in treedef.flatten_up_to(full)]
     out = []
-    for path, axis, x in zip(paths, spec, leaves, strict=True):
+    for (path, x), axis in zip(jax.tree_util.tree_leaves_with_path(params), spec, strict=True):
         ndim = jnp.ndim(x)
-        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int)):
-            raise TypeError(f"{owner}: filter_axis at {path} must be an int or None, got {axis!r}")
-        if axis is not None and ndim >= 2 and not -ndim <= axis < ndim:
-            raise ValueError(
-                f"{owner}: filter_axis={axis} at {path} is not an axis of a {ndim}-d param"
+        axes = (axis,) if isinstance(axis, int) else axis
+        if axes is not None and not all(
+            isinstance(a, int) and not isinstance(a, bool) for a in axes
+        ):
+            raise TypeError(
+                f"{owner}: filter_axis at {jax.tree_util.keystr(path)} must be an int, a tuple of "
+                f"ints or None, got {axis!r}"
             )
-        out.append(axis % ndim if axis is not None and ndim >= 2 else None)
+        if axes is None or ndim < 2:
+            out.append(None)
+            continue
+        if not all(-ndim <= a < ndim for a in axes) or len({a % ndim for a in axes}) != len(axes):
+            raise ValueError(
+                f"{owner}: filter_axis={axis!r} at {jax.tree_util.keystr(path)} does not name "
+                f"distinct axes of a {ndim}-d param"
+            )
+        out.append(tuple(sorted(a % ndim for a in axes)))
     return out
 
 
@@ -222,10 +237,11 @@ def filter_noise_perturb(
 ) -> Params:
     """`params + n`, n ~ N(0, (gamma ||w_filter||)^2) per filter (nblt/RWP's random weight perturbation).
 
-    A leaf of two or more axes is a stack of filters along `filter_axis` (torch's axis 0, the output
-    channel, is Flax's last axis): each filter gets noise of standard deviation gamma times its own
-    2-norm. A leaf of at most one axis (a bias, a norm scale), or one whose axis is None, gets gamma
-    (||w|| + 1e-16). Leaves outside the mask (and non-float leaves) come back as they are.
+    A leaf of two or more axes is a stack of filters indexed by `filter_axis` (torch's axis 0, the
+    output channel, is Flax's last axis): each filter gets noise of standard deviation gamma times its
+    own 2-norm over the other axes. A leaf of at most one axis (a bias, a norm scale), or one whose
+    axis is None, gets gamma (||w|| + 1e-16). Leaves outside the mask (and non-float leaves) come back
+    as they are.
     """
     leaves, treedef = jax.tree.flatten(params)
     selected = [i for i, s in enumerate(_mask_leaves(owner, mask, params)) if s]
@@ -247,7 +263,7 @@ def filter_noise_perturb(
         if axes[i] is None:
             std = g * (jnp.sqrt(jnp.sum(jnp.square(wf))) + jnp.asarray(RWP_EPS, dtype))
         else:
-            others = tuple(d for d in range(w.ndim) if d != axes[i])
+            others = tuple(d for d in range(w.ndim) if d not in axes[i])
             std = g * jnp.sqrt(jnp.sum(jnp.square(wf), axis=others, keepdims=True))
         out[i] = (wf + std * jax.random.normal(k, w.shape, dtype)).astype(w.dtype)
     return jax.tree.unflatten(treedef, out)

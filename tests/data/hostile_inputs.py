@@ -44,6 +44,17 @@ def _sam_step(grad_fn):
     )
 
 
+KEY = jax.random.key(0)
+
+
+def _sum_loss(params, x):
+    return jnp.sum(params["w"]) * jnp.mean(x)
+
+
+def _per_example(params, x):
+    return jnp.sum(params["w"]) * jnp.mean(x, axis=1)
+
+
 HOSTILE_INPUTS: list[HostileInput] = [
     # Hyperparameters out of range (build time).
     HostileInput(
@@ -352,6 +363,49 @@ HOSTILE_INPUTS: list[HostileInput] = [
         lambda: sharpax.sam("adam"),
         TypeError,
         r"sam: base_optimizer must be an optax.GradientTransformation .*got 'adam'",
+    ),
+    # RWP and ESAM (their calls: the batch and the key are only seen there).
+    HostileInput(
+        "RWP batch of odd size",
+        lambda: sharpax.rwp_value_and_grad(_sum_loss)(PARAMS, jnp.ones((5, 2)), key=KEY),
+        ValueError,
+        r"rwp_value_and_grad: every leaf of the positional batch arguments needs the same even "
+        r"leading axis .*got shapes \[\(5, 2\)\]",
+    ),
+    HostileInput(
+        "RWP without a key",
+        lambda: sharpax.rwp_value_and_grad(_sum_loss)(PARAMS, jnp.ones((4, 2))),
+        TypeError,
+        r"rwp_value_and_grad: this call draws random numbers: pass a fresh key at every step",
+    ),
+    HostileInput(
+        "RWP filter axis beyond the param's axes",
+        lambda: sharpax.rwp_value_and_grad(
+            lambda p, x: jnp.sum(p["k"]) * jnp.sum(x), filter_axis=2
+        )({"k": jnp.ones((3, 2))}, jnp.ones((4, 2)), key=KEY),
+        ValueError,
+        r"rwp_value_and_grad: filter_axis=2 at \['k'\] does not name distinct axes of a 2-d param",
+    ),
+    HostileInput(
+        "ESAM loss that is already the mean",
+        lambda: sharpax.esam_value_and_grad(_sum_loss, beta=1.0)(PARAMS, jnp.ones((4, 2))),
+        ValueError,
+        r"esam_value_and_grad: per_example_loss_fn must return one loss per example, shape \(4,\), "
+        r"got shape \(\)",
+    ),
+    HostileInput(
+        "ESAM gamma too small to select an example of the batch",
+        lambda: sharpax.esam_value_and_grad(_per_example, beta=1.0, gamma=0.1)(
+            PARAMS, jnp.ones((4, 2))
+        ),
+        ValueError,
+        r"esam_value_and_grad: gamma \* batch = 0.1 \* 4 selects no example",
+    ),
+    HostileInput(
+        "ESAM with beta < 1 and no key",
+        lambda: sharpax.esam_value_and_grad(_per_example, beta=0.5)(PARAMS, jnp.ones((4, 2))),
+        TypeError,
+        r"esam_value_and_grad: this call draws random numbers: pass a fresh key",
     ),
     HostileInput(
         "untuned warmup around a string, not an optimizer",
