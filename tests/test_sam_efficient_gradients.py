@@ -446,23 +446,35 @@ def test_esam_has_aux_and_rho_schedule():
 # ------------------------------------------------------------------------------ sharding, live torch
 
 
-@pytest.mark.parametrize("method", ["rwp", "esam"])
-def test_batch_sharded_over_8_devices_matches_one_device(method):
+@pytest.mark.parametrize(
+    ("method", "axis_type"),
+    [
+        ("rwp", AxisType.Auto),
+        ("rwp", AxisType.Explicit),
+        ("esam", AxisType.Auto),
+        ("esam", AxisType.Explicit),  # 8 selected examples: gathered sharded over the 8 devices
+        ("esam_k4", AxisType.Explicit),  # 4 selected examples: gathered whole on every device
+    ],
+    ids=["rwp-auto", "rwp-explicit", "esam-auto", "esam-explicit", "esam-explicit-k4"],
+)
+def test_batch_sharded_over_8_devices_matches_one_device(method, axis_type):
     x, y, params = _problem()
     if method == "rwp":
         grad_fn = sharpax.rwp_value_and_grad(mlp_loss, 0.3)
     else:
-        grad_fn = sharpax.esam_value_and_grad(per_example_loss, 0.2, 0.6, 0.5)
+        gamma = 0.25 if method == "esam_k4" else 0.5
+        grad_fn = sharpax.esam_value_and_grad(per_example_loss, 0.2, 0.6, gamma)
     key = jax.random.key(4)
     want = (rwp_mlp() if method == "rwp" else jax.jit(grad_fn))(params, x, y, key=key)
-    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
-    p8 = jax.device_put(params, NamedSharding(mesh, P()))
-    x8, y8 = (jax.device_put(a, NamedSharding(mesh, P("data"))) for a in (x, y))
-    key8 = jax.device_put(key, NamedSharding(mesh, P()))
-    step = jax.jit(grad_fn)
-    step.lower(p8, x8, y8, key=key8).compile()
-    with jax.transfer_guard("disallow"):
-        got = step(p8, x8, y8, key=key8)
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(axis_type,))
+    with jax.set_mesh(mesh):
+        p8 = jax.device_put(params, NamedSharding(mesh, P()))
+        x8, y8 = (jax.device_put(a, NamedSharding(mesh, P("data"))) for a in (x, y))
+        key8 = jax.device_put(key, NamedSharding(mesh, P()))
+        step = jax.jit(grad_fn)
+        step.lower(p8, x8, y8, key=key8).compile()
+        with jax.transfer_guard("disallow"):
+            got = step(p8, x8, y8, key=key8)
     np.testing.assert_allclose(got[0], want[0], rtol=2e-5)
     np.testing.assert_allclose(_flat(got[1]), _flat(want[1]), rtol=2e-5, atol=2e-6)
     assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(got[1]))

@@ -6,12 +6,14 @@ key passed at each call; RWP costs about one pass over the batch, ESAM one pass 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.sharding import PartitionSpec as P
 
 from sharpax._types import Mask, PyTree, ScalarOrSchedule
 from sharpax._validation import check_non_negative, check_range
@@ -55,7 +57,34 @@ def _halves(owner: str, args: tuple) -> tuple:
             f"(the first half is taken at w, the second at w + noise), got shapes {shapes} (pass "
             "unbatched values as keywords)"
         )
-    return jax.tree.map(lambda x: jnp.reshape(x, (2, x.shape[0] // 2, *x.shape[1:])), args)
+
+    def split(x):
+        shape = (2, x.shape[0] // 2, *x.shape[1:])
+        spec = _explicit_spec(x)
+        if spec is None:
+            return jnp.reshape(x, shape)
+        # An Explicit mesh wants the layout of the halves: the batch's sharding, on each half.
+        return lax.reshape(x, shape, out_sharding=P(None, *spec))
+
+    return jax.tree.map(lambda x: split(jnp.asarray(x)), args)
+
+
+def _explicit_spec(x: Any) -> Any:
+    """The PartitionSpec of `x` when its leading axis is sharded over Explicit mesh axes, else None."""
+    spec = jax.typeof(x).sharding.spec
+    return spec if len(spec) and spec[0] is not None else None
+
+
+def _take(x: Any, chosen: Any) -> Any:
+    """`x[chosen]` along the batch axis; on an Explicit mesh, sharded as x when the count divides."""
+    x = jnp.asarray(x)
+    spec = _explicit_spec(x)
+    if spec is None:
+        return jnp.take(x, chosen, axis=0)
+    names = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
+    devices = math.prod(jax.sharding.get_abstract_mesh().shape[n] for n in names)
+    out = spec if chosen.shape[0] % devices == 0 else P(None, *spec[1:])
+    return x.at[chosen].get(out_sharding=out)
 
 
 def rwp_value_and_grad(
@@ -293,8 +322,10 @@ def esam_value_and_grad(
         perturbed = perturbation.perturb(params, grads, sam_step)
         if k < count:
             rise = losses_of(perturbed, args, kwargs)[0] - losses
+            if _explicit_spec(rise) is not None:
+                rise = jax.reshard(rise, P())  # top_k wants the whole vector on every device
             _, chosen = lax.top_k(rise, k)
-            args = jax.tree.map(lambda x: jnp.take(jnp.asarray(x), chosen, axis=0), args)
+            args = jax.tree.map(lambda x: _take(x, chosen), args)
         sam_grads = jax.grad(lambda p: jnp.mean(losses_of(p, args, kwargs)[0]))(perturbed)
         return ((loss, aux) if has_aux else loss), sam_grads
 
