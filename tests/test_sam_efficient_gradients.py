@@ -110,7 +110,11 @@ def test_rwp_matches_nblt_golden(case):
 
 @pytest.mark.parametrize(
     ("case", "mistake"),
-    [("rwp", dict(filter_axis=0)), ("rwp", dict(filter_axis=None)), ("rwp_alpha", dict(alpha=0.2))],
+    [
+        ("rwp", dict(filter_axis=0)),
+        pytest.param("rwp", dict(filter_axis=None), marks=pytest.mark.slow),
+        ("rwp_alpha", dict(alpha=0.2)),
+    ],
     ids=["filters-along-torch's-axis", "whole-tensor-norms", "alpha-weights-the-plain-gradient"],
 )
 def test_rwp_golden_detects_the_wrong_filter_axis_or_mixing(case, mistake):
@@ -453,7 +457,8 @@ def test_esam_has_aux_and_rho_schedule():
         ("rwp", AxisType.Explicit),
         ("esam", AxisType.Auto),
         ("esam", AxisType.Explicit),  # 8 selected examples: gathered sharded over the 8 devices
-        ("esam_k4", AxisType.Explicit),  # 4 selected examples: gathered whole on every device
+        # 4 selected examples: gathered whole on every device.
+        pytest.param("esam_k4", AxisType.Explicit, marks=pytest.mark.slow),
     ],
     ids=["rwp-auto", "rwp-explicit", "esam-auto", "esam-explicit", "esam-explicit-k4"],
 )

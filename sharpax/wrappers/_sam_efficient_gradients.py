@@ -16,7 +16,7 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from sharpax._types import Mask, PyTree, ScalarOrSchedule
-from sharpax._validation import check_non_negative, check_range
+from sharpax._validation import check_non_negative, check_range, is_static_number
 from sharpax.wrappers._sam_geometry import (
     Perturbation,
     accumulation_dtype,
@@ -282,9 +282,14 @@ def esam_value_and_grad(
     check_non_negative(owner, rho=rho)
     check_range(owner, "beta", beta, 0.0, 1.0, low_inclusive=False)
     check_range(owner, "gamma", gamma, 0.0, 1.0, low_inclusive=False)
+    for name, value in (("beta", beta), ("gamma", gamma)):
+        if not is_static_number(value):
+            # gamma sets the number of examples of the second pass, a shape; beta == 1 skips the draw.
+            raise TypeError(f"{owner}: {name} must be a static Python number, got {value!r}")
+    beta, gamma = float(beta), float(gamma)
     scaled_rho = (lambda step: rho(step) / beta) if callable(rho) else rho / beta
     perturbation = Perturbation(owner, scaled_rho, adaptive, eta, 2, mask, ESAM_EPS)
-    draws = not (isinstance(beta, (int, float)) and beta == 1)
+    draws = beta < 1
 
     def losses_of(params, args, kwargs):
         out = per_example_loss_fn(params, *args, **kwargs)
@@ -305,10 +310,7 @@ def esam_value_and_grad(
         if draws:
             _need_key(owner, key)
         count = _example_count(owner, args)
-        # int() as the reference's `int(len(targets) * prob)`.
-        k = int(gamma * count) if isinstance(gamma, (int, float)) else None
-        if k is None:
-            raise TypeError(f"{owner}: gamma must be a static Python number, got {gamma!r}")
+        k = int(gamma * count)  # floor, as the reference's `int(len(targets) * prob)`
         if k < 1:
             raise ValueError(
                 f"{owner}: gamma * batch = {gamma} * {count} selects no example; gamma must be "

@@ -402,6 +402,12 @@ HOSTILE_INPUTS: list[HostileInput] = [
         r"esam_value_and_grad: gamma \* batch = 0.1 \* 4 selects no example",
     ),
     HostileInput(
+        "ESAM gamma traced (it sets a shape)",
+        lambda: jax.jit(lambda g: sharpax.esam_value_and_grad(_per_example, gamma=g))(0.5),
+        TypeError,
+        r"esam_value_and_grad: gamma must be a static Python number, got .*Tracer",
+    ),
+    HostileInput(
         "ESAM with beta < 1 and no key",
         lambda: sharpax.esam_value_and_grad(_per_example, beta=0.5)(PARAMS, jnp.ones((4, 2))),
         TypeError,
