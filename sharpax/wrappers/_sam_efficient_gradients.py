@@ -129,8 +129,8 @@ def rwp_value_and_grad(
     Args:
         loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (or `(loss, aux)` with `has_aux`), a scalar,
             the mean over the examples of its batch.
-        gamma: the noise scale relative to each filter's norm, >= 0 (the reference uses 0.01 on CIFAR,
-            0.005 on ImageNet). 0 gives the mixed plain gradient.
+        gamma: the noise scale relative to each filter's norm, >= 0 (the references' scripts use 0.01
+            and 0.015 on CIFAR, 0.005 on ImageNet). 0 gives the mixed plain gradient.
         alpha: the weight of the gradient at w + n, in [0, 1]; 1 - alpha weights the plain gradient.
         filter_axis: the axes of a weight that index its filters (the norm runs over the others): an
             int or a tuple of ints for every leaf of two or more axes (default -1: the output features
@@ -149,7 +149,9 @@ def rwp_value_and_grad(
 
     References:
         Li, Tao, Yan, Wu, Lei, Fang, He & Huang, "Revisiting Random Weight Perturbation for Efficiently
-        Improving Generalization", TMLR 2024 (the mixed objective m-RWP); code: github.com/nblt/RWP.
+        Improving Generalization", TMLR 2024 (the mixed objective m-RWP); code: github.com/nblt/RWP
+        (`train_rwp_parallel.py`) and github.com/nblt/mARWP (`train_mrwp_parallel.py`, the same rule
+        with gamma named sigma and alpha lambda).
 
     Example:
         >>> import jax, jax.numpy as jnp, sharpax
