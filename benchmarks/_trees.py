@@ -18,7 +18,7 @@ def leaves(count: int, size: int, seed: int = 0) -> dict[str, jax.Array]:
 def transformer_lm(
     vocab: int = 4096, dim: int = 256, depth: int = 4, heads: int = 4, mlp: int = 1024
 ):
-    """A small Flax (linen) pre-LN Transformer LM and its params, ~5.3M floats in 69 leaves."""
+    """A small Flax (linen) pre-LN Transformer LM: `apply({"params": p}, tokens) -> logits`."""
     import flax.linen as nn
 
     class Block(nn.Module):
@@ -37,26 +37,34 @@ def transformer_lm(
                 x = Block()(x)
             return nn.Dense(vocab)(nn.LayerNorm()(x))
 
-    model = LM()
+    return LM()
+
+
+def transformer_params(
+    vocab: int = 4096, dim: int = 256, depth: int = 4, heads: int = 4, mlp: int = 1024
+) -> dict:
+    """The params of `transformer_lm`, ~4.2M floats in ~70 leaves."""
     with jax.numpy_dtype_promotion("standard"):
-        return model, model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+        model = transformer_lm(vocab, dim, depth, heads, mlp)
+        return model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
 
 
-def transformer_params(**kwargs) -> dict:
-    """The params of `transformer_lm`."""
-    return transformer_lm(**kwargs)[1]
+BUILDERS = {
+    "large_1x4M": lambda: leaves(1, 4 * 1024 * 1024),
+    "small_400x10k": lambda: leaves(400, 10_000),
+    "small_2000x1k": lambda: leaves(2000, 1_000),
+    "flax_transformer": transformer_params,
+    # Opt-in (--regimes): a leaf large enough that a GPU step is bound by memory bandwidth, not launches.
+    "large_1x64M": lambda: leaves(1, 64 * 1024 * 1024),
+}
+OPT_IN = {"large_1x64M"}
 
 
-def regime_trees(quick: bool, only: str | None = None) -> dict[str, dict]:
-    """name -> param tree for the step-time regimes (just `only`'s, when given)."""
+def regime_trees(quick: bool, wanted: set[str] | None = None) -> dict[str, dict]:
+    """name -> param tree for the step-time regimes: `wanted`, or every regime that is not opt-in."""
     del quick  # the regimes are the same; --quick runs fewer optimizers on the expensive ones
-    builders = {
-        "large_1x4M": lambda: leaves(1, 4 * 1024 * 1024),
-        "small_400x10k": lambda: leaves(400, 10_000),
-        "small_2000x1k": lambda: leaves(2000, 1_000),
-        "flax_transformer": transformer_params,
-    }
-    return {name: build() for name, build in builders.items() if only in (None, name)}
+    names = wanted if wanted is not None else set(BUILDERS) - OPT_IN
+    return {name: build() for name, build in BUILDERS.items() if name in names}
 
 
 def tree_bytes(tree) -> int:

@@ -1,18 +1,25 @@
 """SAM-family step times, side by side in one process: ratios against a plain step and optax.contrib.sam.
 
-    PYTHONPATH=. python benchmarks/bench_sam.py [--hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
+    PYTHONPATH=. python benchmarks/bench_sam.py [--tree mlp --hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
+    PYTHONPATH=. python benchmarks/bench_sam.py --tree transformer --batch 8 --seq 64 --rounds 5
+    PYTHONPATH=. python benchmarks/bench_sam.py --suite efficient [--tree transformer ...]
+
+Trees: `mlp` (a ReLU MLP on random inputs, 10 classes) and `transformer` (the Flax Transformer LM of
+`_trees.py`, next-token loss on random tokens).
 
 Every variant is a jitted training step (forward, backward, optimizer, apply) with the params and optimizer
 state donated. Variants are timed in interleaved rounds (a different order each round) after warm-up, and
 the median per-step time over rounds is reported, so that load on a shared machine hits all alike; ratios
 are the median over rounds of per-round ratios (the two variants ran back to back), and ratios of minima.
 Targets (issue 3): sam_value_and_grad+adam <= 2.15x adam; sharpax.sam(adam) <= 1.0x optax.contrib.sam
-(opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam.
+(opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam. The second generation (issue 14) is reported
+against adam and against sharpax.sam(adam): friendly_sam and wsam (both modes) around adam, and bsam (a
+whole optimizer; its step computes no first-pass loss, as its two passes run inside `update`).
 
-The cheap members (issue 15), on the MLP and on the Flax Transformer LM of `_trees.py` (`--trees`):
-rwp_value_and_grad's vmapped step <= 1.3x a plain full-batch step; ESAM's cost reported with its
-selection fraction gamma (its step is a full forward-backward, a forward, and gamma of a forward-backward).
-`--suites family,efficient` picks the sections.
+`--suite efficient` (issue 15) times the cheap members against adam instead: rwp_value_and_grad's one
+vmapped pass (target <= 1.3x a plain full-batch step; also with an `rbg` key, and as two separate
+half-batch passes), and ESAM with its selection fraction gamma (a forward-backward, a forward at w + e
+and gamma of a forward-backward), next to ESAM at beta = gamma = 1 and SAM.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import pathlib
 import platform
 import statistics
+import sys
 import time
 
 import jax
@@ -31,6 +39,9 @@ import optax.contrib
 
 import sharpax
 from sharpax.wrappers._sam_geometry import filter_noise_perturb
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _trees  # noqa: E402
 
 RHO, LR, K = 0.05, 1e-3, 5
 RWP_GAMMA, RWP_ALPHA = 0.01, 0.5  # nblt/RWP's CIFAR defaults
@@ -45,15 +56,7 @@ def init_mlp(key, sizes):
     ]
 
 
-def loss_fn(params, x, y):
-    h = x
-    for layer in params[:-1]:
-        h = jax.nn.relu(h @ layer["w"] + layer["b"])
-    logits = h @ params[-1]["w"] + params[-1]["b"]
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-
-def per_example_loss_fn(params, x, y):
+def mlp_per_example_loss(params, x, y):
     h = x
     for layer in params[:-1]:
         h = jax.nn.relu(h @ layer["w"] + layer["b"])
@@ -61,7 +64,37 @@ def per_example_loss_fn(params, x, y):
     return optax.softmax_cross_entropy_with_integer_labels(logits, y)
 
 
-def plain_step(tx):
+def mlp_loss(params, x, y):
+    return mlp_per_example_loss(params, x, y).mean()
+
+
+def mlp_problem(args):
+    """(params, loss_fn, x, y, description, per-example loss) of the MLP tree."""
+    sizes = [args.inputs] + [args.hidden] * args.layers + [10]
+    x = jax.random.normal(jax.random.key(1), (args.batch, args.inputs))
+    y = jax.random.randint(jax.random.key(2), (args.batch,), 0, 10)
+    make_params = lambda: init_mlp(jax.random.key(0), sizes)
+    return make_params, mlp_loss, x, y, f"MLP {sizes}", mlp_per_example_loss
+
+
+def transformer_problem(args):
+    """(params, loss_fn, x, y, description, per-example loss) of the Transformer LM tree, next-token
+    cross-entropy (an example is a sequence)."""
+    model = _trees.transformer_lm()
+
+    def per_sequence(params, tokens, targets):
+        logits = model.apply({"params": params}, tokens)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean(axis=1)
+
+    loss = lambda params, tokens, targets: per_sequence(params, tokens, targets).mean()
+    tokens = jax.random.randint(jax.random.key(1), (args.batch, args.seq), 0, 4096)
+    targets = jnp.roll(tokens, -1, axis=1)
+    n = sum(x.size for x in jax.tree.leaves(_trees.transformer_params()))
+    description = f"Transformer LM ({n:,} floats), {args.seq} tokens per sequence"
+    return _trees.transformer_params, loss, tokens, targets, description, per_sequence
+
+
+def plain_step(tx, loss_fn):
     def step(params, state, x, y):
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
         updates, state = tx.update(grads, state, params)
@@ -70,7 +103,7 @@ def plain_step(tx):
     return step
 
 
-def sam_value_and_grad_step(tx):
+def sam_value_and_grad_step(tx, loss_fn):
     sam_grad = sharpax.sam_value_and_grad(loss_fn, RHO)
 
     def step(params, state, x, y):
@@ -81,7 +114,7 @@ def sam_value_and_grad_step(tx):
     return step
 
 
-def transform_step(tx, grad_fn_takes_index=False):
+def transform_step(tx, loss_fn, grad_fn_takes_index=False):
     def step(params, state, x, y):
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
         if grad_fn_takes_index:  # optax.contrib.sam's opaque mode calls grad_fn(params, i)
@@ -94,7 +127,16 @@ def transform_step(tx, grad_fn_takes_index=False):
     return step
 
 
-def variants():
+def bsam_step(tx, loss_fn):
+    def step(params, state, x, y):
+        grad_fn = lambda p: jax.grad(loss_fn)(p, x, y)
+        updates, state = tx.update(None, state, params, grad_fn=grad_fn)
+        return optax.apply_updates(params, updates), state, jnp.zeros([])
+
+    return step
+
+
+def variants(loss_fn):
     adam = lambda: sharpax.adam(LR)
     optax_sam = optax.contrib.sam(
         adam(),
@@ -102,188 +144,95 @@ def variants():
         sync_period=2,
         opaque_mode=True,
     )
+    transformed = {
+        "sharpax.sam(adam)": sharpax.sam(adam(), RHO),
+        f"looksam(adam, k={K})": sharpax.looksam(adam(), RHO, K),
+        f"periodic_sam(adam, k={K})": sharpax.periodic_sam(adam(), RHO, K),
+        "friendly_sam(adam)": sharpax.friendly_sam(adam(), RHO),
+        "wsam(adam)": sharpax.wsam(adam(), LR, RHO),
+        "wsam(adam, coupled)": sharpax.wsam(adam(), LR, RHO, decouple=False),
+    }
+    bsam = sharpax.bsam(LR, num_data=50_000, rho=RHO)
     return {
-        "adam": (adam(), plain_step(adam())),
-        "sam_value_and_grad+adam": (adam(), sam_value_and_grad_step(adam())),
-        "sharpax.sam(adam)": (sharpax.sam(adam(), RHO), transform_step(sharpax.sam(adam(), RHO))),
-        "optax.contrib.sam(adam, opaque)": (optax_sam, transform_step(optax_sam, True)),
-        f"looksam(adam, k={K})": (
-            sharpax.looksam(adam(), RHO, K),
-            transform_step(sharpax.looksam(adam(), RHO, K)),
-        ),
-        f"periodic_sam(adam, k={K})": (
-            sharpax.periodic_sam(adam(), RHO, K),
-            transform_step(sharpax.periodic_sam(adam(), RHO, K)),
-        ),
+        "adam": (adam(), plain_step(adam(), loss_fn)),
+        "sam_value_and_grad+adam": (adam(), sam_value_and_grad_step(adam(), loss_fn)),
+        **{name: (tx, transform_step(tx, loss_fn)) for name, tx in transformed.items()},
+        "optax.contrib.sam(adam, opaque)": (optax_sam, transform_step(optax_sam, loss_fn, True)),
+        "bsam": (bsam, bsam_step(bsam, loss_fn)),
     }
 
 
-# The cheap members (issue 15). A step is `step(params, state, *batch, key)`; the plain ones ignore the key.
+# The cheap members (issue 15): a step is `step(params, state, x, y, key)`.
 
 
-def keyed(step):
-    return lambda params, state, *batch_and_key: step(params, state, *batch_and_key[:-1])
-
-
-def grad_step(tx, grad_fn, takes_key=True):
-    def step(params, state, *batch_and_key):
-        *batch, key = batch_and_key
-        loss, grads = grad_fn(params, *batch, key=key) if takes_key else grad_fn(params, *batch)
+def keyed_step(tx, grad_fn, takes_key=True):
+    def step(params, state, x, y, key):
+        loss, grads = grad_fn(params, x, y, key=key) if takes_key else grad_fn(params, x, y)
         updates, state = tx.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
     return step
 
 
-def rwp_two_passes(loss, gamma, alpha):
+def rwp_two_passes(loss_fn, gamma, alpha):
     """RWP's gradient as two separate half-batch passes (what the one vmapped pass replaces)."""
 
-    def grad_fn(params, *batch, key):
-        halves = [jax.tree.map(lambda x, i=i: jnp.split(x, 2)[i], batch) for i in (0, 1)]
+    def grad_fn(params, x, y, key):
+        (x0, x1), (y0, y1) = jnp.split(x, 2), jnp.split(y, 2)
         noisy = filter_noise_perturb("bench", params, key, gamma, -1, None)
-        value, g0 = jax.value_and_grad(loss)(params, *halves[0])
-        g1 = jax.grad(loss)(noisy, *halves[1])
+        value, g0 = jax.value_and_grad(loss_fn)(params, x0, y0)
+        g1 = jax.grad(loss_fn)(noisy, x1, y1)
         return value, jax.tree.map(lambda a, b: (1 - alpha) * a + alpha * b, g0, g1)
 
     return grad_fn
 
 
-def efficient_variants(loss, per_example_loss):
-    """name -> (optimizer, step, key impl) for the cheap members on one tree, against adam."""
+ESAM_NAME = f"esam(b={ESAM_BETA},g={ESAM_GAMMA})+adam"
+
+
+def efficient_variants(loss_fn, per_example_loss):
+    """name -> (optimizer, step, key implementation), against a plain adam step."""
     adam = lambda: sharpax.adam(LR)
+    plain = plain_step(adam(), loss_fn)
+    rwp = sharpax.rwp_value_and_grad(loss_fn, RWP_GAMMA, RWP_ALPHA)
     esam = lambda beta, gamma: sharpax.esam_value_and_grad(per_example_loss, RHO, beta, gamma)
-    rwp = sharpax.rwp_value_and_grad(loss, RWP_GAMMA, RWP_ALPHA)
+    sam = sharpax.sam_value_and_grad(loss_fn, RHO)
+    threefry = "threefry2x32"
     return {
-        "adam": (adam(), keyed(plain_step_of(loss, adam())), "threefry2x32"),
-        "rwp+adam": (adam(), grad_step(adam(), rwp), "threefry2x32"),
-        "rwp+adam (rbg key)": (adam(), grad_step(adam(), rwp), "rbg"),
+        "adam": (adam(), lambda p, s, x, y, key: plain(p, s, x, y), threefry),
+        "rwp+adam": (adam(), keyed_step(adam(), rwp), threefry),
+        "rwp+adam (rbg key)": (adam(), keyed_step(adam(), rwp), "rbg"),
         "rwp two half passes+adam": (
             adam(),
-            grad_step(adam(), rwp_two_passes(loss, RWP_GAMMA, RWP_ALPHA)),
-            "threefry2x32",
+            keyed_step(adam(), rwp_two_passes(loss_fn, RWP_GAMMA, RWP_ALPHA)),
+            threefry,
         ),
-        f"esam(b={ESAM_BETA},g={ESAM_GAMMA})+adam": (
-            adam(),
-            grad_step(adam(), esam(ESAM_BETA, ESAM_GAMMA)),
-            "threefry2x32",
-        ),
-        "esam(b=1,g=1)+adam": (adam(), grad_step(adam(), esam(1.0, 1.0), False), "threefry2x32"),
-        "sam_value_and_grad+adam": (
-            adam(),
-            grad_step(adam(), sharpax.sam_value_and_grad(loss, RHO), False),
-            "threefry2x32",
-        ),
+        ESAM_NAME: (adam(), keyed_step(adam(), esam(ESAM_BETA, ESAM_GAMMA)), threefry),
+        "esam(b=1,g=1)+adam": (adam(), keyed_step(adam(), esam(1.0, 1.0), False), threefry),
+        "sam_value_and_grad+adam": (adam(), keyed_step(adam(), sam, False), threefry),
     }
-
-
-def plain_step_of(loss, tx):
-    def step(params, state, *batch):
-        value, grads = jax.value_and_grad(loss)(params, *batch)
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, value
-
-    return step
-
-
-def lm_problem(batch, seq):
-    """The Flax Transformer LM of `_trees.py`, next-token cross-entropy, random tokens."""
-    import _trees
-
-    model, params = _trees.transformer_lm()
-    tokens = jax.random.randint(jax.random.key(3), (batch, seq + 1), 0, 4096)
-
-    def per_example(params, tokens):
-        logits = model.apply({"params": params}, tokens[:, :-1])
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
-        return ce.mean(axis=1)
-
-    return params, (tokens,), lambda p, t: per_example(p, t).mean(), per_example
 
 
 def state_bytes(state) -> int:
     return sum(x.nbytes for x in jax.tree.leaves(state))
 
 
-def run_interleaved(variants_by_name, params_fn, batch, *, steps, rounds, warmup, clock):
-    """Build, warm up and time every variant in interleaved rounds (a different order each round)."""
-    runs = {}
-    for name, (tx, step, impl) in variants_by_name.items():
-        params = params_fn()
-        state = tx.init(params)
-        keys = list(jax.random.split(jax.random.key(0, impl=impl), steps))
-        runs[name] = {
-            "step": jax.jit(step, donate_argnums=(0, 1)),
-            "carry": (params, state),
-            "state_bytes": state_bytes(state),
-            "keys": keys,
-            "times": [],
-        }
-
-    def timed(run, n):
-        params, state = run["carry"]
-        start = clock()
-        for i in range(n):
-            params, state, loss = run["step"](params, state, *batch, run["keys"][i % steps])
-        jax.block_until_ready((params, state, loss))
-        run["carry"] = (params, state)
-        return (clock() - start) / n
-
-    for run in runs.values():  # compile and warm up
-        timed(run, warmup)
-    names = list(runs)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            runs[name]["times"].append(timed(runs[name], steps))
-    return runs
-
-
-def ratio(runs, a, b):
-    """Median over rounds of the per-round ratio (a and b ran back to back), and the ratio of minima."""
-    per_round = [ta / tb for ta, tb in zip(runs[a]["times"], runs[b]["times"], strict=True)]
-    return statistics.median(per_round), min(runs[a]["times"]) / min(runs[b]["times"])
-
-
-def print_runs(runs, ratios):
-    for name, run in runs.items():
-        spread = (min(run["times"]) * 1e3, max(run["times"]) * 1e3)
-        median = statistics.median(run["times"])
-        print(
-            f"  {name:34s} {median * 1e3:8.3f} ms/step  (min {spread[0]:.3f}, max {spread[1]:.3f})"
-            f"  state {run['state_bytes']:>10,d} B"
-        )
-    print(f"  {'ratio':64s} {'median of per-round':>20s} {'of minima':>10s}")
-    for name, (paired, of_minima) in ratios.items():
-        print(f"  {name:64s} {paired:19.3f}x {of_minima:9.3f}x")
-
-
-def efficient_ratios(runs, batch_size):
-    k = int(ESAM_GAMMA * batch_size)
-    esam = f"esam(b={ESAM_BETA},g={ESAM_GAMMA})+adam"
-    return {
-        "rwp+adam / adam (target <= 1.3)": ratio(runs, "rwp+adam", "adam"),
-        "rwp+adam (rbg key) / adam": ratio(runs, "rwp+adam (rbg key)", "adam"),
-        "rwp two half passes / rwp one vmapped pass": ratio(
-            runs, "rwp two half passes+adam", "rwp+adam"
-        ),
-        f"{esam} / adam (selects {k} of {batch_size})": ratio(runs, esam, "adam"),
-        "esam(b=1,g=1)+adam / adam (= SAM's two passes)": ratio(runs, "esam(b=1,g=1)+adam", "adam"),
-        "sam_value_and_grad+adam / adam": ratio(runs, "sam_value_and_grad+adam", "adam"),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", choices=["mlp", "transformer"], default="mlp")
+    parser.add_argument(
+        "--suite",
+        choices=["family", "efficient"],
+        default="family",
+        help="the SAM family, or the cheap members (RWP, ESAM)",
+    )
+    parser.add_argument("--seq", type=int, default=64, help="transformer: tokens per sequence")
     parser.add_argument("--inputs", type=int, default=256)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10, help="steps per timing (a multiple of k)")
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--suites", default="family,efficient", help="family, efficient, or both")
-    parser.add_argument("--trees", default="mlp,transformer", help="trees of the efficient suite")
-    parser.add_argument("--lm-batch", type=int, default=8, help="sequences per LM batch")
-    parser.add_argument("--lm-seq", type=int, default=32, help="tokens per LM sequence")
-    parser.add_argument("--lm-steps", type=int, default=2, help="LM steps per timing")
     parser.add_argument(
         "--clock",
         choices=["wall", "process"],
@@ -292,101 +241,117 @@ def main() -> None:
     )
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON")
     args = parser.parse_args()
-    suites, trees = args.suites.split(","), args.trees.split(",")
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-    device = jax.devices()[0]
-    results = {
-        "device": f"{device.platform} {device.device_kind}",
-        "host": platform.node(),
-        "jax": jax.__version__,
-        "rounds": args.rounds,
-        "clock": args.clock,
-    }
 
-    sizes = [args.inputs] + [args.hidden] * args.layers + [10]
-    x = jax.random.normal(jax.random.key(1), (args.batch, args.inputs))
-    y = jax.random.randint(jax.random.key(2), (args.batch,), 0, 10)
-    mlp_params = lambda: init_mlp(jax.random.key(0), sizes)
-
-    if "family" in suites:
-        family = {
-            name: (tx, keyed(step), "threefry2x32") for name, (tx, step) in variants().items()
+    problem = mlp_problem if args.tree == "mlp" else transformer_problem
+    make_params, loss_fn, x, y, description, per_example_loss = problem(args)
+    if args.suite == "family":
+        chosen = {name: (tx, step, None) for name, (tx, step) in variants(loss_fn).items()}
+    else:
+        chosen = efficient_variants(loss_fn, per_example_loss)
+    runs = {}
+    for name, (tx, step, key_impl) in chosen.items():
+        params = make_params()
+        state = tx.init(params)
+        keys = None if key_impl is None else jax.random.key(0, impl=key_impl)
+        runs[name] = {
+            "step": jax.jit(step, donate_argnums=(0, 1)),
+            "carry": (params, state),
+            "state_bytes": state_bytes(state),
+            # A fresh key per step, made before timing (a step's key costs no host work).
+            "keys": None if keys is None else list(jax.random.split(keys, max(args.steps, 2 * K))),
+            "times": [],
         }
-        runs = run_interleaved(
-            family,
-            mlp_params,
-            (x, y),
-            steps=args.steps,
-            rounds=args.rounds,
-            warmup=2 * K,
-            clock=clock,
-        )
+
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+
+    def timed(run, steps):
+        params, state = run["carry"]
+        start = clock()
+        for i in range(steps):
+            key = () if run["keys"] is None else (run["keys"][i],)
+            params, state, loss = run["step"](params, state, x, y, *key)
+        jax.block_until_ready((params, state, loss))
+        run["carry"] = (params, state)
+        return (clock() - start) / steps
+
+    for run in runs.values():  # compile and warm up
+        timed(run, 2 * K)
+    names = list(runs)
+    for r in range(args.rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            runs[name]["times"].append(timed(runs[name], args.steps))
+
+    median = {name: statistics.median(run["times"]) for name, run in runs.items()}
+
+    def ratio(a, b):
+        """Median over rounds of the per-round ratio (a and b ran back to back), and the ratio of minima."""
+        per_round = [ta / tb for ta, tb in zip(runs[a]["times"], runs[b]["times"], strict=True)]
+        return statistics.median(per_round), min(runs[a]["times"]) / min(runs[b]["times"])
+
+    if args.suite == "efficient":
+        selected = int(ESAM_GAMMA * args.batch)
+        ratios = {
+            "rwp+adam / adam (target <= 1.3)": ratio("rwp+adam", "adam"),
+            "rwp+adam (rbg key) / adam": ratio("rwp+adam (rbg key)", "adam"),
+            "rwp two half passes / rwp one vmapped pass": ratio(
+                "rwp two half passes+adam", "rwp+adam"
+            ),
+            f"{ESAM_NAME} / adam (selects {selected} of {args.batch})": ratio(ESAM_NAME, "adam"),
+            "esam(b=1,g=1)+adam / adam (SAM's two passes)": ratio("esam(b=1,g=1)+adam", "adam"),
+            "sam_value_and_grad+adam / adam": ratio("sam_value_and_grad+adam", "adam"),
+        }
+    else:
         sam_tx, optax_sam = "sharpax.sam(adam)", "optax.contrib.sam(adam, opaque)"
         looksam, periodic = f"looksam(adam, k={K})", f"periodic_sam(adam, k={K})"
         ratios = {
             "sam_value_and_grad+adam / adam (target <= 2.15)": ratio(
-                runs, "sam_value_and_grad+adam", "adam"
+                "sam_value_and_grad+adam", "adam"
             ),
             "sharpax.sam(adam) / optax.contrib.sam opaque (target <= 1.0)": ratio(
-                runs, sam_tx, optax_sam
+                sam_tx, optax_sam
             ),
-            "sharpax.sam(adam) / adam": ratio(runs, sam_tx, "adam"),
-            f"looksam(k={K}) / adam (target <= 1.35)": ratio(runs, looksam, "adam"),
-            f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(runs, periodic, "adam"),
+            "sharpax.sam(adam) / adam": ratio(sam_tx, "adam"),
+            f"looksam(k={K}) / adam (target <= 1.35)": ratio(looksam, "adam"),
+            f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(periodic, "adam"),
         }
+        for name in ("friendly_sam(adam)", "wsam(adam)", "wsam(adam, coupled)", "bsam"):
+            ratios[f"{name} / adam"] = ratio(name, "adam")
+            ratios[f"{name} / sharpax.sam(adam)"] = ratio(name, sam_tx)
+    device = jax.devices()[0]
+    print(
+        f"device: {device.platform} {device.device_kind}, {description}, batch {args.batch}, "
+        f"{args.rounds} rounds x {args.steps} steps, {args.clock} clock"
+    )
+    for name, run in runs.items():
+        spread = (min(run["times"]) * 1e3, max(run["times"]) * 1e3)
         print(
-            f"device: {device.platform} {device.device_kind}, MLP {sizes}, batch {args.batch}, "
-            f"{args.rounds} rounds x {args.steps} steps, {args.clock} clock"
+            f"  {name:34s} {median[name] * 1e3:8.3f} ms/step  (min {spread[0]:.3f}, max {spread[1]:.3f})"
+            f"  state {run['state_bytes']:>10,d} B"
         )
-        print_runs(runs, ratios)
-        results.update(
-            sizes=sizes,
-            batch=args.batch,
-            steps=args.steps,
-            median_ms={k: statistics.median(r["times"]) * 1e3 for k, r in runs.items()},
-            state_bytes={k: r["state_bytes"] for k, r in runs.items()},
-            ratios=ratios,
-        )
-
-    if "efficient" in suites:
-        results["efficient"] = {}
-        for tree in trees:
-            if tree == "mlp":
-                params_fn, batch, steps = mlp_params, (x, y), args.steps
-                loss, per_example, batch_size = loss_fn, per_example_loss_fn, args.batch
-                title = f"MLP {sizes}, batch {args.batch}"
-            else:
-                lm_params, batch, loss, per_example = lm_problem(args.lm_batch, args.lm_seq)
-                params_fn = lambda p=lm_params: jax.tree.map(
-                    jnp.copy, p
-                )  # steps donate their params
-                steps, batch_size = args.lm_steps, args.lm_batch
-                title = f"Flax Transformer LM (69 leaves, 5.3M floats), {args.lm_batch} x {args.lm_seq} tokens"
-            runs = run_interleaved(
-                efficient_variants(loss, per_example),
-                params_fn,
-                batch,
-                steps=steps,
-                rounds=args.rounds,
-                warmup=2,
-                clock=clock,
-            )
-            ratios = efficient_ratios(runs, batch_size)
-            print(
-                f"cheap SAM members on {device.platform}: {title}, {args.rounds} rounds x {steps} steps, {args.clock} clock"
-            )
-            print_runs(runs, ratios)
-            results["efficient"][tree] = {
-                "title": title,
-                "steps": steps,
-                "median_ms": {k: statistics.median(r["times"]) * 1e3 for k, r in runs.items()},
-                "ratios": ratios,
-                "esam_selected": [int(ESAM_GAMMA * batch_size), batch_size],
-            }
-
+    print(f"  {'ratio':64s} {'median of per-round':>20s} {'of minima':>10s}")
+    for name, (paired, of_minima) in ratios.items():
+        print(f"  {name:64s} {paired:19.3f}x {of_minima:9.3f}x")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        args.out.write_text(
+            json.dumps(
+                {
+                    "device": f"{device.platform} {device.device_kind}",
+                    "host": platform.node(),
+                    "jax": jax.__version__,
+                    "tree": description,
+                    "suite": args.suite,
+                    "batch": args.batch,
+                    "rounds": args.rounds,
+                    "steps": args.steps,
+                    "median_ms": {k: v * 1e3 for k, v in median.items()},
+                    "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
+                    "ratios": ratios,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print("wrote", args.out)
 
 

@@ -40,7 +40,7 @@ def regime_params(regime: str) -> dict:
     """A regime of `_trees.regime_trees`, or `leaves:N` (N vectors of 256 floats: the compile sweep)."""
     if regime.startswith("leaves:"):
         return _trees.leaves(int(regime.split(":")[1]), 256, seed=1)
-    return _trees.regime_trees(quick=False, only=regime)[regime]
+    return _trees.regime_trees(quick=False, wanted={regime})[regime]
 
 
 def _sample(make, params, clock) -> tuple[float, float, int, int, int]:

@@ -38,6 +38,7 @@ QUICK_CASES = {
     "flax_transformer": None,
     "small_400x10k": ["adam", "sgd_momentum"],
     "small_2000x1k": [],  # ~1-2 min of compile per optimizer on 2 shared cores: full mode only
+    "large_1x64M": None,
 }
 # Full mode: the per-regime compile probe of the 2000-leaf regime (~45 s per compile here, 9 samples x 2
 # libraries x 12 optimizers would be ~2.5 h) runs for these optimizers only, with fewer samples; the
@@ -51,8 +52,7 @@ SWEEP_REPS = {"quick": {100: 5, 1000: 3}, "full": {100: 9, 1000: 5, 4000: 1}}
 # (a script that accepts --quick gets it).
 EXTRA_SUITES = {
     "bench_sam.py": {
-        # The Transformer LM's RWP/ESAM section takes ~10 min on 2 shared cores: full mode only.
-        "quick": ["--rounds", "15", "--steps", "10", "--clock", "process", "--trees", "mlp"],
+        "quick": ["--rounds", "15", "--steps", "10", "--clock", "process"],
         "full": ["--rounds", "25", "--steps", "10", "--clock", "process"],
     },
     "bench_lookahead.py": {
@@ -128,6 +128,8 @@ def step_regime(name, params, cases, args, use_torch):
             flush=True,
         )
         del runners
+    if not args.compile_probe:
+        return out
     ids, samples = [c.id for c in cases], None
     if not args.quick and name in FULL_COMPILE_CASES:
         keep, samples = FULL_COMPILE_CASES[name]
@@ -233,6 +235,7 @@ def main(argv=None):
     args.budget_s = 3.0 if args.quick else 8.0
     args.compile_samples = 5 if args.quick else 9  # per library, alternating, in a fresh process
     sections = set(args.sections.split(","))
+    args.compile_probe = "compile" in sections  # each step regime's compile times, and the sweep
     if args.clock == "cpu":
         h.use_cpu_clock()
     use_torch = have_torch() and not args.no_torch
@@ -273,11 +276,8 @@ def main(argv=None):
         results["meta"]["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
 
     if "step" in sections:
-        trees = _trees.regime_trees(args.quick)
-        wanted = set(args.regimes.split(",")) if args.regimes else set(trees)
-        for name, params in trees.items():
-            if name not in wanted:
-                continue
+        wanted = set(args.regimes.split(",")) if args.regimes else None
+        for name, params in _trees.regime_trees(args.quick, wanted).items():
             ids = QUICK_CASES.get(name) if args.quick else None
             regime_cases = [c for c in cases if ids is None or c.id in ids]
             if not regime_cases:

@@ -60,11 +60,17 @@ from sharpax.transforms import scale_by_nadam as scale_by_nadam
 from sharpax.transforms import scale_by_radam as scale_by_radam
 from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import BSAMState as BSAMState
+from sharpax.wrappers import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers import LookaheadState as LookaheadState
 from sharpax.wrappers import LookSAMState as LookSAMState
 from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers import SAMState as SAMState
+from sharpax.wrappers import bsam as bsam
+from sharpax.wrappers import bsam_sample as bsam_sample
+from sharpax.wrappers import bsam_variance as bsam_variance
 from sharpax.wrappers import esam_value_and_grad as esam_value_and_grad
+from sharpax.wrappers import friendly_sam as friendly_sam
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers import lookahead as lookahead
@@ -75,6 +81,8 @@ from sharpax.wrappers import ranger as ranger
 from sharpax.wrappers import rwp_value_and_grad as rwp_value_and_grad
 from sharpax.wrappers import sam as sam
 from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers import wsam as wsam
+from sharpax.wrappers import wsam_value_and_grad as wsam_value_and_grad
 
 __version__ = _version("sharpax")
 
@@ -85,12 +93,18 @@ __all__ = [
     "adamax",
     "adamw",
     "apply_updates",
+    "bsam",
+    "bsam_sample",
+    "bsam_variance",
+    "BSAMState",
     "chain",
     "current_hyperparams",
     "current_learning_rate",
     "cyclic",
     "esam_value_and_grad",
     "exponential_warmup",
+    "friendly_sam",
+    "FriendlySAMState",
     "gsam",
     "gsam_value_and_grad",
     "inject_hyperparams",
@@ -148,4 +162,6 @@ __all__ = [
     "warmup_stable_decay",
     "with_untuned_warmup",
     "wrappers",
+    "wsam",
+    "wsam_value_and_grad",
 ]

@@ -132,6 +132,11 @@ def _wrappers() -> dict:
             sharpax.sgd(0.1, momentum=0.9), rho=0.5, adaptive=True
         ),
         "gsam(adamw)": lambda: sharpax.gsam(sharpax.adamw(1e-2), rho=0.05, alpha=0.1),
+        "friendly_sam(sgd_momentum)": lambda: sharpax.friendly_sam(
+            sharpax.sgd(0.1, momentum=0.9), rho=0.05
+        ),
+        "wsam(adam)": lambda: sharpax.wsam(sharpax.adam(1e-2), 1e-2, rho=0.05, gamma=0.8),
+        "bsam": lambda: sharpax.bsam(1e-2, num_data=64, rho=0.05),
         "lookahead(adamw)": lambda: sharpax.lookahead(sharpax.adamw(1e-2), sync_period=2),
         "lookahead(sam(radam))": lambda: sharpax.lookahead(
             sharpax.sam(sharpax.radam(1e-2), rho=0.05), sync_period=3, alpha=0.5

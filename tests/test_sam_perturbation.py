@@ -187,6 +187,9 @@ CONSTRUCTORS = {
     "gsam": lambda **kw: sharpax.gsam(sharpax.sgd(0.1), **kw),
     "periodic_sam": lambda **kw: sharpax.periodic_sam(sharpax.sgd(0.1), **kw),
     "looksam": lambda **kw: sharpax.looksam(sharpax.sgd(0.1), **kw),
+    "friendly_sam": lambda **kw: sharpax.friendly_sam(sharpax.sgd(0.1), **kw),
+    "wsam": lambda **kw: sharpax.wsam(sharpax.sgd(0.1), 0.1, **kw),
+    "wsam_value_and_grad": lambda **kw: sharpax.wsam_value_and_grad(jnp.sum, **kw),
 }
 
 

@@ -78,6 +78,41 @@ INVALID = [
         ]
     ],
     *[
+        (sharpax.friendly_sam, {"base_optimizer": sharpax.sgd(0.1)}, name, value, rng)
+        for name, value, rng in [
+            ("rho", -0.05, NON_NEGATIVE),
+            ("sigma", -1.0, NON_NEGATIVE),
+            ("lmbda", -0.1, BETA),
+            ("lmbda", 1.0, BETA),
+            ("eta", -0.01, NON_NEGATIVE),
+        ]
+    ],
+    *[
+        (sharpax.wsam, {"base_optimizer": sharpax.sgd(0.1), "learning_rate": 0.1}, name, value, rng)
+        for name, value, rng in [
+            ("rho", -0.05, NON_NEGATIVE),
+            ("gamma", -0.1, BETA),
+            ("gamma", 1.0, BETA),
+            ("eta", -0.01, NON_NEGATIVE),
+        ]
+    ],
+    (sharpax.wsam, {"base_optimizer": sharpax.sgd(0.1)}, "learning_rate", -0.1, NON_NEGATIVE),
+    (sharpax.wsam_value_and_grad, {"loss_fn": jnp.sum}, "gamma", 1.0, BETA),
+    (sharpax.wsam_value_and_grad, {"loss_fn": jnp.sum}, "rho", -0.05, NON_NEGATIVE),
+    *[
+        (sharpax.bsam, {"learning_rate": 0.1, "num_data": 100}, name, value, rng)
+        for name, value, rng in [
+            ("rho", -0.01, NON_NEGATIVE),
+            ("b1", 1.0, BETA),
+            ("b2", -0.1, BETA),
+            ("weight_decay", -1e-4, NON_NEGATIVE),
+            ("damping", -0.1, NON_NEGATIVE),
+            ("s_init", 0.0, "(0.0, inf)"),
+        ]
+    ],
+    (sharpax.bsam, {"num_data": 100}, "learning_rate", -0.1, NON_NEGATIVE),
+    (sharpax.bsam, {"learning_rate": 0.1}, "num_data", -5, "(0.0, inf)"),
+    *[
         (sharpax.lion, {}, name, value, rng)
         for name, value, rng in [
             ("learning_rate", -1e-4, NON_NEGATIVE),

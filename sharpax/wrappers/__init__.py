@@ -5,7 +5,7 @@ its form, built on the geometry, plus a row in the table below:
 
 - `_sam_geometry.py`: the geometry every variant shares: global norms and inner products over the tree,
   the perturbation e(w) (`Perturbation`: SAM, ASAM, the p-norm ball, masks, rho schedules) and the
-  update directions built from the two gradients (GSAM's, LookSAM's).
+  update directions built from the gradients (GSAM's, LookSAM's, WSAM's mix, Friendly-SAM's).
 - `_sam_gradients.py`: the gradient-wrapper forms, drop-ins for `jax.value_and_grad` that return
   `(loss, grads)` for any optimizer, with m-sharpness chunking and per-device SAM (`jax.shard_map`).
 - `_sam_efficient_gradients.py`: the cheap gradient-wrapper forms (RWP, ESAM), which draw from a key
@@ -13,23 +13,33 @@ its form, built on the geometry, plus a row in the table below:
   tensors) are in the geometry.
 - `_sam_transforms.py`: the transformation forms, `optax.GradientTransformationExtraArgs` around a base
   optimizer, called as `tx.update(grads, state, params, grad_fn=grad_fn)`.
+- `_bsam.py`: Bayesian SAM. It is a whole optimizer (its own momentum, precision and PRNG key, and the
+  posterior accessors `bsam_variance`, `bsam_sample`), not a wrapper around a base optimizer, so it has a
+  module of its own; it shares the transformation forms' `grad_fn` convention and checks.
 
 Lookahead (with the momentum-buffer lookup of its pullback modes, and Ranger) is `_lookahead.py`.
 
-The family (F+B: one forward-backward pass over the batch; F: a forward pass):
+The family (docs/sam.md, "The SAM family: which to pick", has the same table and the call conventions):
 
 | variant | what it changes | gradient form | transformation form | passes per step | extra state | reference |
 |---|---|---|---|---|---|---|
-| SAM, ASAM (`adaptive=True`) | the gradient at w + e(w) | `sam_value_and_grad` | `sam` | 2 | none | davda54/sam |
-| GSAM | minus alpha times g's part orthogonal to it | `gsam_value_and_grad` | `gsam` | 2 | none | juntang-zhuang/GSAM |
-| LookSAM | reuses SAM's orthogonal direction for k - 1 steps | | `looksam` | 2 every k-th step, else 1 | a unit direction, like the params | Liu et al. 2022 |
-| periodic SAM | SAM every k-th step, plain steps between | | `periodic_sam` | 2 every k-th step, else 1 | a step count | Liu et al. 2022 (its baseline) |
-| RWP (m-RWP) | (1 - alpha) g(w) on one half of the batch + alpha g(w + noise) on the other, filter-wise Gaussian noise | `rwp_value_and_grad` | | 1 (one vmapped F+B over both halves) | none (a key per call) | nblt/RWP |
-| ESAM | SAM on a random subset of tensors (probability beta) and the gamma fraction of examples whose loss rose most | `esam_value_and_grad` | | F+B + F + gamma F+B (2 at gamma = 1) | none (a key per call) | dydjw9/Efficient_SAM |
+| SAM, ASAM (`adaptive=True`) | the gradient at w + e(w), e = rho g / norm(g) (ASAM: in coordinates scaled by abs(w)) | `sam_value_and_grad` | `sam` | 2 | none | Foret et al. 2021; Kwon et al. 2021 |
+| GSAM | minus alpha times g's part orthogonal to the SAM gradient | `gsam_value_and_grad` | `gsam` | 2 | none | Zhuang et al. 2022 |
+| LookSAM | SAM every k-th step, else g plus the stored orthogonal direction | | `looksam` | 2 every k-th step, else 1 | a unit direction, like the params | Liu et al. 2022 |
+| periodic SAM | SAM every k-th step, else g | | `periodic_sam` | 2 every k-th step, else 1 | a step count | Liu et al. 2022 (baseline) |
+| Friendly-SAM | e along g - sigma m, m an EMA of the gradients | | `friendly_sam` | 2 | m, like the params; a step count | Li et al. 2024 |
+| WSAM | sharpness weighted by gamma / (1 - gamma), mixed in or decoupled | `wsam_value_and_grad` (coupled) | `wsam` | 2 | none (a count for schedules) | Yue et al. 2023 |
+| Bayesian SAM | a whole optimizer: noisy first pass, e = rho g / s, precision s | | `bsam` | 2 | momentum and precision, like the params; a PRNG key | Möllenhoff & Khan 2023 |
+| RWP (m-RWP) | (1 - alpha) g(w) on one half of the batch + alpha g(w + n) on the other, n filter-wise Gaussian | `rwp_value_and_grad` | | 1 (one vmapped pass over both halves) | none (a key per call) | Li et al. 2024 (TMLR) |
+| ESAM | SAM on a random subset of tensors (probability beta), second pass on the gamma fraction of examples whose loss rose most | `esam_value_and_grad` | | 1 + a forward + gamma (2 at gamma = 1) | none (a key per call) | Du et al. 2022 |
 
 A rho schedule (e.g. `sharpax.lr_proportional_rho`) adds a step count to the transformation forms.
 """
 
+from sharpax.wrappers._bsam import BSAMState as BSAMState
+from sharpax.wrappers._bsam import bsam as bsam
+from sharpax.wrappers._bsam import bsam_sample as bsam_sample
+from sharpax.wrappers._bsam import bsam_variance as bsam_variance
 from sharpax.wrappers._lookahead import LookaheadState as LookaheadState
 from sharpax.wrappers._lookahead import lookahead as lookahead
 from sharpax.wrappers._lookahead import lookahead_params as lookahead_params
@@ -38,16 +48,26 @@ from sharpax.wrappers._sam_efficient_gradients import esam_value_and_grad as esa
 from sharpax.wrappers._sam_efficient_gradients import rwp_value_and_grad as rwp_value_and_grad
 from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers._sam_gradients import sam_value_and_grad as sam_value_and_grad
+from sharpax.wrappers._sam_gradients import wsam_value_and_grad as wsam_value_and_grad
+from sharpax.wrappers._sam_transforms import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers._sam_transforms import LookSAMState as LookSAMState
 from sharpax.wrappers._sam_transforms import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers._sam_transforms import SAMState as SAMState
+from sharpax.wrappers._sam_transforms import friendly_sam as friendly_sam
 from sharpax.wrappers._sam_transforms import gsam as gsam
 from sharpax.wrappers._sam_transforms import looksam as looksam
 from sharpax.wrappers._sam_transforms import periodic_sam as periodic_sam
 from sharpax.wrappers._sam_transforms import sam as sam
+from sharpax.wrappers._sam_transforms import wsam as wsam
 
 __all__ = [
+    "bsam",
+    "bsam_sample",
+    "bsam_variance",
+    "BSAMState",
     "esam_value_and_grad",
+    "friendly_sam",
+    "FriendlySAMState",
     "gsam",
     "gsam_value_and_grad",
     "lookahead",
@@ -62,4 +82,6 @@ __all__ = [
     "sam",
     "sam_value_and_grad",
     "SAMState",
+    "wsam",
+    "wsam_value_and_grad",
 ]

@@ -293,8 +293,9 @@ def keep_tensors_at_random(
     return jax.tree.unflatten(treedef, out)
 
 
-# Update directions built from the two SAM gradients: GSAM's and LookSAM's orthogonal decompositions.
-# Each works on the floating leaves of the gradient trees; other leaves pass through.
+# Update directions built from the two SAM gradients: GSAM's and LookSAM's orthogonal decompositions,
+# WSAM's weighted mix; and Friendly-SAM's ascent direction. Each works on the floating leaves of the
+# gradient trees; other leaves pass through.
 
 
 def _orthogonal_part(leaves, onto, dtype):
@@ -336,3 +337,46 @@ def looksam_direction(grads: Updates, vertical_direction: Updates, alpha) -> Upd
     dtype = accumulation_dtype(g + v)
     scale = jnp.asarray(alpha, dtype) * global_norm(g, dtype)
     return rebuild([x.astype(dtype) + scale * y.astype(dtype) for x, y in zip(g, v, strict=True)])
+
+
+def wsam_direction(grads: Updates, sam_grads: Updates, alpha) -> Updates:
+    """WSAM's coupled gradient `g + alpha * (g_s - g)`, alpha = gamma / (1 - gamma) (Yue et al. 2023)."""
+    g, _ = float_leaves(grads)
+    gs, rebuild = float_leaves(sam_grads)
+    dtype = accumulation_dtype(g + gs)
+    a = jnp.asarray(alpha, dtype)
+    return rebuild(
+        [
+            x.astype(dtype) + a * (y.astype(dtype) - x.astype(dtype))
+            for x, y in zip(g, gs, strict=True)
+        ]
+    )
+
+
+def sharpness_gradient(grads: Updates, sam_grads: Updates) -> Updates:
+    """`g_s - g`, the gradient of the sharpness term L(w + e) - L(w) to first order (WSAM's decoupled term)."""
+    g, _ = float_leaves(grads)
+    gs, rebuild = float_leaves(sam_grads)
+    dtype = accumulation_dtype(g + gs)
+    return rebuild([y.astype(dtype) - x.astype(dtype) for x, y in zip(g, gs, strict=True)])
+
+
+def friendly_direction(
+    grads: Updates, momentum: Updates, first: Array, sigma, lmbda
+) -> tuple[Updates, Updates]:
+    """Friendly-SAM's ascent direction `g - sigma * m` and the updated EMA m of the gradients.
+
+    nblt/F-SAM `FriendlySAM.first_step` (Li et al. 2024): on the first step (`first` true) m is set to g
+    and the direction is g itself (plain SAM); afterwards the direction takes the *previous* m, and only
+    then m <- lmbda m + (1 - lmbda) g. Returns `(direction, new_momentum)`, each cast like its input.
+    """
+    g, rebuild_g = float_leaves(grads)
+    m, rebuild_m = float_leaves(momentum)
+    dtype = accumulation_dtype(g + m)
+    s, lam = jnp.asarray(sigma, dtype), jnp.asarray(lmbda, dtype)
+    directions, moments = [], []
+    for x, y in zip(g, m, strict=True):
+        x, y = x.astype(dtype), y.astype(dtype)
+        directions.append(jnp.where(first, x, x - s * y))
+        moments.append(jnp.where(first, x, lam * y + (1 - lam) * x))
+    return rebuild_g(directions), rebuild_m(moments)

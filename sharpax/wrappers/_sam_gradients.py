@@ -16,8 +16,8 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from sharpax._types import Mask, PyTree, ScalarOrSchedule
-from sharpax._validation import check_int, check_mesh_args, check_non_negative
-from sharpax.wrappers._sam_geometry import Perturbation, gsam_direction
+from sharpax._validation import check_beta, check_int, check_mesh_args, check_non_negative
+from sharpax.wrappers._sam_geometry import Perturbation, gsam_direction, wsam_direction
 
 Direction = Callable[[PyTree, PyTree], PyTree]
 
@@ -258,15 +258,9 @@ def gsam_value_and_grad(
     `sam_step=`. With m-sharpness the decomposition is done per chunk, then averaged (as the reference
     code does per worker before its all-reduce). No optax or torch.optim namesake.
 
-    Call it as `sam_grad(params, *args, sam_step=None, **kwargs)`. It returns the loss (and aux, with
-    `has_aux=True`) of the first pass at the unperturbed params and the gradient of the second pass, for
-    any optimizer, `TrainState.apply_gradients` or `nnx.Optimizer.update`; jit it with the training
-    step. Pass `sam_step=` (0 at the first update) when `rho` is a schedule. With `m > 1` the positional
-    arguments after `params` are split along their leading axis into m chunks, each perturbed with its
-    own gradient, and the m results are averaged (aux stacked per chunk); keyword arguments go whole to
-    every chunk. With `mesh_axis`, each device along that mesh axis perturbs with its own shard's
-    gradient (`jax.shard_map`, as google-research/sam under `pmap`) before losses and gradients are
-    averaged. The SAM guide of the docs (docs/sam.md) has the details.
+    Called as `gsam_grad(params, *args, sam_step=None, **kwargs)`, the convention of every gradient
+    form (docs/sam.md): the loss (and aux) of the first pass at `params`, `sam_step=` for a rho
+    schedule, `m` and `mesh_axis` as in `sam_value_and_grad`.
 
     Args:
         loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (or `(loss, aux)` with `has_aux`), a scalar.
@@ -310,6 +304,85 @@ def gsam_value_and_grad(
         loss_fn,
         perturbation,
         direction,
+        has_aux=has_aux,
+        m=m,
+        mesh_axis=mesh_axis,
+        mesh=mesh,
+    )
+
+
+def wsam_value_and_grad(
+    loss_fn: Callable[..., Any],
+    rho: ScalarOrSchedule = 0.05,
+    gamma: float = 0.9,
+    *,
+    adaptive: bool = False,
+    eta: float = 0.0,
+    p: float = 2,
+    m: int = 1,
+    has_aux: bool = False,
+    mask: Mask = None,
+    mesh_axis: str | None = None,
+    mesh: Mesh | None = None,
+) -> Callable[..., tuple[Any, PyTree]]:
+    r"""WSAM's coupled gradient (Yue et al. 2023): g + alpha (g_s - g), alpha = gamma / (1 - gamma).
+
+    .. math::
+        g = \nabla L(w), \quad g_s = \nabla L(w + e(w)), \qquad
+        \text{returns } \Big(L(w), \; g + \frac{\gamma}{1 - \gamma} (g_s - g)\Big)
+
+    the gradient of L(w) + alpha (L(w + e) - L(w)) to first order, with e(w) the perturbation of
+    `sam_value_and_grad`. This is `sharpax.wsam(..., decouple=False)` as a gradient; the decoupled
+    mode (the paper's default) adds its term after the base optimizer, so it exists only as the
+    transformation `sharpax.wsam`. gamma = 0.5 is SAM's gradient. With m-sharpness the mix is done
+    per chunk, then averaged (the same, as the mix is linear). No optax or torch.optim namesake.
+
+    Called as `wsam_grad(params, *args, sam_step=None, **kwargs)`, the convention of every gradient
+    form (docs/sam.md): the loss (and aux) of the first pass at `params`, `sam_step=` for a rho
+    schedule, `m` and `mesh_axis` as in `sam_value_and_grad`.
+
+    Args:
+        loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (or `(loss, aux)` with `has_aux`), a scalar.
+        rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
+        gamma: weight of the sharpness term, in [0, 1) (the references' default 0.9: alpha = 9).
+        adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
+        eta: ASAM's offset in T_w, >= 0 (0 reproduces the references' `adaptive=True` exactly).
+        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
+            the coordinates T_w^{-1} w).
+        mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
+            only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
+            the biases). Non-float leaves are never perturbed.
+        m: m-sharpness, the number of chunks the batch is split into, an integer >= 1.
+        has_aux: `loss_fn` returns `(loss, aux)`.
+        mesh_axis: None (one global perturbation), or the name of the mesh axis the batch is sharded over,
+            for per-device SAM.
+        mesh: the `jax.sharding.Mesh` holding `mesh_axis`, or None for the mesh set by `jax.set_mesh` at
+            call time. Only with `mesh_axis`.
+
+    Returns:
+        `wsam_grad(params, *args, sam_step=None, **kwargs) -> (value, grads)`.
+
+    References:
+        Yue, Jiang, Ye, Ning, Liu & Zhang, "Sharpness-Aware Minimization Revisited: Weighted Sharpness
+        as a Regularization Term", KDD 2023.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> loss_fn = lambda w: 0.5 * (w[0] ** 2 + 4 * w[1] ** 2)
+        >>> wsam_grad = sharpax.wsam_value_and_grad(loss_fn, rho=0.5, gamma=0.8)
+        >>> _, grads = wsam_grad(jnp.array([3.0, 1.0]))
+        >>> grads  # g = (3, 4), g_s = (3.3, 5.6), alpha = 4: g + 4 (0.3, 1.6)
+        Array([ 4.2, 10.4], dtype=float32)
+    """
+    owner = "wsam_value_and_grad"
+    check_beta(owner, gamma=gamma)
+    perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
+    alpha = gamma / (1 - gamma)
+    return two_pass_value_and_grad(
+        owner,
+        loss_fn,
+        perturbation,
+        lambda g, sam_g: wsam_direction(g, sam_g, alpha),
         has_aux=has_aux,
         m=m,
         mesh_axis=mesh_axis,

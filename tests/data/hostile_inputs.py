@@ -414,6 +414,76 @@ HOSTILE_INPUTS: list[HostileInput] = [
         r"esam_value_and_grad: this call draws random numbers: pass a fresh key",
     ),
     HostileInput(
+        "Friendly-SAM negative sigma",
+        lambda: sharpax.friendly_sam(sharpax.adam(), sigma=-1.0),
+        ValueError,
+        r"friendly_sam: sigma must be in \[0.0, inf\), got -1.0",
+    ),
+    HostileInput(
+        "Friendly-SAM lmbda = 1 (m would never move)",
+        lambda: sharpax.friendly_sam(sharpax.adam(), lmbda=1.0),
+        ValueError,
+        r"friendly_sam: lmbda must be in \[0.0, 1.0\), got 1.0",
+    ),
+    HostileInput(
+        "WSAM gamma = 1 (alpha = gamma / (1 - gamma) is infinite)",
+        lambda: sharpax.wsam(sharpax.adam(), 1e-3, gamma=1.0),
+        ValueError,
+        r"wsam: gamma must be in \[0.0, 1.0\), got 1.0",
+    ),
+    HostileInput(
+        "WSAM without its learning rate",
+        lambda: sharpax.wsam(sharpax.adam()),
+        TypeError,
+        r"wsam\(\) missing 1 required positional argument: 'learning_rate'",
+    ),
+    HostileInput(
+        "WSAM learning rate schedule returning a vector",
+        lambda: jax.jit(
+            lambda s: sharpax.wsam(sharpax.sgd(0.1), lambda c: jnp.ones(2)).update(
+                GRADS, s, PARAMS, grad_fn=lambda p: GRADS
+            )
+        )(sharpax.wsam(sharpax.sgd(0.1), lambda c: jnp.ones(2)).init(PARAMS)),
+        ValueError,
+        r"wsam: the learning_rate schedule must return a scalar, got shape \(2,\)",
+    ),
+    HostileInput(
+        "BSAM with num_data 0 (the variance 1 / (N s) is infinite)",
+        lambda: sharpax.bsam(0.1, num_data=0),
+        ValueError,
+        r"bsam: num_data must be in \(0.0, inf\), got 0",
+    ),
+    HostileInput(
+        "BSAM seed as a float",
+        lambda: sharpax.bsam(0.1, num_data=100, seed=1.5),
+        ValueError,
+        r"bsam: seed must be an integer >= 0, got 1.5",
+    ),
+    HostileInput(
+        "BSAM without grad_fn",
+        lambda: jax.jit(lambda s: sharpax.bsam(0.1, 100).update(GRADS, s, PARAMS))(
+            sharpax.bsam(0.1, 100).init(PARAMS)
+        ),
+        ValueError,
+        r"bsam: update needs the second pass: call `tx.update\(grads, state, params, grad_fn=grad_fn\)`",
+    ),
+    HostileInput(
+        "BSAM grad_fn returning the wrong shape",
+        lambda: jax.jit(
+            lambda s: sharpax.bsam(0.1, 100).update(
+                None, s, PARAMS, grad_fn=lambda p: {"w": jnp.ones(1), "b": jnp.ones(2)}
+            )
+        )(sharpax.bsam(0.1, 100).init(PARAMS)),
+        ValueError,
+        r"bsam: the gradient at \['w'\] has shape \(1,\), the first-pass gradients .* has shape \(3,\)",
+    ),
+    HostileInput(
+        "bsam_variance of a state with no BSAM",
+        lambda: sharpax.bsam_variance(sharpax.adam().init(PARAMS), 100),
+        ValueError,
+        r"bsam_variance: expected exactly one BSAMState .* found 0",
+    ),
+    HostileInput(
         "untuned warmup around a string, not an optimizer",
         lambda: sharpax.with_untuned_warmup("adam"),
         TypeError,

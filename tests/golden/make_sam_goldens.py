@@ -3,6 +3,10 @@
 - sam_davda54.npz: 30-step trajectories of davda54/sam's PyTorch `SAM` (SGD+momentum+L2 and Adam bases,
   SAM and ASAM) on the problem of `sam_references.make_problem`, in float32.
 - sam_gsam.npz, sam_looksam.npz: the numpy references of `sam_references.py` (float64).
+- sam_pytorch_optimizer.npz: 30-step trajectories of pytorch_optimizer 4.1's `FriendlySAM` and `WSAM`
+  over torch.optim.SGD (momentum, weight decay) and Adam, SAM and ASAM, both WSAM modes, float32.
+- sam_fsam_wsam_numpy.npz: the numpy references of Friendly-SAM and WSAM (`sam_references.py`, float64).
+- sam_bsam.npz: Bayesian SAM as the authors' JAX code runs it (`bsam_reference.py`, float32).
 
 `davda_sam_class()` below reproduces davda54/sam's `sam.py` (https://github.com/davda54/sam, MIT License,
 Copyright (c) 2021 David Samuel), operation for operation: the same global norm of per-tensor norms,
@@ -119,6 +123,89 @@ def davda_trajectory(case: str, steps: int = ref.STEPS) -> tuple[np.ndarray, np.
     return np.stack(trajectory).astype(np.float32), np.asarray(losses, np.float32)
 
 
+def _torch_problem(init):
+    """The MLP's params as an `nn.Module` (pytorch_optimizer's WSAM takes the model) and its loss."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.ParameterDict(
+                {k: torch.nn.Parameter(torch.tensor(v)) for k, v in init.items()}
+            )
+
+    net = Net()
+
+    def loss_fn(x, y):
+        p = net.p
+        out = torch.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+        return torch.mean((out - y) ** 2)
+
+    return net, loss_fn
+
+
+def pytorch_optimizer_trajectory(
+    case: str, steps: int = ref.STEPS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Params after each step (steps + 1, n) and the first-pass losses (steps,) of a `fsam_*` or
+    `wsam_*` case, pytorch_optimizer 4.1 over torch.optim, float32."""
+    import pytorch_optimizer
+    import torch
+
+    torch.set_num_threads(1)
+    x_np, y_np, init = ref.make_problem()
+    net, loss_fn = _torch_problem(init)
+    params = [net.p[k] for k in ref.SHAPES]
+    if case.startswith("fsam"):
+        base, variant = ref.fsam_cases()[case]
+        batch = lambda t: ref.minibatch(x_np, y_np, t)
+        torch_base, kwargs = ref.BASES[base]
+        rho, adaptive = ref.PERTURBATIONS[variant]
+        optimizer = pytorch_optimizer.FriendlySAM(
+            params,
+            getattr(torch.optim, torch_base),
+            rho=rho,
+            adaptive=adaptive,
+            **ref.FSAM,
+            **kwargs,
+        )
+    else:
+        base, variant, decouple = ref.wsam_cases()[case]
+        batch = lambda t: (x_np, y_np)
+        torch_base, kwargs = ref.BASES[base]
+        rho, adaptive = ref.PERTURBATIONS[variant]
+        optimizer = pytorch_optimizer.WSAM(
+            net,
+            params,
+            getattr(torch.optim, torch_base),
+            rho=rho,
+            adaptive=adaptive,
+            decouple=decouple,
+            **ref.WSAM,
+            **kwargs,
+        )
+
+    flat = lambda: np.concatenate([net.p[k].detach().numpy().ravel() for k in ref.SHAPES])
+    trajectory, losses = [flat()], []
+    for t in range(steps):
+        x, y = (torch.from_numpy(a) for a in batch(t))
+
+        def closure(x=x, y=y):
+            optimizer.zero_grad()
+            loss = loss_fn(x, y)
+            loss.backward()
+            return loss
+
+        if case.startswith("fsam"):  # FriendlySAM wants the first pass done before `step`
+            loss = closure()
+            optimizer.step(closure)
+        else:  # WSAM runs both passes through the closure and returns the first loss
+            loss = optimizer.step(closure)
+        losses.append(loss.item())
+        trajectory.append(flat())
+    return np.stack(trajectory).astype(np.float32), np.asarray(losses, np.float32)
+
+
 def main() -> None:
     x, y, init = ref.make_problem()
     davda = {"x": x, "y": y, **{f"init_{k}": v for k, v in init.items()}}
@@ -133,6 +220,23 @@ def main() -> None:
     np.savez_compressed(HERE / "sam_gsam.npz", params=gsam)
     looksam = ref.looksam_reference(vec, x, y, steps=ref.STEPS, **ref.LOOKSAM)
     np.savez_compressed(HERE / "sam_looksam.npz", params=looksam)
+
+    second = {}
+    for case in [*ref.fsam_cases(), *ref.wsam_cases()]:
+        second[f"{case}_params"], second[f"{case}_loss"] = pytorch_optimizer_trajectory(case)
+    np.savez_compressed(HERE / "sam_pytorch_optimizer.npz", **second)
+
+    numpy_refs = {"fsam": ref.friendly_sam_reference(vec, x, y, steps=ref.STEPS, **ref.FSAM_NUMPY)}
+    for decouple in (False, True):
+        numpy_refs[f"wsam_{'decoupled' if decouple else 'coupled'}"] = ref.wsam_reference(
+            vec, x, y, steps=ref.STEPS, decouple=decouple, **ref.WSAM_NUMPY
+        )
+    np.savez_compressed(HERE / "sam_fsam_wsam_numpy.npz", **numpy_refs)
+
+    import bsam_reference
+
+    params, precisions = bsam_reference.bsam_trajectory()
+    np.savez_compressed(HERE / "sam_bsam.npz", params=params, precision=precisions)
     print("wrote", *sorted(p.name for p in HERE.glob("sam_*.npz")))
 
 

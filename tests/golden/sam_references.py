@@ -121,3 +121,100 @@ def gsam_lr(t):
 def gsam_rho(t):
     fraction = (gsam_lr(t) - GSAM["lr_min"]) / (GSAM["lr_max"] - GSAM["lr_min"])
     return GSAM["rho_min"] + (GSAM["rho_max"] - GSAM["rho_min"]) * fraction
+
+
+# --- the second generation: Friendly-SAM, WSAM (pytorch_optimizer goldens and numpy references) -------
+
+# The torch.optim bases of the pytorch_optimizer goldens (the davda54 goldens' settings), and the two
+# perturbations: SAM (rho 0.05) and ASAM (rho 0.5, davda54's adaptive=True, i.e. eta = 0).
+BASES = {
+    "sgd": ("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}),
+    "adam": ("Adam", {"lr": 0.02}),
+}
+PERTURBATIONS = {"sam": (0.05, False), "asam": (0.5, True)}
+FSAM = {"sigma": 1.0, "lmbda": 0.9}
+WSAM = {"gamma": 0.9}
+MINIBATCHES = 4
+
+
+def fsam_cases() -> dict[str, tuple[str, str]]:
+    """`fsam_<base>_<sam|asam>` -> (base, perturbation)."""
+    return {f"fsam_{b}_{v}": (b, v) for b in BASES for v in PERTURBATIONS}
+
+
+def wsam_cases() -> dict[str, tuple[str, str, bool]]:
+    """`wsam_<base>_<coupled|decoupled>_<sam|asam>` -> (base, perturbation, decouple)."""
+    return {
+        f"wsam_{b}_{'decoupled' if d else 'coupled'}_{v}": (b, v, d)
+        for b in BASES
+        for d in (False, True)
+        for v in PERTURBATIONS
+    }
+
+
+def minibatch(x, y, t):
+    """Friendly-SAM's problem: the 16 rows as 4 minibatches of 4, taken in turn (step t uses t % 4).
+
+    Its m estimates the full-batch gradient, so that g - m is the minibatch's own part; on one fixed
+    batch g - m would only be the gradient's drift from step to step.
+    """
+    rows = len(x) // MINIBATCHES
+    i = (t % MINIBATCHES) * rows
+    return x[i : i + rows], y[i : i + rows]
+
+
+def friendly_sam_reference(vec, x, y, *, steps, lr, rho, sigma, lmbda):
+    """Friendly-SAM, nblt/F-SAM `utils.py` `FriendlySAM.first_step` with plain SGD, on `minibatch`es.
+
+    for t: g = grad(w)
+      t = 0: m = g; d = g                     (the reference's "momentum" state is created from g)
+      else:  d = g - sigma m; m = lmbda m + (1 - lmbda) g        (d takes the previous m)
+      w -= lr grad(w + rho d / (||d|| + 1e-12))
+
+    Hand case (two params, checked in test_sam_second_generation.py): m = (3, 4), g = (3, 0),
+    sigma = 1, lmbda = 0.9: d = (0, -4), so e = rho (0, -1), and m becomes (3, 3.6).
+    """
+    w = np.asarray(vec, np.float64).copy()
+    out, m = [w.copy()], None
+    for t in range(steps):
+        xb, yb = minibatch(x, y, t)
+        g = mlp_grad(w, xb, yb)
+        if m is None:
+            m, d = g.copy(), g
+        else:
+            d = g - sigma * m
+            m = lmbda * m + (1 - lmbda) * g
+        w = w - lr * mlp_grad(w + rho * d / (np.linalg.norm(d) + 1e-12), xb, yb)
+        out.append(w.copy())
+    return np.stack(out)
+
+
+def wsam_reference(vec, x, y, *, steps, lr, momentum, rho, gamma, decouple):
+    """WSAM, the atorch `WeightedSAM` (dlrover) with torch.optim.SGD(lr, momentum) and max_norm=None.
+
+    alpha = gamma / (1 - gamma); for t: g = grad(w); g_s = grad(w + rho g / (||g|| + 1e-12))
+      coupled:   b = momentum b + (alpha g_s + (1 - alpha) g) (b = that on the first step); w -= lr b
+      decoupled: b = momentum b + g;                                   w -= lr b + lr alpha (g_s - g)
+
+    Hand case (two params): g = (3, 4), g_s = (3.3, 5.6), gamma = 0.8 (alpha = 4): the coupled
+    gradient is 4 g_s - 3 g = (4.2, 10.4); the decoupled term is 4 (g_s - g) = (1.2, 6.4).
+    """
+    alpha = gamma / (1 - gamma)
+    w = np.asarray(vec, np.float64).copy()
+    out, buf = [w.copy()], None
+    for _ in range(steps):
+        g = mlp_grad(w, x, y)
+        g_s = mlp_grad(w + rho * g / (np.linalg.norm(g) + 1e-12), x, y)
+        d = g if decouple else alpha * g_s + (1 - alpha) * g
+        buf = d.copy() if buf is None else momentum * buf + d
+        w = w - lr * buf
+        if decouple:
+            w = w - lr * alpha * (g_s - g)
+        out.append(w.copy())
+    return np.stack(out)
+
+
+# The numpy references' settings: SGD with momentum for WSAM (so that the two modes differ), plain
+# SGD for Friendly-SAM.
+FSAM_NUMPY = {"lr": 0.1, "rho": 0.05, "sigma": 1.0, "lmbda": 0.9}
+WSAM_NUMPY = {"lr": 0.05, "momentum": 0.9, "rho": 0.05, "gamma": 0.8}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmarks on a GPU, in one call (the lent device's time is short): step ratios vs optax and the
+# copy floor, Lookahead vs the bare inner optimizer, the SAM family's costs, and a CPU-vs-GPU sanity check
+# of the torch parity battery. Everything is wall-clock (a GPU step's CPU time is not its cost).
+#   bash benchmarks/gpu.sh OUT_DIR [--smoke]   (--smoke: tiny sizes, to check the script on a CPU)
+set -uo pipefail
+out=${1:?usage: gpu.sh OUT_DIR [--smoke]}
+smoke=${2:-}
+mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python3 -c "import jax, optax, flax; print('jax', jax.__version__, 'optax', optax.__version__, 'flax', flax.__version__, jax.devices())"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+if [ -n "$smoke" ]; then
+  regimes=flax_transformer; sam=(--hidden 64 --batch 32 --rounds 2); la=(--width 64 --depth 2 --rounds 2 --warmup 1)
+else
+  regimes=large_1x4M,large_1x64M,flax_transformer
+  sam=(--inputs 1024 --hidden 4096 --layers 4 --batch 1024 --rounds 15)
+  la=(--width 4096 --depth 8 --rounds 20 --warmup 5)
+fi
+timeout 300 python3 benchmarks/run.py --quick --clock wall --no-torch --sections step,memory \
+  --regimes "$regimes" --out "$out/suite" 2>&1 | tail -n 60
+timeout 120 python3 benchmarks/bench_sam.py --clock wall "${sam[@]}" --out "$out/sam.json" 2>&1 | tail -n 40
+timeout 120 python3 benchmarks/bench_lookahead.py --clock wall --per-step "${la[@]}" 2>&1 | tee "$out/lookahead.txt" | tail -n 30
+if [ -z "$smoke" ]; then
+  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_parity_torch.py -k "golden" 2>&1 | tail -n 5
+fi
