@@ -96,6 +96,33 @@ CASES: list[Case] = [
         _torch_lion(lr=1e-4),
         note="torch side is lion-pytorch (no foreach)",
     ),
+    Case(
+        "adafactor",
+        lambda: sharpax.adafactor(1e-2),
+        lambda: optax.adafactor(1e-2),
+        _torch("Adafactor", lr=1e-2),
+        note="optax's rule differs (factors the two largest dims from 128 on, no relative step)",
+    ),
+    Case(
+        "muon_adamw",
+        lambda: sharpax.muon_with_adamw(2e-2),
+        lambda: optax.contrib.muon(2e-2),
+        None,
+        note="optax.contrib.muon (Adam on the non-matrices, its Newton-Schulz in the input dtype)",
+    ),
+    Case(
+        "rprop",
+        lambda: sharpax.rprop(1e-2),
+        lambda: optax.rprop(1e-2),
+        _torch("Rprop", lr=1e-2),
+    ),
+    Case(
+        "asgd",
+        lambda: sharpax.asgd(1e-2),
+        lambda: optax.sgd(1e-2),
+        _torch("ASGD", lr=1e-2),
+        note="optax has no ASGD: the anchor is a plain SGD step (ASGD also averages the params)",
+    ),
 ]
 
 CASES_BY_ID = {c.id: c for c in CASES}

@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/bench_sam.py [--tree mlp --hidden 512 --batch 256 --rounds 15 --out benchmarks/results/sam.json]
     PYTHONPATH=. python benchmarks/bench_sam.py --tree transformer --batch 8 --seq 64 --rounds 5
     PYTHONPATH=. python benchmarks/bench_sam.py --suite efficient [--tree transformer ...]
+    PYTHONPATH=. python benchmarks/bench_sam.py --sections memory   # microbatches=4 vs 1 only
 
 Trees: `mlp` (a ReLU MLP on random inputs, 10 classes) and `transformer` (the Flax Transformer LM of
 `_trees.py`, next-token loss on random tokens).
@@ -20,6 +21,10 @@ whole optimizer; its step computes no first-pass loss, as its two passes run ins
 vmapped pass (target <= 1.3x a plain full-batch step; also with an `rbg` key, and as two separate
 half-batch passes), and ESAM with its selection fraction gamma (a forward-backward, a forward at w + e
 and gamma of a forward-backward), next to ESAM at beta = gamma = 1 and SAM.
+
+The memory section (`_sam_memory.py`) compiles a SAM + Adam step with `microbatches=4` and 1 on the MLP
+and the Transformer LM of `_trees.py` and reports XLA's compiled memory analysis (issue 14: the peak must
+drop).
 """
 
 from __future__ import annotations
@@ -240,8 +245,34 @@ def main() -> None:
         help="wall time, or this process's CPU time (steadier on a CPU shared with other jobs)",
     )
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON")
+    parser.add_argument(
+        "--sections",
+        default=None,
+        help="comma-separated: timing, memory (microbatches); default both, timing for --suite efficient",
+    )
     args = parser.parse_args()
+    default_sections = "timing" if args.suite == "efficient" else "timing,memory"
+    sections = set((args.sections or default_sections).split(","))
+    results = {}
+    if "timing" in sections:
+        results.update(timing(args))
+    if "memory" in sections:
+        import _sam_memory
 
+        print("peak memory of a SAM + Adam step, microbatches=4 vs 1 (compiled memory analysis):")
+        results["memory"] = _sam_memory.run()
+    if args.out:
+        device = jax.devices()[0]
+        meta = {"device": f"{device.platform} {device.device_kind}", "host": platform.node()}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps({**meta, "jax": jax.__version__, **results}, indent=2) + "\n"
+        )
+        print("wrote", args.out)
+
+
+def timing(args) -> dict:
+    """The step-time comparison: every variant in interleaved rounds; returns what --out records."""
     problem = mlp_problem if args.tree == "mlp" else transformer_problem
     make_params, loss_fn, x, y, description, per_example_loss = problem(args)
     if args.suite == "family":
@@ -331,28 +362,16 @@ def main() -> None:
     print(f"  {'ratio':64s} {'median of per-round':>20s} {'of minima':>10s}")
     for name, (paired, of_minima) in ratios.items():
         print(f"  {name:64s} {paired:19.3f}x {of_minima:9.3f}x")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {
-                    "device": f"{device.platform} {device.device_kind}",
-                    "host": platform.node(),
-                    "jax": jax.__version__,
-                    "tree": description,
-                    "suite": args.suite,
-                    "batch": args.batch,
-                    "rounds": args.rounds,
-                    "steps": args.steps,
-                    "median_ms": {k: v * 1e3 for k, v in median.items()},
-                    "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
-                    "ratios": ratios,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        print("wrote", args.out)
+    return {
+        "tree": description,
+        "suite": args.suite,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "median_ms": {k: v * 1e3 for k, v in median.items()},
+        "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
+        "ratios": ratios,
+    }
 
 
 if __name__ == "__main__":

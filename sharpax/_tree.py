@@ -39,3 +39,11 @@ def float_leaves(tree: PyTree) -> tuple[list[Array], Callable[[list[Array]], PyT
         return jax.tree.unflatten(treedef, out)
 
     return [leaves[i] for i in where], rebuild
+
+
+def at_least_float32(dtype: Any) -> Any:
+    """`dtype`, or float32 where it is narrower (float16, bfloat16): where sums and scales run.
+
+    Not `jnp.promote_types`, which refuses float16 with float32 under strict dtype promotion.
+    """
+    return jnp.float32 if jnp.finfo(dtype).bits < 32 else dtype

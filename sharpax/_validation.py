@@ -131,6 +131,23 @@ def check_choice(owner: str, name: str, value: Any, choices: tuple[Any, ...]) ->
         raise ValueError(f"{owner}: {name} must be one of {choices}, got {value!r}")
 
 
+def check_norm_order(owner: str, name: str, value: Any) -> None:
+    """`value` must be a static real number in [1, inf], `math.inf` included (the p of a p-norm).
+
+    Static because it selects the formula when the function is traced: a traced value or a schedule
+    raises `TypeError`.
+    """
+    check_number(owner, name, value)
+    if not is_static_number(value):
+        raise TypeError(
+            f"{owner}: {name} must be a static number (it selects the formula when tracing), "
+            f"got {value!r}"
+        )
+    x = float(value)
+    if math.isnan(x) or x < 1:
+        raise ValueError(f"{owner}: {name} must be in [1, inf] (math.inf included), got {value!r}")
+
+
 def check_float_dtype(owner: str, **dtypes: Any) -> None:
     """Each keyword must be `None` or a floating dtype (the dtype of an optimizer's moment buffer)."""
     for name, dtype in dtypes.items():

@@ -27,6 +27,7 @@ FAST = (
     "nadamw",
     "lion",
     "gsam(adamw)",
+    "sam(adam, loss_scale)",
     "lookahead(sam(radam))",
     SHARDED,
 )

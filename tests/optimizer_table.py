@@ -13,6 +13,7 @@ from typing import Any
 import jax.numpy as jnp
 
 import sharpax
+from sharpax import lr_scheduler as ls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,22 +23,57 @@ class OptimizerCase:
     id: str
     make: Callable[..., Any]
     kwargs: dict[str, Any]
-    torch_class: str  # "torch.optim.Adam" or "lion_pytorch.Lion"
+    # "torch.optim.Adam" or "lion_pytorch.Lion"; "torch.optim.Muon+torch.optim.AdamW" splits the params:
+    # the 2-D ones (transposed, unless kwargs say layout="out_in") go to the first, with
+    # torch_kwargs["matrices"], the others to the second, with torch_kwargs["others"].
+    torch_class: str
     torch_kwargs: dict[str, Any]
     moment_dtypes: tuple[str, ...] = ()  # which of mu_dtype / nu_dtype the factory accepts
     # A learning-rate factor `count -> float` (jnp-traceable): sharpax gets `lr * lr_schedule(count)`,
     # torch a `LambdaLR(lr_schedule)` stepped after every update; both see factor(0) at the first update.
     lr_schedule: Callable[[Any], Any] | None = None
+    # The parity problem (`tests/torch_reference.py`): "default", or "matrices" (rectangular 2-D and
+    # 3-D leaves, for the optimizers that are not elementwise).
+    problem: str = "default"
+    # Elementwise rules run the parity problem as one flat leaf (faster); the others need the tree.
+    elementwise: bool = True
+    # False where the learning rate does not scale the update (Rprop: the initial step size only).
+    lr_scales_updates: bool = True
+    # False where the update keeps changing with the step count past 10^7 (ASGD's step size,
+    # Adafactor's relative step): the int32-limit test then checks saturation and finiteness only.
+    stationary_late: bool = True
+    # Per-param torch state entries also recorded in the goldens and compared (ASGD's "ax").
+    torch_state: tuple[str, ...] = ()
+    # (rtol, atol) for the torch parity, when not the float32 default (Muon: bfloat16 Newton-Schulz).
+    parity_tolerance: tuple[float, float] | None = None
+    # A torch scheduler that also cycles the momentum (SGD) or beta_1 (the Adam family): `scheduler()`
+    # builds the sharpax twin, whose rate and `.momentum` replace learning_rate and momentum / b1;
+    # `torch_scheduler` builds torch's on `opt` (the names of torch.optim.lr_scheduler in scope).
+    scheduler: Callable[[], Any] | None = None
+    torch_scheduler: str | None = None
 
     def build(self, **overrides: Any) -> Any:
         kwargs = {**self.kwargs, **overrides}
         if self.lr_schedule is not None and "learning_rate" not in overrides:
             base, factor = kwargs["learning_rate"], self.lr_schedule
             kwargs["learning_rate"] = lambda count: base * factor(count)
+        if self.scheduler is not None and "learning_rate" not in overrides:
+            schedule = self.scheduler()
+            kwargs["learning_rate"] = schedule
+            kwargs["momentum" if self.make is sharpax.sgd else "b1"] = schedule.momentum
         return self.make(**kwargs)
 
 
 ADAM_DTYPES = ("mu_dtype", "nu_dtype")
+MUON_ADAMW = "torch.optim.Muon+torch.optim.AdamW"
+# Muon's Newton-Schulz runs in bfloat16 (both sides): it rounds its output to 8 significant bits, and
+# a float32 accumulation in another order (another BLAS) can round an entry the other way: one bfloat16
+# ulp, 2^-8 of the entry (|entries| <= 1), times lr * sqrt(4/3) = 0.023 per step. The same entry
+# flipping at every one of the 50 steps would move a param by 50 * 0.023 * 2^-8 = 4.5e-3: the
+# absolute tolerance. Measured here (same CPU kernels as the goldens): bit-identical Newton-Schulz
+# outputs, 2e-7. A wrong rule (no Nesterov, another rate adjustment or layout, a bias correction)
+# moves the params by 1e-2 or more within 50 steps.
+MUON_TOLERANCE = (1e-5, 4.5e-3)
 
 CASES: list[OptimizerCase] = [
     OptimizerCase("sgd", sharpax.sgd, dict(learning_rate=0.1), "torch.optim.SGD", dict(lr=0.1)),
@@ -166,6 +202,45 @@ CASES: list[OptimizerCase] = [
         dict(lr=1e-3, weight_decay=0.1),
         ("mu_dtype",),
     ),
+    # lr 0.5 > 1 / sqrt(t) from t = 5: the relative step's two branches.
+    OptimizerCase(
+        "adafactor",
+        sharpax.adafactor,
+        dict(learning_rate=0.5, weight_decay=0.02),
+        "torch.optim.Adafactor",
+        dict(lr=0.5, weight_decay=0.02),
+        elementwise=False,
+        stationary_late=False,
+    ),
+    # One learning rate for both groups (so that a zero rate stops everything; the option cases give
+    # AdamW its own).
+    OptimizerCase(
+        "muon_adamw",
+        sharpax.muon_with_adamw,
+        dict(learning_rate=0.02, weight_decay=0.1, adamw_weight_decay=0.01),
+        MUON_ADAMW,
+        dict(matrices=dict(lr=0.02, weight_decay=0.1), others=dict(lr=0.02, weight_decay=0.01)),
+        elementwise=False,
+        parity_tolerance=MUON_TOLERANCE,
+    ),
+    OptimizerCase(
+        "rprop",
+        sharpax.rprop,
+        dict(learning_rate=1e-2),
+        "torch.optim.Rprop",
+        dict(lr=1e-2),
+        lr_scales_updates=False,
+    ),
+    # t0 = 10: the averaging starts within the 50 steps.
+    OptimizerCase(
+        "asgd",
+        sharpax.asgd,
+        dict(learning_rate=1e-2, lambd=1e-3, t0=10.0, weight_decay=0.1),
+        "torch.optim.ASGD",
+        dict(lr=1e-2, lambd=1e-3, t0=10.0, weight_decay=0.1),
+        stationary_late=False,
+        torch_state=("ax",),
+    ),
 ]
 
 
@@ -274,6 +349,120 @@ OPTION_CASES: list[OptimizerCase] = [
     _case("adamax_betas", sharpax.adamax, "torch.optim.Adamax", learning_rate=1e-2, b1=0.5, b2=0.9),
     _case("lion_defaults", sharpax.lion, "lion_pytorch.Lion"),
     _case("lion_betas", sharpax.lion, "lion_pytorch.Lion", learning_rate=1e-2, b1=0.5, b2=0.9),
+    *[
+        dataclasses.replace(case, elementwise=False, stationary_late=False, problem=problem)
+        for case, problem in (
+            (_case("adafactor_defaults", sharpax.adafactor, "torch.optim.Adafactor"), "default"),
+            (
+                # eps_1 = 1e-3 clamps the estimate of the small-gradient leaf b.
+                _case(
+                    "adafactor_options",
+                    sharpax.adafactor,
+                    "torch.optim.Adafactor",
+                    learning_rate=1e-2,
+                    beta2_decay=-0.5,
+                    eps=(1e-3, 1e-2),
+                    d=2.0,
+                ),
+                "default",
+            ),
+            (
+                _case(
+                    "adafactor_matrices",
+                    sharpax.adafactor,
+                    "torch.optim.Adafactor",
+                    learning_rate=0.2,
+                    weight_decay=0.1,
+                ),
+                "matrices",
+            ),
+        )
+    ],
+    *[
+        OptimizerCase(
+            id,
+            sharpax.muon_with_adamw,
+            kwargs,
+            MUON_ADAMW,
+            torch_kwargs,
+            problem=problem,
+            elementwise=False,
+            parity_tolerance=MUON_TOLERANCE,
+        )
+        for id, kwargs, torch_kwargs, problem in (
+            (
+                "muon_adamw_defaults",
+                dict(),
+                dict(matrices=dict(), others=dict(lr=1e-3, weight_decay=0.1)),
+                "default",
+            ),
+            (
+                "muon_matrices_match_rms_adamw",
+                dict(
+                    learning_rate=0.01,
+                    momentum=0.9,
+                    nesterov=False,
+                    adjust_lr_fn="match_rms_adamw",
+                    adamw_learning_rate=3e-4,
+                    adamw_weight_decay=0.0,
+                ),
+                dict(
+                    matrices=dict(
+                        lr=0.01, momentum=0.9, nesterov=False, adjust_lr_fn="match_rms_adamw"
+                    ),
+                    others=dict(lr=3e-4, weight_decay=0.0),
+                ),
+                "matrices",
+            ),
+            (
+                # torch's own layout, and the classic cubic Newton-Schulz.
+                "muon_matrices_out_in",
+                dict(
+                    learning_rate=0.02,
+                    layout="out_in",
+                    ns_coefficients=(1.5, -0.5, 0.0),
+                    ns_steps=8,
+                    eps=1e-5,
+                    adamw_learning_rate=1e-2,
+                ),
+                dict(
+                    matrices=dict(lr=0.02, ns_coefficients=(1.5, -0.5, 0.0), ns_steps=8, eps=1e-5),
+                    others=dict(lr=1e-2, weight_decay=0.1),
+                    transpose=False,
+                ),
+                "matrices",
+            ),
+        )
+    ],
+    dataclasses.replace(
+        _case("rprop_defaults", sharpax.rprop, "torch.optim.Rprop"), lr_scales_updates=False
+    ),
+    dataclasses.replace(
+        _case(
+            "rprop_options",
+            sharpax.rprop,
+            "torch.optim.Rprop",
+            learning_rate=0.02,
+            etas=(0.3, 1.5),
+            step_sizes=(1e-3, 0.05),
+        ),
+        lr_scales_updates=False,
+    ),
+    *[
+        dataclasses.replace(case, stationary_late=False, torch_state=("ax",))
+        for case in (
+            _case("asgd_defaults", sharpax.asgd, "torch.optim.ASGD"),
+            _case(
+                "asgd_average_from_start",
+                sharpax.asgd,
+                "torch.optim.ASGD",
+                learning_rate=0.05,
+                lambd=0.01,
+                alpha=0.5,
+                t0=0.0,
+            ),
+        )
+    ],
 ]
 
 
@@ -282,6 +471,8 @@ def warmup_then_decay(count: Any) -> Any:
     count = jnp.asarray(count, jnp.float32)
     return jnp.where(count < 10, (count + 1) / 10, 0.95 ** (count - 9))
 
+
+CASES_BY_NAME = {case.id: case for case in CASES}
 
 # Learning-rate schedules: torch's LambdaLR pins down which count the first update sees.
 SCHEDULE_CASES: list[OptimizerCase] = [
@@ -299,9 +490,82 @@ SCHEDULE_CASES: list[OptimizerCase] = [
         ),
         _case("lion", sharpax.lion, "lion_pytorch.Lion", learning_rate=1e-2, weight_decay=0.5),
     )
+] + [
+    # ASGD computes each step size from the previous step's rate: the schedule arrives a step late.
+    dataclasses.replace(CASES_BY_NAME[name], id=f"{name}_schedule", lr_schedule=warmup_then_decay)
+    for name in ("adafactor", "asgd", "muon_adamw")
 ]
 
-ALL_CASES: list[OptimizerCase] = CASES + OPTION_CASES + SCHEDULE_CASES
+
+def _cycling(
+    case: OptimizerCase, scheduler: Callable[[], Any], torch_scheduler: str
+) -> OptimizerCase:
+    return dataclasses.replace(case, scheduler=scheduler, torch_scheduler=torch_scheduler)
+
+
+# torch's OneCycleLR and CyclicLR also set the momentum (SGD) or beta_1 (the Adam family) at every
+# step: the sharpax twin's `.momentum` goes to `momentum` / `b1`.
+MOMENTUM_CASES: list[OptimizerCase] = [
+    _cycling(
+        _case(
+            "sgd_nesterov_one_cycle",
+            sharpax.sgd,
+            "torch.optim.SGD",
+            learning_rate=0.1,
+            momentum=0.9,
+            nesterov=True,
+        ),
+        lambda: ls.one_cycle_lr(max_lr=0.1, total_steps=50),
+        "OneCycleLR(opt, max_lr=0.1, total_steps=50)",
+    ),
+    _cycling(
+        _case(
+            "sgd_dampening_cyclic_exp_range",
+            sharpax.sgd,
+            "torch.optim.SGD",
+            learning_rate=0.1,
+            momentum=0.9,
+            dampening=0.2,
+        ),
+        lambda: ls.cyclic_lr(
+            base_lr=0.01, max_lr=0.1, step_size_up=10, mode="exp_range", gamma=0.99
+        ),
+        "CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=10, mode='exp_range', gamma=0.99)",
+    ),
+    _cycling(
+        _case("adam_one_cycle_three_phase", sharpax.adam, "torch.optim.Adam", learning_rate=1e-2),
+        lambda: ls.one_cycle_lr(max_lr=1e-2, total_steps=50, three_phase=True),
+        "OneCycleLR(opt, max_lr=1e-2, total_steps=50, three_phase=True)",
+    ),
+    _cycling(
+        _case(
+            "adamw_cyclic_triangular2",
+            sharpax.adamw,
+            "torch.optim.AdamW",
+            learning_rate=1e-2,
+            weight_decay=0.1,
+        ),
+        lambda: ls.cyclic_lr(base_lr=1e-3, max_lr=1e-2, step_size_up=8, mode="triangular2"),
+        "CyclicLR(opt, base_lr=1e-3, max_lr=1e-2, step_size_up=8, mode='triangular2')",
+    ),
+    _cycling(
+        _case("nadam_one_cycle_linear", sharpax.nadam, "torch.optim.NAdam", learning_rate=1e-2),
+        lambda: ls.one_cycle_lr(max_lr=1e-2, total_steps=50, anneal_strategy="linear"),
+        "OneCycleLR(opt, max_lr=1e-2, total_steps=50, anneal_strategy='linear')",
+    ),
+    _cycling(
+        _case("radam_one_cycle", sharpax.radam, "torch.optim.RAdam", learning_rate=1e-2),
+        lambda: ls.one_cycle_lr(max_lr=1e-2, total_steps=50, pct_start=0.2),
+        "OneCycleLR(opt, max_lr=1e-2, total_steps=50, pct_start=0.2)",
+    ),
+    _cycling(
+        _case("adamax_cyclic", sharpax.adamax, "torch.optim.Adamax", learning_rate=1e-2),
+        lambda: ls.cyclic_lr(base_lr=1e-3, max_lr=2e-2, step_size_up=12, step_size_down=5),
+        "CyclicLR(opt, base_lr=1e-3, max_lr=2e-2, step_size_up=12, step_size_down=5)",
+    ),
+]
+
+ALL_CASES: list[OptimizerCase] = CASES + OPTION_CASES + SCHEDULE_CASES + MOMENTUM_CASES
 """Every case with a torch twin (the goldens cover all of them); `CASES` is the battery's core set."""
 
 CASES_BY_ID = {case.id: case for case in ALL_CASES}

@@ -137,6 +137,12 @@ def _wrappers() -> dict:
         ),
         "wsam(adam)": lambda: sharpax.wsam(sharpax.adam(1e-2), 1e-2, rho=0.05, gamma=0.8),
         "bsam": lambda: sharpax.bsam(1e-2, num_data=64, rho=0.05),
+        # A static scale of 1 (factor 1): the loss is not scaled here, but the counter still moves.
+        "sam(adam, loss_scale)": lambda: sharpax.sam(
+            sharpax.adam(1e-2),
+            rho=0.05,
+            loss_scale=sharpax.dynamic_loss_scale(1.0, period=3, factor=1.0),
+        ),
         "lookahead(adamw)": lambda: sharpax.lookahead(sharpax.adamw(1e-2), sync_period=2),
         "lookahead(sam(radam))": lambda: sharpax.lookahead(
             sharpax.sam(sharpax.radam(1e-2), rho=0.05), sync_period=3, alpha=0.5

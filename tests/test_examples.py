@@ -131,15 +131,32 @@ def test_checkpoint_resume_lands_exactly_where_an_uninterrupted_run_does():
 def test_port_torch_recipe_runs_without_torch_too():
     example = load("port_torch_recipe")
     params, x, y = example.data()
-    _, losses = example.run_sharpax(params, x, y)
-    assert losses[-1] < 0.5 * losses[0]
+    for name in ("adamw_linear_warmup", "sgd_nesterov_one_cycle"):
+        _, losses = example.run_sharpax(params, x, y, name)
+        assert losses[-1] < 0.5 * losses[0], name
+    _, (val_losses, rates) = example.run_sharpax(params, x, y, "adam_reduce_on_plateau")
+    assert val_losses[-1] < 0.5 * val_losses[0]
+    assert rates[0] == np.float32(0.05) and rates[-1] < rates[0]  # the plateau reduced the rate
 
 
 def test_port_torch_recipe_matches_torch_step_for_step():
     pytest.importorskip("torch")
-    final, torch_final = load("port_torch_recipe").main()
-    for k in final:
-        np.testing.assert_allclose(final[k], torch_final[k], rtol=1e-5, atol=1e-5)
+    results, plateau = load("port_torch_recipe").main()
+    assert set(results) == {
+        "adamw_linear_warmup",
+        "sgd_nesterov_one_cycle",
+        "adam_reduce_on_plateau",
+    }
+    for name, (final, torch_final) in results.items():
+        for k in final:
+            np.testing.assert_allclose(
+                final[k], torch_final[k], rtol=1e-5, atol=1e-5, err_msg=f"{name}: {k}"
+            )
+    # The validation losses, and so the plateau decisions and the rates, are torch's.
+    (losses, rates), (torch_losses, torch_rates) = plateau["sharpax"], plateau["torch"]
+    np.testing.assert_allclose(losses, torch_losses, rtol=1e-5)
+    np.testing.assert_allclose(rates, torch_rates, rtol=1e-6)
+    assert len(set(torch_rates)) == 3  # two reductions within the run
 
 
 def test_mixing_with_optax_clips_before_lookahead_and_changes_the_rate():
@@ -233,3 +250,63 @@ def test_data_parallel_sam_on_8_devices_equals_one_device():
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), sharded, params
     )
     assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(sharded))
+
+
+def test_mixed_precision_sam_clean_float16_run_matches_float32():
+    example = load("mixed_precision_sam")
+    want, _, _, _ = example.train(5, jnp.float32)
+    got, losses, skipped, scales = example.train(5, jnp.float16, initial_scale=2.0**15)
+    assert skipped == 0 and np.all(scales == 2.0**15) and np.all(np.isfinite(losses))
+    # float16 activations carry ~1e-3 relative error into each gradient; over 5 steps of SGD the
+    # weights (|w| < 0.3) stay within 2e-3 of the float32 run.
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_mixed_precision_sam_overflow_in_the_second_pass_skips_the_step():
+    # rho = 1e4 puts the second pass at weights of ~1e4, whose float16 activations overflow; the
+    # first pass, at the initial weights, is finite.
+    example = load("mixed_precision_sam")
+    (x, y), _ = example.load_data()
+    x, y = x[:64], y[:64]
+    model = example.MLP(dtype=jnp.float16)
+    params = example.init_params(jnp.float16)
+    scale = sharpax.dynamic_loss_scale(2.0**15)
+    loss_fn = example.make_loss(model)
+    first_pass = jax.jit(jax.grad(lambda p: scale.scale(loss_fn(p, x, y))))
+    assert sharpax.all_finite(first_pass(params))
+    base = sharpax.sgd(0.1, momentum=0.9)
+    bits = lambda tree: [np.asarray(leaf).tobytes() for leaf in jax.tree.leaves(tree)]
+
+    tx, step = example.gradient_form_step(model, 1e4, base)
+    state = tx.init(params)
+    new_params, new_state, new_scale, _ = step(params, state, scale, x, y)
+    assert bits(new_params) == bits(params) and bits(new_state.inner_state) == bits(
+        state.inner_state
+    )
+    assert int(new_state.total_notfinite) == 1 and float(new_scale.loss_scale) == 2.0**14
+
+    tx, step = example.transformation_form_step(model, 1e4, base, scale)
+    state = tx.init(params)
+    new_params, new_state, _ = step(params, state, x, y)
+    assert bits(new_params) == bits(params) and bits(new_state.inner_state) == bits(
+        state.inner_state
+    )
+    assert float(sharpax.current_loss_scale(new_state).loss_scale) == 2.0**14
+
+
+def test_mixed_precision_sam_both_forms_take_the_same_steps_and_skips(capsys):
+    # Starting at 2^24, the first steps overflow and are skipped; both forms skip the same ones.
+    example = load("mixed_precision_sam")
+    results = example.main(["--steps", "12"])
+    grad_params, grad_losses, skipped, grad_scales = example.train(12, jnp.float16)
+    tx_params, tx_losses, tx_scales = example.train_transformation_form(12)
+    assert skipped >= 3 and grad_scales[0] == 2.0**23
+    np.testing.assert_array_equal(tx_scales, grad_scales)
+    np.testing.assert_allclose(tx_losses, grad_losses, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(tx_params), jax.tree.leaves(grad_params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(results["float16"]), jax.tree.leaves(grad_params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    out = capsys.readouterr().out
+    assert "gradient form, float16 compute" in out and "transformation form" in out

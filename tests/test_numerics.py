@@ -109,6 +109,10 @@ def test_step_count_saturates_at_int32_max(case):
         updates, near_max = tx.update(g, near_max, params)
         want, reference = tx.update(g, reference, params)
         _assert_finite(updates, f"step {i} updates")
+        if not case.stationary_late:
+            # ASGD's step size and Adafactor's relative step still shrink with the count: finite
+            # updates (checked above) and a saturated counter (below) are the claim.
+            continue
         if case.kwargs.get("lr_decay"):
             # Adagrad's lr decay divides by 1 + count * lr_decay: smaller, never negative.
             for u, w in zip(jax.tree.leaves(updates), jax.tree.leaves(want), strict=True):

@@ -156,6 +156,10 @@ LAYOUTS = [
         "radam",
         "adamax",
         "lion",
+        "adafactor",
+        "muon_adamw",
+        "rprop",
+        "asgd",
     )
 ]
 
@@ -227,7 +231,10 @@ def check_properties(case, tree):
         if kind not in ("int32", "bool"):
             _close(a, b, kind)
 
-    # A zero learning rate changes nothing (bit for bit) and its updates are zeros.
+    # A zero learning rate changes nothing (bit for bit) and its updates are zeros (not for Rprop,
+    # whose learning rate is only the initial step size, taken from the state).
+    if not case.lr_scales_updates:
+        return
     p_zero, u_zero, _ = run(lambda g, s, p: update_at(0.0, g, s, p), state, params, grads)
     leaves_zero = zip(
         flat_kinds,

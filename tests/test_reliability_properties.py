@@ -56,17 +56,53 @@ HYPERPARAMETERS: dict[str, st.SearchStrategy] = {
     "degenerated_to_sgd": st.booleans(),
     "mu_dtype": st.sampled_from([None, jnp.float32, jnp.bfloat16]),
     "nu_dtype": st.sampled_from([None, jnp.float32, jnp.bfloat16]),
+    # Adafactor
+    "beta2_decay": st.one_of(st.sampled_from([-0.8, 0.0, -1.0]), st.floats(-2.0, 0.0)),
+    "d": _closed(1.0, 10.0),
+    # Muon (and its AdamW)
+    "ns_coefficients": st.sampled_from([(3.4445, -4.775, 2.0315), (1.5, -0.5, 0.0)]),
+    "ns_steps": st.integers(1, 6),
+    "adjust_lr_fn": st.sampled_from([None, "original", "match_rms_adamw"]),
+    "layout": st.sampled_from(["in_out", "out_in"]),
+    "adamw_learning_rate": st.one_of(st.none(), _closed(0.0, 1.0)),
+    "adamw_b1": _decay_rate(),
+    "adamw_b2": _decay_rate(),
+    "adamw_eps": st.sampled_from([1e-12, 1e-8, 1e-3]),
+    "adamw_weight_decay": st.one_of(st.none(), _closed(0.0, 0.5)),
+    # Rprop
+    "etas": st.tuples(
+        st.floats(0.0, 1.0, exclude_min=True, exclude_max=True),
+        st.floats(1.0, 5.0, exclude_min=True),
+    ),
+    "step_sizes": st.tuples(_closed(0.0, 1e-3), _closed(1e-3, 50.0)),
+    # ASGD
+    "lambd": _closed(0.0, 0.1),
+    "alpha": _closed(0.0, 1.0),
+    "t0": st.one_of(st.sampled_from([0.0, 1e6]), st.floats(0.0, 5.0)),
 }
-UNDRAWN = {"mask"}  # covered elsewhere (adamw's docstring and tests)
+# Where one name means another thing: Adafactor's eps is (epsilon_1 or None, epsilon_2). epsilon_1 is
+# kept >= 1e-10: torch squares it in float64 and clamps a float32 estimate with it, and below ~1e-19
+# the square is 0 in float32, so a zero gradient would give 0 * rsqrt(0) = NaN (in torch too).
+BY_FACTORY: dict[str, dict[str, st.SearchStrategy]] = {
+    "adafactor": {
+        "eps": st.tuples(st.sampled_from([None, 1e-10, 1e-3]), st.sampled_from([0.0, 1e-3, 0.1]))
+    },
+}
+UNDRAWN = {
+    "mask",
+    "muon_mask",
+}  # covered elsewhere (docstrings and tests of adamw, muon_with_adamw)
 
 
 @st.composite
 def hyperparameters(draw, factory) -> dict:
     names = [n for n in inspect.signature(factory).parameters if n not in UNDRAWN]
-    missing = set(names) - set(HYPERPARAMETERS)
+    strategies = {**HYPERPARAMETERS, **BY_FACTORY.get(factory.__name__, {})}
+    missing = set(names) - set(strategies)
     assert not missing, f"{factory.__name__}: no strategy for {missing}"
-    kwargs = {name: draw(HYPERPARAMETERS[name]) for name in names}
-    if kwargs.get("nesterov"):  # torch's rule: Nesterov needs momentum > 0 and no dampening
+    kwargs = {name: draw(strategies[name]) for name in names}
+    if kwargs.get("nesterov") and "dampening" in kwargs:
+        # SGD (torch's rule): Nesterov needs momentum > 0 and no dampening
         kwargs["momentum"] = max(kwargs["momentum"], 0.1)
         kwargs["dampening"] = 0.0
     if kwargs.get("centered"):

@@ -4,6 +4,7 @@ build-time and call-time errors of every SAM-family constructor."""
 from __future__ import annotations
 
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -198,8 +199,9 @@ CONSTRUCTORS = {
     ("kwargs", "argument"),
     [
         ({"rho": -0.1}, "rho"),
-        ({"p": 3}, "p"),
-        ({"p": 1}, "p"),
+        ({"p": 0.5}, "p"),
+        ({"p": -1}, "p"),
+        ({"p": math.nan}, "p"),
         ({"eta": -1.0}, "eta"),
         ({"rho": math.nan}, "rho"),
     ],
@@ -241,3 +243,191 @@ def test_grad_fn_with_the_wrong_tree_is_reported():
     params = {"a": W}
     with pytest.raises(ValueError, match="what grad_fn returns"):
         tx.update({"a": G}, tx.init(params), params, grad_fn=lambda p: {"b": G})
+
+
+# --- any p-norm ---------------------------------------------------------------------------------------
+
+GOLDEN_P2 = pathlib.Path(__file__).parent / "golden" / "sam_p2_perturbations.npz"
+P_VALUES = [1, 1.5, 3, 4, math.inf]
+
+
+def numpy_e(w, g, rho, p, adaptive=False, eta=0.0):
+    """The dual-norm maximiser in float64, written from its definition: v = T g, e = T e_hat with
+    e_hat = rho sign(v) |v|^(q-1) / ||v||_q^(q-1) (p = inf: rho sign(v); p = 1: rho sign(v) / k on the
+    k entries of largest |v|)."""
+    w, g = np.asarray(w, np.float64), np.asarray(g, np.float64)
+    t = np.abs(w) + eta if adaptive else np.ones_like(w)
+    v = t * g
+    if p == math.inf:
+        e_hat = rho * np.sign(v)
+    elif p == 1:
+        top = np.abs(v) == np.abs(v).max()
+        e_hat = np.where(top, rho * np.sign(v) / top.sum(), 0.0)
+    else:
+        q = p / (p - 1)
+        e_hat = rho * np.sign(v) * np.abs(v) ** (q - 1) / np.sum(np.abs(v) ** q) ** ((q - 1) / q)
+    return t * e_hat
+
+
+def _random_tree(seed, dtype=jnp.float32):
+    rng = np.random.default_rng(seed)
+    return {
+        "a": jnp.asarray(rng.standard_normal(37), dtype),
+        "b": jnp.asarray(rng.standard_normal((5, 3)), dtype),
+    }
+
+
+def _flat(tree):
+    return np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(tree)])
+
+
+def _p_norm(x, p):
+    return np.abs(x).max() if p == math.inf else np.sum(np.abs(x) ** p) ** (1 / p)
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_p_norm_perturbation_matches_numpy_and_is_the_maximiser(p, adaptive):
+    w, g = _random_tree(0), _random_tree(1)
+    perturb = jax.jit(lambda w, g: Perturbation("t", 0.3, adaptive, 0.01, p).perturb(w, g))
+    e = _flat(perturb(w, g)) - _flat(w)
+    wf, gf = _flat(w), _flat(g)
+    np.testing.assert_allclose(e, numpy_e(wf, gf, 0.3, p, adaptive, 0.01), rtol=2e-5, atol=1e-7)
+    t = np.abs(wf) + 0.01 if adaptive else np.ones(wf.size)
+    np.testing.assert_allclose(_p_norm(e / t, p), 0.3, rtol=2e-5)  # on the ball's boundary
+    # g . e = rho ||T g||_q (Hoelder, with equality), and no d with ||T^-1 d||_p = rho does better.
+    q = 1.0 if p == math.inf else math.inf if p == 1 else p / (p - 1)
+    np.testing.assert_allclose(gf @ e, 0.3 * _p_norm(t * gf, q), rtol=2e-5)
+    u = np.random.default_rng(4).standard_normal((2000, gf.size))
+    u[:10] = np.sign(gf) * np.abs(gf) ** np.linspace(0.5, 3.0, 10)[:, None]  # near-maximisers too
+    d = t * 0.3 * u / np.array([_p_norm(row, p) for row in u])[:, None]
+    assert np.all(d @ gf <= gf @ e * (1 + 1e-5))
+
+
+def test_p_one_splits_rho_evenly_between_ties_across_leaves():
+    params = {"a": jnp.zeros(3), "b": jnp.zeros(2)}
+    grads = {"a": jnp.array([1.0, -3.0, 2.0]), "b": jnp.array([3.0, 0.5])}
+    e = _e(params, grads, rho=0.5, p=1)
+    np.testing.assert_array_equal(e["a"], [0.0, -0.25, 0.0])
+    np.testing.assert_array_equal(e["b"], [0.25, 0.0])
+
+
+@pytest.mark.parametrize("p", [1, 1.5, 3, math.inf])
+def test_p_norm_zero_gradient_gives_zero_and_scale_does_not_matter(p):
+    w, g = _random_tree(5), _random_tree(6)
+    np.testing.assert_array_equal(_flat(_e(w, jax.tree.map(jnp.zeros_like, g), p=p)), 0.0)
+    # e is homogeneous of degree 0 in g: 1e30 g (whose squares overflow) and 1e-30 g give the same e.
+    base = _flat(_e(w, g, p=p))
+    for scale in (1e30, 1e-30):
+        scaled = _flat(_e(w, jax.tree.map(lambda x, s=scale: x * s, g), p=p))
+        np.testing.assert_allclose(scaled, base, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("p", [1.5, 3])
+def test_p_norm_in_bfloat16_is_computed_in_float32(p):
+    w, g = _random_tree(7, jnp.bfloat16), _random_tree(8, jnp.bfloat16)
+    perturbed = Perturbation("t", rho=0.3, p=p).perturb(w, g)
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(perturbed))
+    # Only the final cast to bfloat16 (8 bits of mantissa) rounds: e_hat itself is float32.
+    want = numpy_e(_flat(w), _flat(g), 0.3, p)
+    np.testing.assert_allclose(_flat(perturbed), _flat(w) + want, rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(_p_norm(want, p), 0.3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("p", [1, 3])
+def test_p_norm_is_global_across_devices(p):
+    mesh = jax.make_mesh((8,), ("d",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("d"))
+    w = np.arange(32.0, dtype=np.float32).reshape(8, 4) / 10
+    g = np.cos(w)
+    perturb = jax.jit(lambda w, g: Perturbation("test", rho=0.5, p=p).perturb(w, g))
+    got = perturb(jax.device_put(w, sharding), jax.device_put(g, sharding))
+    assert len(got.sharding.device_set) == 8
+    want = numpy_e(w.ravel(), g.ravel(), 0.5, p).reshape(8, 4)
+    np.testing.assert_allclose(np.asarray(got) - w, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [1, 3])
+def test_p_norm_through_every_form(p):
+    loss = lambda w: jnp.sum(w**2)
+    w = jnp.array([3.0, -4.0, 1.0])
+    g = 2 * np.asarray(w, np.float64)
+    g_p = 2 * (np.asarray(w, np.float64) + numpy_e(w, g, 0.5, p))
+    g_perp = g - (g @ g_p) / (g_p @ g_p) * g_p
+    for name, (build, direction) in {
+        "sam_value_and_grad": (lambda: sharpax.sam_value_and_grad(loss, 0.5, p=p), g_p),
+        "gsam_value_and_grad": (
+            lambda: sharpax.gsam_value_and_grad(loss, 0.5, 0.3, p=p),
+            g_p - 0.3 * g_perp,
+        ),
+    }.items():
+        np.testing.assert_allclose(jax.jit(build())(w)[1], direction, rtol=1e-5, err_msg=name)
+    for name, direction in {
+        "sam": g_p,
+        "gsam": g_p - 0.1 * g_perp,  # alpha's default
+        "periodic_sam": g_p,  # step 0 is a SAM step
+        "looksam": g_p,
+    }.items():
+        tx = CONSTRUCTORS[name](rho=0.5, p=p)  # around sgd(0.1)
+        updates, _ = tx.update(jax.grad(loss)(w), tx.init(w), w, grad_fn=jax.grad(loss))
+        np.testing.assert_allclose(updates, -0.1 * direction, rtol=1e-5, err_msg=name)
+
+
+# The p = 2 code of main before the p-norm work (commit 371cbe4, `Perturbation.perturb`), verbatim but
+# for the mask: the other p-norms must not have changed a bit of it.
+def _main_p2_perturb(params, grads, rho, adaptive=False, eta=0.0):
+    from sharpax.wrappers._sam_geometry import NORM_EPS, accumulation_dtype, global_norm
+
+    p_leaves, treedef = jax.tree.flatten(params)
+    ws, gs = p_leaves, treedef.flatten_up_to(grads)
+    dtype = accumulation_dtype(ws + gs)
+    rho = jnp.asarray(rho, dtype)
+    if adaptive:
+        scales = [jnp.abs(w).astype(dtype) + jnp.asarray(eta, dtype) for w in ws]
+    else:
+        scales = [None] * len(ws)
+    times = lambda t, x: x if t is None else t * x
+    v = [times(t, g.astype(dtype)) for t, g in zip(scales, gs, strict=True)]
+    factor = rho / (global_norm(v, dtype) + jnp.asarray(NORM_EPS, dtype))
+    es = [times(t, x) * factor for t, x in zip(scales, v, strict=True)]
+    out = [w + e.astype(w.dtype) for w, e in zip(p_leaves, es, strict=True)]
+    return jax.tree.unflatten(treedef, out)
+
+
+def test_p2_is_bit_for_bit_main():
+    from tests.golden import make_pnorm_goldens as gen
+
+    cases = gen.cases()
+    perturb = lambda fn: jax.jit(
+        lambda trees: {name: fn(p, g, **cases[name][2]) for name, (p, g) in trees.items()}
+    )({name: (p, g) for name, (p, g, _) in cases.items()})
+    got = perturb(lambda p, g, **kw: Perturbation("t", p=2.0, **kw).perturb(p, g))
+    golden = np.load(GOLDEN_P2)
+    for name, tree in got.items():
+        for key, leaf in tree.items():
+            # The golden may come from another CPU, where XLA may sum in another order (vector
+            # width): 1 ulp. In-process below, bit for bit.
+            np.testing.assert_array_max_ulp(
+                np.asarray(leaf.astype(jnp.float32)), golden[f"{name}/{key}"], maxulp=1
+            )
+    del cases["mask"]
+    old = perturb(_main_p2_perturb)
+    bits = lambda tree: [np.asarray(x).tobytes() for x in jax.tree.leaves(tree)]
+    assert bits({k: got[k] for k in old}) == bits(old)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (0.99, ValueError, r"p must be in \[1, inf\]"),
+        (-math.inf, ValueError, r"p must be in \[1, inf\]"),
+        ("2", TypeError, "p must be a real number"),
+        (lambda step: 2.0, TypeError, "p must be a static number"),
+    ],
+)
+def test_bad_p_names_the_argument(value, error, match):
+    for name, build in CONSTRUCTORS.items():
+        with pytest.raises(error, match=rf"^{name}: {match}"):
+            build(p=value)
+    with pytest.raises(TypeError, match="p must be a static number"):
+        jax.jit(lambda p: sharpax.sam(sharpax.sgd(0.1), p=p))(3.0)

@@ -36,17 +36,38 @@ def _assert_close(got, want):
 
 
 def _assert_state_follows_params(tx, state, params):
-    """Every param-shaped buffer in the state has its param's sharding (checked through optax's map)."""
+    """Every param-shaped buffer in the state has its param's sharding (checked through optax's map).
+
+    A factored buffer (Adafactor's row and column statistics: the param's shape with some axes reduced
+    to 1) keeps the param's sharding on the axes it keeps; placeholders (0-d, for the leaves a buffer
+    does not apply to) and `optax.partition`'s masked-out nodes are skipped.
+    """
     checked = []
 
     def check(leaf, param):
-        assert leaf.sharding.is_equivalent_to(param.sharding, leaf.ndim), (
-            leaf.sharding,
-            param.sharding,
-        )
-        checked.append(leaf.shape)
+        checked.append(leaf)
+        if isinstance(leaf, optax.MaskedNode):
+            return
+        if leaf.shape == param.shape:
+            assert leaf.sharding.is_equivalent_to(param.sharding, leaf.ndim), (
+                leaf.sharding,
+                param.sharding,
+            )
+        elif leaf.ndim == param.ndim and leaf.ndim > 0:
+            spec = param.sharding.spec
+            spec = tuple(spec) + (None,) * (param.ndim - len(spec))
+            kept = tuple(
+                axis if size == full else None
+                for axis, size, full in zip(spec, leaf.shape, param.shape, strict=True)
+            )
+            want = NamedSharding(param.sharding.mesh, P(*kept))
+            assert leaf.sharding.is_equivalent_to(want, leaf.ndim), (leaf.sharding, want)
+        else:
+            assert leaf.ndim == 0, (leaf.shape, param.shape)
 
-    optax.tree_map_params(tx, check, state, params)
+    optax.tree_map_params(
+        tx, check, state, params, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
+    )
     n_params = len(jax.tree.leaves(params))
     assert len(checked) % n_params == 0
     return len(checked) // n_params  # how many param-shaped buffers the state holds
@@ -112,8 +133,21 @@ def test_jitted_init_follows_params_with_explicit_axes(case):
         state = jax.jit(tx.init)(p)
         _assert_state_follows_params(tx, state, p)
         abstract = jax.eval_shape(tx.init, p)
-    specs = optax.tree_map_params(tx, lambda a, _: a.sharding.spec, abstract, p)
-    optax.tree_map_params(tx, lambda spec, param: spec == param.sharding.spec or 1 / 0, specs, p)
+    masked = lambda x: isinstance(x, optax.MaskedNode)
+
+    def specs(tree):
+        return optax.tree_map_params(
+            tx,
+            # placeholders (0-d, for a leaf the buffer does not apply to) carry no sharding
+            lambda a, param: None if masked(a) or a.ndim != param.ndim else a.sharding.spec,
+            tree,
+            p,
+            transform_non_params=lambda _: None,
+            is_leaf=masked,
+        )
+
+    # eval_shape gives the shardings init gives (checked against the params above).
+    assert jax.tree.leaves(specs(abstract)) == jax.tree.leaves(specs(state))
 
 
 def test_jitted_init_with_auto_axes_takes_out_shardings():

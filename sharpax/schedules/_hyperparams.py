@@ -112,8 +112,13 @@ def current_hyperparams(opt_state: PyTree) -> dict[str, jax.Array]:
 def current_learning_rate(opt_state: PyTree) -> jax.Array:
     """The learning rate used by the last update (after `init`: by the next one), for logging.
 
+    With a `sharpax.lr_scheduler.reduce_lr_on_plateau` in the chain, its rate (the one the next update
+    applies), times the injected learning rate if there is one (the optimizer before the plateau
+    transformation is meant to have rate 1).
+
     Args:
-        opt_state: state of an optimizer built with `inject_hyperparams(...)`, learning rate dynamic.
+        opt_state: state of an optimizer built with `inject_hyperparams(...)`, learning rate dynamic,
+            or holding a `reduce_lr_on_plateau` state.
 
     Returns:
         A scalar array.
@@ -127,6 +132,15 @@ def current_learning_rate(opt_state: PyTree) -> jax.Array:
         >>> sharpax.current_learning_rate(state)  # the second update used 0.1 * 1 / 10
         Array(0.01, dtype=float32)
     """
+    # Imported here: sharpax.lr_scheduler builds on this package.
+    from sharpax.lr_scheduler._plateau import plateau_learning_rate
+
+    plateau = plateau_learning_rate(opt_state)
+    if plateau is not None:
+        if len(_injected_states(opt_state)) != 1:
+            return plateau
+        injected = current_hyperparams(opt_state).get("learning_rate")
+        return plateau if injected is None else plateau * injected.astype(plateau.dtype)
     hyperparams = current_hyperparams(opt_state)
     if "learning_rate" not in hyperparams:
         raise ValueError(

@@ -9,11 +9,12 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
 from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._scheduled import scheduled, value_at
 
 
 class ScaleByAdamState(NamedTuple):
@@ -26,7 +27,7 @@ class ScaleByAdamState(NamedTuple):
 
 
 def scale_by_adam(
-    b1: float = 0.9,
+    b1: float | Schedule = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     *,
@@ -46,7 +47,9 @@ def scale_by_adam(
     `optax.scale_by_amsgrad` keeps the max of the corrected moment, which differs in early steps.
 
     Args:
-        b1: decay of the first moment, in [0, 1).
+        b1: decay of the first moment, in [0, 1), or a schedule `count -> b1` (torch's cycled beta_1,
+            e.g. `sharpax.lr_scheduler.one_cycle_lr(...).momentum`; the bias correction uses the
+            current value, as torch's).
         b2: decay of the second moment, in [0, 1).
         eps: added to the denominator outside the square root, >= 0.
         amsgrad: keep the running maximum of the second moment.
@@ -67,6 +70,7 @@ def scale_by_adam(
     check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps)
+    b1 = scheduled(owner, "b1", b1)
 
     def init_fn(params):
         return ScaleByAdamState(
@@ -79,11 +83,12 @@ def scale_by_adam(
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.mu)
+        b1_t = value_at(b1, state.count)
         count = optax.safe_increment(state.count)
         t = count.astype(jnp.float32)
-        bc1 = one_minus_power(b1, t)
+        bc1 = one_minus_power(b1_t, t)
         bc2 = one_minus_power(b2, t)
-        mu = update_first_moment(updates, state.mu, b1)
+        mu = update_first_moment(updates, state.mu, b1_t)
         nu = update_second_moment(updates, state.nu, b2)
         nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu) if amsgrad else None
         denominator_source = nu_max if amsgrad else nu
@@ -104,7 +109,7 @@ def scale_by_adam(
 
 def adam(
     learning_rate: ScalarOrSchedule = 1e-3,
-    b1: float = 0.9,
+    b1: float | Schedule = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: ScalarOrSchedule = 0.0,
@@ -125,7 +130,7 @@ def adam(
 
     Args:
         learning_rate: step size eta >= 0, or a schedule `count -> eta` (count 0 at the first update).
-        b1: decay of the first moment, in [0, 1).
+        b1: decay of the first moment, in [0, 1), or a schedule (torch's cycled beta_1).
         b2: decay of the second moment, in [0, 1).
         eps: added to the denominator, >= 0.
         weight_decay: L2 coefficient lambda >= 0 added to the gradient (torch's `weight_decay`), or a schedule.
@@ -164,7 +169,7 @@ def adam(
 
 def adamw(
     learning_rate: ScalarOrSchedule = 1e-3,
-    b1: float = 0.9,
+    b1: float | Schedule = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: ScalarOrSchedule = 1e-2,
@@ -185,7 +190,7 @@ def adamw(
 
     Args:
         learning_rate: step size eta >= 0, or a schedule.
-        b1: decay of the first moment, in [0, 1).
+        b1: decay of the first moment, in [0, 1), or a schedule (torch's cycled beta_1).
         b2: decay of the second moment, in [0, 1).
         eps: added to the denominator, >= 0.
         weight_decay: decoupled decay lambda >= 0, or a schedule.

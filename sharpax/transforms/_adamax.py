@@ -9,11 +9,12 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import check_beta, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment
 from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._scheduled import scheduled, value_at
 
 
 class ScaleByAdamaxState(NamedTuple):
@@ -25,7 +26,7 @@ class ScaleByAdamaxState(NamedTuple):
 
 
 def scale_by_adamax(
-    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+    b1: float | Schedule = 0.9, b2: float = 0.999, eps: float = 1e-8
 ) -> optax.GradientTransformation:
     r"""Adam's infinity-norm variant, as torch.optim.Adamax computes it.
 
@@ -37,7 +38,7 @@ def scale_by_adamax(
     eps enters the max, as in torch and `optax.scale_by_adamax` (the same rule).
 
     Args:
-        b1: beta_1 in [0, 1).
+        b1: beta_1 in [0, 1), or a schedule (torch's cycled beta_1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
 
@@ -54,6 +55,7 @@ def scale_by_adamax(
     owner = "scale_by_adamax"
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps)
+    b1 = scheduled(owner, "b1", b1)
 
     def init_fn(params):
         return ScaleByAdamaxState(
@@ -63,9 +65,10 @@ def scale_by_adamax(
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.mu)
+        b1_t = value_at(b1, state.count)
         count = optax.safe_increment(state.count)
-        bc1 = one_minus_power(b1, count.astype(jnp.float32))
-        mu = update_first_moment(updates, state.mu, b1)
+        bc1 = one_minus_power(b1_t, count.astype(jnp.float32))
+        mu = update_first_moment(updates, state.mu, b1_t)
         nu = jax.tree.map(lambda g, u: jnp.maximum(b2 * u, jnp.abs(g) + eps), updates, state.nu)
         out = jax.tree.map(lambda m, u: m / (jnp.asarray(bc1, m.dtype) * u), mu, nu)
         return out, ScaleByAdamaxState(count, mu, nu)
@@ -75,7 +78,7 @@ def scale_by_adamax(
 
 def adamax(
     learning_rate: ScalarOrSchedule = 2e-3,
-    b1: float = 0.9,
+    b1: float | Schedule = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: ScalarOrSchedule = 0.0,
@@ -90,7 +93,7 @@ def adamax(
 
     Args:
         learning_rate: eta >= 0, or a schedule.
-        b1: beta_1 in [0, 1).
+        b1: beta_1 in [0, 1), or a schedule (torch's cycled beta_1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
         weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.

@@ -15,8 +15,12 @@ from sharpax._types import Updates
 
 
 def update_first_moment(updates: Updates, mu: Updates, b1: Any) -> Updates:
-    r""":math:`m_t = m_{t-1} + (1 - \beta_1)(g_t - m_{t-1})`, in each moment's own dtype."""
-    return jax.tree.map(lambda g, m: m + (1 - b1) * (g.astype(m.dtype) - m), updates, mu)
+    r""":math:`m_t = m_{t-1} + (1 - \beta_1)(g_t - m_{t-1})`, in each moment's own dtype.
+
+    A traced `b1` (a schedule's value) is cast to the moment's dtype, as a Python float is.
+    """
+    weight = lambda m: (1 - b1) if isinstance(b1, (int, float)) else (1 - b1).astype(m.dtype)
+    return jax.tree.map(lambda g, m: m + weight(m) * (g.astype(m.dtype) - m), updates, mu)
 
 
 def update_second_moment(updates: Updates, nu: Updates, b2: Any) -> Updates:

@@ -9,11 +9,12 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
 from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._scheduled import scheduled, value_at
 
 
 class ScaleByNadamState(NamedTuple):
@@ -26,7 +27,7 @@ class ScaleByNadamState(NamedTuple):
 
 
 def scale_by_nadam(
-    b1: float = 0.9,
+    b1: float | Schedule = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     momentum_decay: float = 4e-3,
@@ -45,7 +46,7 @@ def scale_by_nadam(
     `optax.nadam` has no momentum schedule (it is the psi -> infinity limit of this rule).
 
     Args:
-        b1: beta_1 in [0, 1).
+        b1: beta_1 in [0, 1), or a schedule (torch's cycled beta_1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
         momentum_decay: psi >= 0.
@@ -66,6 +67,7 @@ def scale_by_nadam(
     check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps, momentum_decay=momentum_decay)
+    b1 = scheduled(owner, "b1", b1)
 
     def init_fn(params):
         return ScaleByNadamState(
@@ -78,15 +80,16 @@ def scale_by_nadam(
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.mu)
+        b1_t = value_at(b1, state.count)
         count = optax.safe_increment(state.count)
         t = count.astype(jnp.float32)
         bc2 = one_minus_power(b2, t)
-        momentum_t = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
-        momentum_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+        momentum_t = b1_t * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+        momentum_next = b1_t * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * momentum_t
         grad_coef = (1 - momentum_t) / (1 - mu_product)
         mu_coef = momentum_next / (1 - mu_product * momentum_next)
-        mu = update_first_moment(updates, state.mu, b1)
+        mu = update_first_moment(updates, state.mu, b1_t)
         nu = update_second_moment(updates, state.nu, b2)
 
         def step(g, m, v):
@@ -108,7 +111,7 @@ def scale_by_nadam(
 
 def nadam(
     learning_rate: ScalarOrSchedule = 2e-3,
-    b1: float = 0.9,
+    b1: float | Schedule = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: ScalarOrSchedule = 0.0,
@@ -128,7 +131,7 @@ def nadam(
 
     Args:
         learning_rate: eta >= 0, or a schedule.
-        b1: beta_1 in [0, 1).
+        b1: beta_1 in [0, 1), or a schedule (torch's cycled beta_1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
         weight_decay: lambda >= 0, or a schedule.

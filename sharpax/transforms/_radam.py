@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import (
     check_beta,
     check_float_dtype,
@@ -21,6 +21,7 @@ from sharpax._validation import (
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
 from sharpax.transforms._numerics import first_rectified_step, one_minus_power, radam_rho
+from sharpax.transforms._scheduled import scheduled, value_at
 
 
 class ScaleByRadamState(NamedTuple):
@@ -32,7 +33,7 @@ class ScaleByRadamState(NamedTuple):
 
 
 def scale_by_radam(
-    b1: float = 0.9,
+    b1: float | Schedule = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     threshold: float = 5.0,
@@ -58,7 +59,7 @@ def scale_by_radam(
     step count with it (a traced one, e.g. under `optax.inject_hyperparams`, compares a float32 rho_t).
 
     Args:
-        b1: beta_1 in [0, 1).
+        b1: beta_1 in [0, 1), or a schedule (torch's cycled beta_1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
         threshold: rectify only when rho_t > threshold (torch: 5); >= 4, where the rectifier is real.
@@ -91,15 +92,17 @@ def scale_by_radam(
             nu=zeros_like_tree(params, nu_dtype),
         )
 
+    b1 = scheduled(owner, "b1", b1)
     static_threshold = is_static_number(b2) and is_static_number(threshold)
     first_step = first_rectified_step(b2, threshold) if static_threshold else None
 
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.mu)
+        b1_t = value_at(b1, state.count)
         count = optax.safe_increment(state.count)
         t = count.astype(jnp.float32)
-        bc1 = one_minus_power(b1, t)
+        bc1 = one_minus_power(b1_t, t)
         bc2 = one_minus_power(b2, t)
         rho_t, rho_inf = radam_rho(b2, t)
         if static_threshold:
@@ -112,7 +115,7 @@ def scale_by_radam(
             (safe_rho - 4) * (safe_rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * safe_rho)
         )
         fallback = 1.0 if degenerated_to_sgd else 0.0
-        mu = update_first_moment(updates, state.mu, b1)
+        mu = update_first_moment(updates, state.mu, b1_t)
         nu = update_second_moment(updates, state.nu, b2)
 
         # torch multiplies sqrt(1 - b2^t) / (sqrt(v) + eps) by r_t per element; one scalar product first is
@@ -134,7 +137,7 @@ def scale_by_radam(
 
 def radam(
     learning_rate: ScalarOrSchedule = 1e-3,
-    b1: float = 0.9,
+    b1: float | Schedule = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: ScalarOrSchedule = 0.0,
@@ -155,7 +158,7 @@ def radam(
 
     Args:
         learning_rate: eta >= 0, or a schedule.
-        b1: beta_1 in [0, 1).
+        b1: beta_1 in [0, 1), or a schedule (torch's cycled beta_1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
         weight_decay: lambda >= 0, or a schedule.

@@ -9,18 +9,20 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import check_non_negative, check_range, check_tree_match, is_static_number
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
+from sharpax.transforms._scheduled import scheduled, value_at
 
 
 class ScaleByMomentumState(NamedTuple):
     """State of `scale_by_momentum`.
 
     Attributes:
-        count: step count, to seed the buffer with the undampened first gradient; `None` when dampening
-            is a known 0 (the zero buffer then gives the first gradient by itself, and a counter would
-            only add a kernel to every step).
+        count: step count, to seed the buffer with the undampened first gradient and to evaluate a
+            momentum schedule; `None` when dampening is a known 0 and the momentum a number (the zero
+            buffer then gives the first gradient by itself, and a counter would only add a kernel to
+            every step).
         buf: the momentum buffer.
     """
 
@@ -29,7 +31,7 @@ class ScaleByMomentumState(NamedTuple):
 
 
 def scale_by_momentum(
-    momentum: float, dampening: float = 0.0, nesterov: bool = False
+    momentum: float | Schedule, dampening: float = 0.0, nesterov: bool = False
 ) -> optax.GradientTransformation:
     r"""Heavy-ball momentum as torch.optim.SGD applies it, dampening and Nesterov included.
 
@@ -41,7 +43,8 @@ def scale_by_momentum(
     zero and has no dampening, so the two agree only when `dampening == 0`.
 
     Args:
-        momentum: mu >= 0.
+        momentum: mu >= 0, or a schedule `count -> mu` (torch's cycled momentum, e.g.
+            `sharpax.lr_scheduler.one_cycle_lr(...).momentum`).
         dampening: tau in [0, 1].
         nesterov: use the Nesterov form.
 
@@ -62,27 +65,34 @@ def scale_by_momentum(
     check_range(owner, "dampening", dampening, 0.0, 1.0)
 
     undampened = is_static_zero(dampening)
+    momentum = scheduled(owner, "momentum", momentum)
+    counted = not undampened or callable(momentum)
 
     def init_fn(params):
-        count = None if undampened else jnp.zeros([], jnp.int32)
+        count = jnp.zeros([], jnp.int32) if counted else None
         return ScaleByMomentumState(count=count, buf=zeros_like_tree(params))
 
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.buf)
+        momentum_t = value_at(momentum, state.count)
+
+        def weight(x):  # a scheduled value in the buffer's dtype, as a Python float is
+            return momentum_t.astype(x.dtype) if callable(momentum) else momentum_t
+
         if undampened:
             # The buffer starts at zero, so the first step already gives momentum * 0 + g = g: no select,
             # which saves an op per leaf (compile time) and matches optax.trace's graph.
-            buf = jax.tree.map(lambda g, b: momentum * b + g, updates, state.buf)
+            buf = jax.tree.map(lambda g, b: weight(b) * b + g, updates, state.buf)
         else:
             first = state.count == 0
             buf = jax.tree.map(
-                lambda g, b: jnp.where(first, g, momentum * b + (1 - dampening) * g),
+                lambda g, b: jnp.where(first, g, weight(b) * b + (1 - dampening) * g),
                 updates,
                 state.buf,
             )
-        out = jax.tree.map(lambda g, b: g + momentum * b, updates, buf) if nesterov else buf
-        count = None if undampened else optax.safe_increment(state.count)
+        out = jax.tree.map(lambda g, b: g + weight(b) * b, updates, buf) if nesterov else buf
+        count = optax.safe_increment(state.count) if counted else None
         return out, ScaleByMomentumState(count=count, buf=buf)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -90,7 +100,7 @@ def scale_by_momentum(
 
 def sgd(
     learning_rate: ScalarOrSchedule,
-    momentum: float = 0.0,
+    momentum: float | Schedule = 0.0,
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: ScalarOrSchedule = 0.0,
@@ -106,7 +116,8 @@ def sgd(
 
     Args:
         learning_rate: step size eta >= 0, or a schedule.
-        momentum: mu >= 0 (0 disables the buffer).
+        momentum: mu >= 0 (0 disables the buffer), or a schedule `count -> mu` (torch's cycled momentum:
+            `sgd(sched, momentum=sched.momentum)` with `sched = lr_scheduler.one_cycle_lr(...)`).
         dampening: tau in [0, 1].
         nesterov: Nesterov momentum; needs `momentum > 0` and `dampening == 0` (torch's rule).
         weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.

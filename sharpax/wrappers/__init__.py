@@ -1,4 +1,4 @@
-"""Wrappers around any optimizer: SAM and its family, Lookahead.
+"""Wrappers around any optimizer: SAM and its family, Lookahead; microbatches and loss scaling.
 
 Layout. The SAM family is three ideas, one module each; a new variant is one function in the module of
 its form, built on the geometry, plus a row in the table below:
@@ -17,6 +17,13 @@ its form, built on the geometry, plus a row in the table below:
   posterior accessors `bsam_variance`, `bsam_sample`), not a wrapper around a base optimizer, so it has a
   module of its own; it shares the transformation forms' `grad_fn` convention and checks.
 
+Two helpers every SAM form uses, each its own concern:
+
+- `_microbatches.py`: gradient accumulation inside one step (`microbatched_value_and_grad`, and the
+  `lax.scan` that the SAM gradient forms run each pass through with `microbatches=`).
+- `_loss_scale.py`: dynamic loss scaling for float16 (`DynamicLossScale`), and the state of a SAM
+  transformation built with `loss_scale=`, which skips a step when either pass is not finite.
+
 Lookahead (with the momentum-buffer lookup of its pullback modes, and Ranger) is `_lookahead.py`.
 
 The family (docs/sam.md, "The SAM family: which to pick", has the same table and the call conventions):
@@ -34,6 +41,11 @@ The family (docs/sam.md, "The SAM family: which to pick", has the same table and
 | ESAM | SAM on a random subset of tensors (probability beta), second pass on the gamma fraction of examples whose loss rose most | `esam_value_and_grad` | | 1 + a forward + gamma (2 at gamma = 1) | none (a key per call) | Du et al. 2022 |
 
 A rho schedule (e.g. `sharpax.lr_proportional_rho`) adds a step count to the transformation forms.
+Every form takes `p` in [1, inf] and a dynamic loss scale for float16 (`loss_scale=`: at call time in
+the gradient forms, at build time in the transformation forms, whose state it then wraps); the gradient
+forms take `microbatches=` (and the transformation forms a `grad_fn` built with
+`microbatched_value_and_grad`). RWP and ESAM take none of these (nor `m=` or `mesh_axis=`): their
+options are `mask=`, ESAM's rho schedule and `adaptive=`, and a key per call.
 """
 
 from sharpax.wrappers._bsam import BSAMState as BSAMState
@@ -44,6 +56,14 @@ from sharpax.wrappers._lookahead import LookaheadState as LookaheadState
 from sharpax.wrappers._lookahead import lookahead as lookahead
 from sharpax.wrappers._lookahead import lookahead_params as lookahead_params
 from sharpax.wrappers._lookahead import ranger as ranger
+from sharpax.wrappers._loss_scale import DynamicLossScale as DynamicLossScale
+from sharpax.wrappers._loss_scale import LossScaleState as LossScaleState
+from sharpax.wrappers._loss_scale import all_finite as all_finite
+from sharpax.wrappers._loss_scale import current_loss_scale as current_loss_scale
+from sharpax.wrappers._loss_scale import dynamic_loss_scale as dynamic_loss_scale
+from sharpax.wrappers._microbatches import (
+    microbatched_value_and_grad as microbatched_value_and_grad,
+)
 from sharpax.wrappers._sam_efficient_gradients import esam_value_and_grad as esam_value_and_grad
 from sharpax.wrappers._sam_efficient_gradients import rwp_value_and_grad as rwp_value_and_grad
 from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
@@ -61,10 +81,14 @@ from sharpax.wrappers._sam_transforms import sam as sam
 from sharpax.wrappers._sam_transforms import wsam as wsam
 
 __all__ = [
+    "all_finite",
     "bsam",
     "bsam_sample",
     "bsam_variance",
     "BSAMState",
+    "current_loss_scale",
+    "dynamic_loss_scale",
+    "DynamicLossScale",
     "esam_value_and_grad",
     "friendly_sam",
     "FriendlySAMState",
@@ -75,6 +99,8 @@ __all__ = [
     "LookaheadState",
     "looksam",
     "LookSAMState",
+    "LossScaleState",
+    "microbatched_value_and_grad",
     "periodic_sam",
     "PeriodicSAMState",
     "ranger",

@@ -17,7 +17,7 @@ from jax import lax
 
 from sharpax._tree import float_leaves, is_float_leaf
 from sharpax._types import Array, Mask, Params, PyTree, ScalarOrSchedule, Updates
-from sharpax._validation import check_choice, check_non_negative
+from sharpax._validation import check_non_negative, check_norm_order
 
 NORM_EPS = 1e-12
 """Added to the gradient norm before dividing (davda54/sam's constant): a zero gradient gives e = 0."""
@@ -104,17 +104,57 @@ def _mask_leaves(owner: str, mask: Mask, params: Params) -> list[bool]:
     return [flag and is_float_leaf(x) for flag, x in zip(flags, leaves, strict=True)]
 
 
+def _largest_magnitude(leaves: Sequence[Array], dtype: Any) -> Array:
+    """max |x| over all leaves (0 for none or empty leaves), in `dtype`."""
+    return jnp.max(
+        jnp.stack([jnp.max(jnp.abs(x), initial=0).astype(dtype) for x in leaves]), initial=0
+    )
+
+
+def _dual_direction(v: Sequence[Array], p: float, dtype: Any) -> list[Array]:
+    """sign(v) |v|^(q-1) / ||v||_q^(q-1), 1/p + 1/q = 1, 1 < p < inf: the unit p-norm vector maximising
+    <v, d>. From a = |v| / max|v| in [0, 1], so nothing overflows and ||a||_q >= 1; zero for v = 0."""
+    q = p / (p - 1)
+    largest = _largest_magnitude(v, dtype)
+    safe = jnp.where(largest > 0, largest, jnp.ones([], dtype))
+    a = [jnp.abs(x) / safe for x in v]
+    norm_q = sum(jnp.sum(jnp.power(x, jnp.asarray(q, dtype))) for x in a) ** jnp.asarray(
+        1 / q, dtype
+    )
+    inv = jnp.where(largest > 0, 1 / jnp.power(norm_q, jnp.asarray(q - 1, dtype)), 0).astype(dtype)
+    return [
+        jnp.sign(x) * jnp.power(y, jnp.asarray(q - 1, dtype)) * inv
+        for x, y in zip(v, a, strict=True)
+    ]
+
+
+def _l1_direction(v: Sequence[Array], dtype: Any) -> list[Array]:
+    """The p -> 1 limit of `_dual_direction`: sign(v) / k on the k entries of largest |v|, 0 elsewhere."""
+    largest = _largest_magnitude(v, dtype)
+    top = [jnp.abs(x) == largest for x in v]
+    count = sum(jnp.sum(t, dtype=jnp.int32) for t in top).astype(dtype)
+    share = 1 / jnp.maximum(count, jnp.ones([], dtype))
+    return [
+        jnp.where(t, jnp.sign(x) * share, jnp.zeros([], dtype)) for t, x in zip(top, v, strict=True)
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class Perturbation:
     """SAM's first-order worst-case step e(w) for one gradient, validated once at build time.
 
     .. math::
-        p = 2: \\quad e = \\rho \\, T_w^2 g / (\\lVert T_w g \\rVert_2 + \\epsilon), \\qquad
-        p = \\infty: \\quad e = \\rho \\, T_w \\operatorname{sign}(g)
+        v = T_w g, \\qquad e = T_w \\hat e, \\qquad
+        \\hat e = \\rho \\, \\frac{\\operatorname{sign}(v) \\, |v|^{q-1}}{\\lVert v \\rVert_q^{q-1}},
+        \\qquad \\frac{1}{p} + \\frac{1}{q} = 1
 
-    with T_w = |w| + eta under ASAM and T_w = 1 otherwise; both are the maximiser of g . e over
-    ||T_w^{-1} e||_p <= rho (the dual-norm formula in the coordinates T_w^{-1} w). epsilon is
-    davda54/sam's 1e-12 (ESAM's reference uses 1e-7).
+    with T_w = |w| + eta under ASAM and T_w = 1 otherwise: the maximiser of g . e over
+    ||T_w^{-1} e||_p <= rho (the dual-norm formula in the coordinates T_w^{-1} w), so ||e-hat||_p = rho.
+    p = 2 is e = rho T_w^2 g / (||T_w g||_2 + eps) (davda54/sam's form, its own code path; eps is
+    its 1e-12, or ESAM's 1e-7);
+    p = inf is e = rho T_w sign(g); p = 1 is the limit p -> 1: all of rho on the entries of largest
+    |v| over the whole tree, split evenly between ties. The general p is computed from v / max|v|
+    (no overflow, and the denominator is >= 1), in float32 or float64 (`accumulation_dtype`).
     """
 
     owner: str
@@ -127,7 +167,7 @@ class Perturbation:
 
     def __post_init__(self):
         check_non_negative(self.owner, rho=self.rho, eta=self.eta)
-        check_choice(self.owner, "p", self.p, (2, math.inf))
+        check_norm_order(self.owner, "p", self.p)
         if not isinstance(self.adaptive, bool):
             raise TypeError(f"{self.owner}: adaptive must be a bool, got {self.adaptive!r}")
 
@@ -162,10 +202,16 @@ class Perturbation:
             v = [times(t, g.astype(dtype)) for t, g in zip(scales, gs, strict=True)]
             factor = rho / (global_norm(v, dtype) + jnp.asarray(self.eps, dtype))
             es = [times(t, x) * factor for t, x in zip(scales, v, strict=True)]
-        else:
+        elif self.p == math.inf:
             es = [
                 times(t, jnp.sign(g).astype(dtype)) * rho for t, g in zip(scales, gs, strict=True)
             ]
+        else:
+            v = [times(t, g.astype(dtype)) for t, g in zip(scales, gs, strict=True)]
+            direction = (
+                _l1_direction(v, dtype) if self.p == 1 else _dual_direction(v, self.p, dtype)
+            )
+            es = [times(t, d) * rho for t, d in zip(scales, direction, strict=True)]
         out = list(p_leaves)
         for i, e in zip(selected, es, strict=True):
             out[i] = p_leaves[i] + e.astype(p_leaves[i].dtype)

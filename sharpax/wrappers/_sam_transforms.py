@@ -25,6 +25,13 @@ from sharpax._validation import (
     check_tree_match,
     checked_schedule,
 )
+from sharpax.wrappers._loss_scale import (
+    DynamicLossScale,
+    LossScaleState,
+    all_finite,
+    check_loss_scale,
+    skip_unless,
+)
 from sharpax.wrappers._sam_geometry import (
     Perturbation,
     accumulation_dtype,
@@ -66,6 +73,15 @@ class PeriodicSAMState(NamedTuple):
 
     count: Array
     inner_state: optax.OptState
+
+
+UpdateCore = Callable[
+    [Updates, optax.OptState, Params, GradFn, dict, bool],
+    tuple[Updates, optax.OptState, Array | None],
+]
+"""`update_core(grads, state, params, grad_fn, extra_args, check_finite)`: one step of a SAM form,
+returning `(updates, state, finite)`, with `finite` whether the second pass's gradient (if one was
+taken) was finite, computed only when `check_finite`."""
 
 
 def require_grad_fn(owner: str, grad_fn: GradFn | None, params: Params | None) -> GradFn:
@@ -115,11 +131,51 @@ def call_grad_fn(owner: str, grad_fn: GradFn, point: Params, like: Updates) -> U
     )
 
 
+def _finish(
+    owner: str,
+    init_core: Callable[[Params], optax.OptState],
+    update_core: UpdateCore,
+    loss_scale: DynamicLossScale | None,
+) -> optax.GradientTransformationExtraArgs:
+    """The public transformation around a SAM step; with a loss scale, the step is unscaled and skipped
+    when either pass's gradient is not finite (zero updates, the SAM state untouched, the scale reduced).
+    """
+    check_loss_scale(owner, loss_scale)
+    if loss_scale is None:
+
+        def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
+            grad_fn = require_grad_fn(owner, grad_fn, params)
+            new_updates, new_state, _ = update_core(
+                updates, state, params, grad_fn, extra_args, False
+            )
+            return new_updates, new_state
+
+        return optax.GradientTransformationExtraArgs(init_core, update_fn)
+
+    def init_fn(params):
+        return LossScaleState(loss_scale=loss_scale, inner_state=init_core(params))
+
+    def scaled_update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
+        grad_fn = require_grad_fn(owner, grad_fn, params)
+        scale = state.loss_scale
+        grads = scale.unscale(updates)
+        unscaled_grad_fn = lambda p: scale.unscale(grad_fn(p))
+        new_updates, inner_state, second_finite = update_core(
+            grads, state.inner_state, params, unscaled_grad_fn, extra_args, True
+        )
+        finite = all_finite(grads) & second_finite
+        new_updates, inner_state = skip_unless(finite, new_updates, inner_state, state.inner_state)
+        return new_updates, LossScaleState(loss_scale=scale.adjust(finite), inner_state=inner_state)
+
+    return optax.GradientTransformationExtraArgs(init_fn, scaled_update_fn)
+
+
 def _two_pass(
     owner: str,
     base_optimizer: optax.GradientTransformation,
     perturbation: Perturbation,
     direction: Callable[[Updates, Updates], Updates],
+    loss_scale: DynamicLossScale | None,
 ) -> optax.GradientTransformationExtraArgs:
     check_transformation(owner, "base_optimizer", base_optimizer)
     base = optax.with_extra_args_support(base_optimizer)
@@ -128,16 +184,16 @@ def _two_pass(
         count = jnp.zeros([], jnp.int32) if perturbation.scheduled else None
         return SAMState(inner_state=base.init(params), count=count)
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        grad_fn = require_grad_fn(owner, grad_fn, params)
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
         sam_grads = sam_gradient(owner, perturbation, updates, params, grad_fn, state.count)
         new_updates, inner_state = base.update(
             direction(updates, sam_grads), state.inner_state, params, **extra_args
         )
         count = None if state.count is None else optax.safe_increment(state.count)
-        return new_updates, SAMState(inner_state=inner_state, count=count)
+        finite = all_finite(sam_grads) if check_finite else None
+        return new_updates, SAMState(inner_state=inner_state, count=count), finite
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _finish(owner, init_fn, update_core, loss_scale)
 
 
 def sam(
@@ -148,6 +204,7 @@ def sam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""SAM (Foret et al. 2021) around any optimizer: the base update of the gradient at w + e(w).
 
@@ -169,14 +226,22 @@ def sam(
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `SAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `SAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Foret, Kleiner, Mobahi & Neyshabur, "Sharpness-Aware Minimization for Efficiently Improving
@@ -193,7 +258,7 @@ def sam(
     """
     owner = "sam"
     perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
-    return _two_pass(owner, base_optimizer, perturbation, lambda g, sam_g: sam_g)
+    return _two_pass(owner, base_optimizer, perturbation, lambda g, sam_g: sam_g, loss_scale)
 
 
 def gsam(
@@ -205,6 +270,7 @@ def gsam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""GSAM (Zhuang et al. 2022) around any optimizer: SAM's gradient minus alpha times g's orthogonal part.
 
@@ -225,15 +291,23 @@ def gsam(
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
         alpha: weight of the orthogonal correction, >= 0 (0 is SAM).
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `SAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `SAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Zhuang et al., "Surrogate Gap Guided Sharpness-Aware Minimization" (GSAM), ICLR 2022.
@@ -250,9 +324,8 @@ def gsam(
     owner = "gsam"
     check_non_negative(owner, alpha=alpha)
     perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
-    return _two_pass(
-        owner, base_optimizer, perturbation, lambda g, sam_g: gsam_direction(g, sam_g, alpha)
-    )
+    direction = lambda g, sam_g: gsam_direction(g, sam_g, alpha)
+    return _two_pass(owner, base_optimizer, perturbation, direction, loss_scale)
 
 
 def friendly_sam(
@@ -265,6 +338,7 @@ def friendly_sam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Friendly-SAM (Li et al. 2024): SAM perturbed along the batch-specific part of the gradient.
 
@@ -295,14 +369,22 @@ def friendly_sam(
             defaults to 0.95 and the paper's CIFAR runs use 0.6 to 0.95).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 d / ||T_w d||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces the reference's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(d), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `FriendlySAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `FriendlySAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Li, Zhou, He, Chen & Huang, "Friendly Sharpness-Aware Minimization", CVPR 2024
@@ -337,8 +419,7 @@ def friendly_sam(
             inner_state=base.init(params),
         )
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        grad_fn = require_grad_fn(owner, grad_fn, params)
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
         check_tree_match(owner, updates, params, "params")
         direction, momentum = friendly_direction(
             updates, state.momentum, state.count == 0, sigma, lmbda
@@ -347,11 +428,13 @@ def friendly_sam(
         point = perturbation.perturb(params, direction, state.count)
         sam_grads = call_grad_fn(owner, grad_fn, point, updates)
         new_updates, inner_state = base.update(sam_grads, state.inner_state, params, **extra_args)
-        return new_updates, FriendlySAMState(
+        finite = all_finite(sam_grads) if check_finite else None
+        new_state = FriendlySAMState(
             count=optax.safe_increment(state.count), momentum=momentum, inner_state=inner_state
         )
+        return new_updates, new_state, finite
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _finish(owner, init_fn, update_core, loss_scale)
 
 
 def wsam(
@@ -365,6 +448,7 @@ def wsam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""WSAM (Yue et al. 2023): SAM's sharpness as a weighted regulariser, L + alpha (L(w + e) - L(w)).
 
@@ -407,14 +491,22 @@ def wsam(
             the base optimizer gets (False).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces the references' `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `SAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `SAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Yue, Jiang, Ye, Ning, Liu & Zhang, "Sharpness-Aware Minimization Revisited: Weighted Sharpness
@@ -446,8 +538,7 @@ def wsam(
         count = jnp.zeros([], jnp.int32) if counted else None
         return SAMState(inner_state=base.init(params), count=count)
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        grad_fn = require_grad_fn(owner, grad_fn, params)
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
         sam_grads = sam_gradient(owner, perturbation, updates, params, grad_fn, state.count)
         if not decouple:
             mixed = wsam_direction(updates, sam_grads, alpha)
@@ -459,9 +550,10 @@ def wsam(
                 new_updates, sharpness_gradient(updates, sam_grads), -rate * alpha
             )
         count = None if state.count is None else optax.safe_increment(state.count)
-        return new_updates, SAMState(inner_state=inner_state, count=count)
+        finite = all_finite(sam_grads) if check_finite else None
+        return new_updates, SAMState(inner_state=inner_state, count=count), finite
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _finish(owner, init_fn, update_core, loss_scale)
 
 
 def _add_scaled(updates: Updates, term: Updates, factor) -> Updates:
@@ -483,6 +575,7 @@ def looksam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""LookSAM (Liu et al. 2022): full SAM every k steps, one pass plus a stored direction in between.
 
@@ -506,16 +599,24 @@ def looksam(
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
         k: the period of the SAM steps, an integer >= 1 (`k = 1` is `sam`).
         alpha: weight of the reused direction, >= 0 (the paper uses 0.7).
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `LookSAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `LookSAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Liu, Mai, Chen, Hsieh & You, "Towards Efficient and Scalable Sharpness-Aware Minimization",
@@ -548,8 +649,7 @@ def looksam(
             inner_state=base.init(params),
         )
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        grad_fn = require_grad_fn(owner, grad_fn, params)
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
         check_tree_match(owner, updates, params, "params")
         keep_dtypes = lambda new: jax.tree.map(
             lambda n, old: n.astype(old.dtype) if is_float_leaf(old) else old,
@@ -559,20 +659,23 @@ def looksam(
 
         def sam_step(g):
             sam_grads = sam_gradient(owner, perturbation, g, params, grad_fn, state.count)
-            return sam_grads, keep_dtypes(looksam_vertical_direction(g, sam_grads))
+            out = sam_grads, keep_dtypes(looksam_vertical_direction(g, sam_grads))
+            return (*out, all_finite(sam_grads)) if check_finite else out
 
         def reuse_step(g):
-            return looksam_direction(g, state.vertical_direction, alpha), state.vertical_direction
+            out = looksam_direction(g, state.vertical_direction, alpha), state.vertical_direction
+            return (*out, jnp.array(True)) if check_finite else out
 
-        grads, vertical = lax.cond(state.count % k == 0, sam_step, reuse_step, updates)
+        grads, vertical, *finite = lax.cond(state.count % k == 0, sam_step, reuse_step, updates)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        return new_updates, LookSAMState(
+        new_state = LookSAMState(
             count=optax.safe_increment(state.count),
             vertical_direction=vertical,
             inner_state=inner_state,
         )
+        return new_updates, new_state, (finite[0] if finite else None)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _finish(owner, init_fn, update_core, loss_scale)
 
 
 def periodic_sam(
@@ -584,6 +687,7 @@ def periodic_sam(
     eta: float = 0.0,
     p: float = 2,
     mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""SAM on every k-th step (counts 0, k, 2k, ...) and the plain gradient on the others.
 
@@ -605,15 +709,23 @@ def periodic_sam(
         rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
         adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
         eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, 2 or `math.inf` (then e = rho T_w sign(g), the dual-norm maximiser in
-            the coordinates T_w^{-1} w).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
         mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
             only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
             the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
         k: the period, an integer >= 1.
 
     Returns:
-        An `optax.GradientTransformationExtraArgs` with state `PeriodicSAMState`.
+        An `optax.GradientTransformationExtraArgs` with state `PeriodicSAMState` (inside a `LossScaleState`
+        with `loss_scale`).
 
     References:
         Foret et al., "Sharpness-Aware Minimization for Efficiently Improving Generalization", ICLR 2021;
@@ -642,18 +754,19 @@ def periodic_sam(
     def init_fn(params):
         return PeriodicSAMState(count=jnp.zeros([], jnp.int32), inner_state=base.init(params))
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        grad_fn = require_grad_fn(owner, grad_fn, params)
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
         check_tree_match(owner, updates, params, "params")
-        grads = lax.cond(
-            state.count % k == 0,
-            lambda g: sam_gradient(owner, perturbation, g, params, grad_fn, state.count),
-            lambda g: g,
-            updates,
-        )
+
+        def sam_step(g):
+            sam_grads = sam_gradient(owner, perturbation, g, params, grad_fn, state.count)
+            return (sam_grads, all_finite(sam_grads)) if check_finite else (sam_grads,)
+
+        plain_step = lambda g: (g, jnp.array(True)) if check_finite else (g,)
+        grads, *finite = lax.cond(state.count % k == 0, sam_step, plain_step, updates)
         new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        return new_updates, PeriodicSAMState(
+        new_state = PeriodicSAMState(
             count=optax.safe_increment(state.count), inner_state=inner_state
         )
+        return new_updates, new_state, (finite[0] if finite else None)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _finish(owner, init_fn, update_core, loss_scale)

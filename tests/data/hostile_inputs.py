@@ -484,6 +484,73 @@ HOSTILE_INPUTS: list[HostileInput] = [
         r"bsam_variance: expected exactly one BSAMState .* found 0",
     ),
     HostileInput(
+        "SAM p below 1 (not a norm)",
+        lambda: sharpax.sam(sharpax.adam(), p=0.5),
+        ValueError,
+        r"sam: p must be in \[1, inf\] \(math.inf included\), got 0.5",
+    ),
+    HostileInput(
+        "SAM p as a schedule",
+        lambda: sharpax.sam_value_and_grad(jnp.sum, p=lambda step: 2.0),
+        TypeError,
+        r"sam_value_and_grad: p must be a static number",
+    ),
+    HostileInput(
+        "SAM microbatches 0",
+        lambda: sharpax.sam_value_and_grad(jnp.sum, microbatches=0),
+        ValueError,
+        r"sam_value_and_grad: microbatches must be an integer >= 1, got 0",
+    ),
+    HostileInput(
+        "SAM microbatches not an integer",
+        lambda: sharpax.gsam_value_and_grad(jnp.sum, microbatches=2.0),
+        ValueError,
+        r"gsam_value_and_grad: microbatches must be an integer >= 1, got 2.0",
+    ),
+    HostileInput(
+        "SAM microbatches not dividing the batch (trace time)",
+        lambda: jax.jit(sharpax.sam_value_and_grad(lambda w, x: jnp.sum(w * x), microbatches=4))(
+            jnp.ones(3), jnp.ones((6, 3))
+        ),
+        ValueError,
+        r"sam_value_and_grad: with microbatches=4, every leaf of the positional batch arguments "
+        r"needs a leading axis divisible by 4, got shape \(6, 3\)",
+    ),
+    HostileInput(
+        "SAM m and microbatches not dividing the batch (trace time)",
+        lambda: sharpax.microbatched_value_and_grad(lambda w, x: jnp.sum(w * x), 4)(
+            jnp.ones(3), jnp.ones((6, 3))
+        ),
+        ValueError,
+        r"microbatched_value_and_grad: with microbatches=4, .*divisible by 4, got shape \(6, 3\)",
+    ),
+    HostileInput(
+        "integer aux averaged over microbatches",
+        lambda: sharpax.sam_value_and_grad(
+            lambda w, x: (jnp.sum(x @ w), jnp.sum(x > 0)), microbatches=2, has_aux=True
+        )(jnp.ones(3), jnp.ones((6, 3))),
+        TypeError,
+        r"sam_value_and_grad: with microbatches=2, aux is averaged .* got int32 at ",
+    ),
+    HostileInput(
+        "SAM loss_scale as a number",
+        lambda: sharpax.sam(sharpax.adam(), loss_scale=2.0**15),
+        TypeError,
+        r"sam: loss_scale must be None or a DynamicLossScale \(sharpax.dynamic_loss_scale\(\)\)",
+    ),
+    HostileInput(
+        "dynamic loss scale below its floor",
+        lambda: sharpax.dynamic_loss_scale(0.5, min_loss_scale=1.0),
+        ValueError,
+        r"dynamic_loss_scale: initial_scale must be >= min_loss_scale \(1.0\), got 0.5",
+    ),
+    HostileInput(
+        "current_loss_scale of a state without one",
+        lambda: sharpax.current_loss_scale(sharpax.sam(sharpax.adam()).init(PARAMS)),
+        ValueError,
+        r"current_loss_scale: expected exactly one LossScaleState in the optimizer state .*found 0",
+    ),
+    HostileInput(
         "untuned warmup around a string, not an optimizer",
         lambda: sharpax.with_untuned_warmup("adam"),
         TypeError,
