@@ -15,7 +15,15 @@ are the median over rounds of per-round ratios (the two variants ran back to bac
 Targets (issue 3): sam_value_and_grad+adam <= 2.15x adam; sharpax.sam(adam) <= 1.0x optax.contrib.sam
 (opaque mode); looksam and periodic_sam (k=5) <= 1.35x adam. The second generation (issue 14) is reported
 against adam and against sharpax.sam(adam): friendly_sam and wsam (both modes) around adam, and bsam (a
-whole optimizer; its step computes no first-pass loss, as its two passes run inside `update`).
+whole optimizer; its step computes no first-pass loss, as its two passes run inside `update`). Issue 15:
+momentum_sam <= 1.15x a plain step of its base optimizer (adam, sgd with momentum); ae_sam's average cost
+(the ratio of mean step times over the run: its SAM steps cluster late, so per-round ratios depend on
+when a round ran) with its fraction of SAM steps, and, with thresholds it never reaches, the policy alone.
+
+Page faults per step are printed too: XLA:CPU allocates a step's temporary buffers on every execution,
+and glibc serves blocks above its mmap threshold with fresh pages, so steps with larger temporaries (a
+SAM second pass, even a skipped one) pay page faults a longer-lived heap would not. To time the steps
+without them: MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 python ...
 
 `--suite efficient` (issue 15) times the cheap members against adam instead: rwp_value_and_grad's one
 vmapped pass (target <= 1.3x a plain full-batch step; also with an `rbg` key, and as two separate
@@ -33,6 +41,7 @@ import argparse
 import json
 import pathlib
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -51,6 +60,7 @@ import _trees  # noqa: E402
 RHO, LR, K = 0.05, 1e-3, 5
 RWP_GAMMA, RWP_ALPHA = 0.01, 0.5  # nblt/RWP's CIFAR defaults
 ESAM_BETA, ESAM_GAMMA = 0.5, 0.5  # dydjw9/Efficient_SAM's run.sh
+MOMENTUM_RHO = 0.5  # momentum-SAM's rho is of order 1 (its perturbation is not scaled by the lr)
 
 
 def init_mlp(key, sizes):
@@ -141,8 +151,9 @@ def bsam_step(tx, loss_fn):
     return step
 
 
-def variants(loss_fn):
+def variants(loss_fn, total_steps):
     adam = lambda: sharpax.adam(LR)
+    sgd_momentum = lambda: sharpax.sgd(1e-2, momentum=0.9)
     optax_sam = optax.contrib.sam(
         adam(),
         optax.chain(optax.contrib.normalize(), optax.sgd(RHO)),
@@ -156,6 +167,16 @@ def variants(loss_fn):
         "friendly_sam(adam)": sharpax.friendly_sam(adam(), RHO),
         "wsam(adam)": sharpax.wsam(adam(), LR, RHO),
         "wsam(adam, coupled)": sharpax.wsam(adam(), LR, RHO, decouple=False),
+        "ae_sam(adam)": sharpax.ae_sam(adam(), RHO, total_steps=total_steps),
+        # Thresholds no squared norm reaches: the policy's own cost, on plain steps only.
+        "ae_sam(adam, never SAM)": sharpax.ae_sam(
+            adam(), RHO, total_steps=total_steps, lambda1=1e6, lambda2=1e6
+        ),
+    }
+    one_pass = {
+        "sgd_momentum": sgd_momentum(),
+        "momentum_sam(adam)": sharpax.momentum_sam(adam(), MOMENTUM_RHO),
+        "momentum_sam(sgd_momentum)": sharpax.momentum_sam(sgd_momentum(), MOMENTUM_RHO),
     }
     bsam = sharpax.bsam(LR, num_data=50_000, rho=RHO)
     return {
@@ -164,6 +185,7 @@ def variants(loss_fn):
         **{name: (tx, transform_step(tx, loss_fn)) for name, tx in transformed.items()},
         "optax.contrib.sam(adam, opaque)": (optax_sam, transform_step(optax_sam, loss_fn, True)),
         "bsam": (bsam, bsam_step(bsam, loss_fn)),
+        **{name: (tx, plain_step(tx, loss_fn)) for name, tx in one_pass.items()},
     }
 
 
@@ -275,8 +297,9 @@ def timing(args) -> dict:
     """The step-time comparison: every variant in interleaved rounds; returns what --out records."""
     problem = mlp_problem if args.tree == "mlp" else transformer_problem
     make_params, loss_fn, x, y, description, per_example_loss = problem(args)
+    total_steps = 2 * K + args.rounds * args.steps
     if args.suite == "family":
-        chosen = {name: (tx, step, None) for name, (tx, step) in variants(loss_fn).items()}
+        chosen = {name: (tx, step, None) for name, (tx, step) in variants(loss_fn, total_steps).items()}
     else:
         chosen = efficient_variants(loss_fn, per_example_loss)
     runs = {}
@@ -291,22 +314,29 @@ def timing(args) -> dict:
             # A fresh key per step, made before timing (a step's key costs no host work).
             "keys": None if keys is None else list(jax.random.split(keys, max(args.steps, 2 * K))),
             "times": [],
+            "faults": [],
         }
 
     clock = time.perf_counter if args.clock == "wall" else time.process_time
 
     def timed(run, steps):
         params, state = run["carry"]
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = clock()
         for i in range(steps):
             key = () if run["keys"] is None else (run["keys"][i],)
             params, state, loss = run["step"](params, state, x, y, *key)
         jax.block_until_ready((params, state, loss))
+        elapsed = clock() - start
+        run["faults"].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps)
         run["carry"] = (params, state)
-        return (clock() - start) / steps
+        return elapsed / steps
 
     for run in runs.values():  # compile and warm up
         timed(run, 2 * K)
+    ae_sam_run = runs.get("ae_sam(adam)")
+    sam_steps = lambda: 0 if ae_sam_run is None else int(ae_sam_run["carry"][1].sam_count)
+    sam_steps_in_warmup = sam_steps()
     names = list(runs)
     for r in range(args.rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
@@ -319,6 +349,8 @@ def timing(args) -> dict:
         per_round = [ta / tb for ta, tb in zip(runs[a]["times"], runs[b]["times"], strict=True)]
         return statistics.median(per_round), min(runs[a]["times"]) / min(runs[b]["times"])
 
+    faults = {name: statistics.median(run["faults"][-args.rounds :]) for name, run in runs.items()}
+    extra = {}
     if args.suite == "efficient":
         selected = int(ESAM_GAMMA * args.batch)
         ratios = {
@@ -335,12 +367,8 @@ def timing(args) -> dict:
         sam_tx, optax_sam = "sharpax.sam(adam)", "optax.contrib.sam(adam, opaque)"
         looksam, periodic = f"looksam(adam, k={K})", f"periodic_sam(adam, k={K})"
         ratios = {
-            "sam_value_and_grad+adam / adam (target <= 2.15)": ratio(
-                "sam_value_and_grad+adam", "adam"
-            ),
-            "sharpax.sam(adam) / optax.contrib.sam opaque (target <= 1.0)": ratio(
-                sam_tx, optax_sam
-            ),
+            "sam_value_and_grad+adam / adam (target <= 2.15)": ratio("sam_value_and_grad+adam", "adam"),
+            "sharpax.sam(adam) / optax.contrib.sam opaque (target <= 1.0)": ratio(sam_tx, optax_sam),
             "sharpax.sam(adam) / adam": ratio(sam_tx, "adam"),
             f"looksam(k={K}) / adam (target <= 1.35)": ratio(looksam, "adam"),
             f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(periodic, "adam"),
@@ -348,6 +376,18 @@ def timing(args) -> dict:
         for name in ("friendly_sam(adam)", "wsam(adam)", "wsam(adam, coupled)", "bsam"):
             ratios[f"{name} / adam"] = ratio(name, "adam")
             ratios[f"{name} / sharpax.sam(adam)"] = ratio(name, sam_tx)
+        ratios["momentum_sam(adam) / adam (target <= 1.15)"] = ratio("momentum_sam(adam)", "adam")
+        ratios["momentum_sam(sgd_momentum) / sgd_momentum (target <= 1.15)"] = ratio(
+            "momentum_sam(sgd_momentum)", "sgd_momentum"
+        )
+        ratios["ae_sam(adam, never SAM) / adam"] = ratio("ae_sam(adam, never SAM)", "adam")
+        # The fraction of SAM steps among the timed ones (`sharpax.ae_sam_fraction` counts the warm-up too),
+        # and the average cost: mean step times over the run (see the module docstring).
+        fraction = (sam_steps() - sam_steps_in_warmup) / (args.rounds * args.steps)
+        mean = lambda name: statistics.fmean(runs[name]["times"])
+        ae_average = mean("ae_sam(adam)") / mean("adam")
+        ae_expected = 1 + fraction * (ratio(sam_tx, "adam")[0] - 1)
+        extra = {"ae_sam_fraction": fraction, "ae_sam_mean_ratio": ae_average}
     device = jax.devices()[0]
     print(
         f"device: {device.platform} {device.device_kind}, {description}, batch {args.batch}, "
@@ -357,7 +397,12 @@ def timing(args) -> dict:
         spread = (min(run["times"]) * 1e3, max(run["times"]) * 1e3)
         print(
             f"  {name:34s} {median[name] * 1e3:8.3f} ms/step  (min {spread[0]:.3f}, max {spread[1]:.3f})"
-            f"  state {run['state_bytes']:>10,d} B"
+            f"  state {run['state_bytes']:>10,d} B  {faults[name]:8.0f} page faults/step"
+        )
+    if extra:
+        print(
+            f"  ae_sam(adam): SAM on {fraction:.1%} of steps; mean step time over the run "
+            f"{ae_average:.3f}x adam's; 1 + fraction x (sam/adam - 1) = {ae_expected:.3f}x"
         )
     print(f"  {'ratio':64s} {'median of per-round':>20s} {'of minima':>10s}")
     for name, (paired, of_minima) in ratios.items():
@@ -370,6 +415,8 @@ def timing(args) -> dict:
         "steps": args.steps,
         "median_ms": {k: v * 1e3 for k, v in median.items()},
         "state_bytes": {k: run["state_bytes"] for k, run in runs.items()},
+        "page_faults_per_step": faults,
+        **extra,
         "ratios": ratios,
     }
 

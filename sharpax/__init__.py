@@ -76,14 +76,18 @@ from sharpax.transforms import scale_by_radam as scale_by_radam
 from sharpax.transforms import scale_by_rmsprop as scale_by_rmsprop
 from sharpax.transforms import scale_by_rprop as scale_by_rprop
 from sharpax.transforms import sgd as sgd
+from sharpax.wrappers import AESAMState as AESAMState
 from sharpax.wrappers import BSAMState as BSAMState
 from sharpax.wrappers import DynamicLossScale as DynamicLossScale
 from sharpax.wrappers import FriendlySAMState as FriendlySAMState
 from sharpax.wrappers import LookaheadState as LookaheadState
 from sharpax.wrappers import LookSAMState as LookSAMState
 from sharpax.wrappers import LossScaleState as LossScaleState
+from sharpax.wrappers import MomentumSAMState as MomentumSAMState
 from sharpax.wrappers import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers import SAMState as SAMState
+from sharpax.wrappers import ae_sam as ae_sam
+from sharpax.wrappers import ae_sam_fraction as ae_sam_fraction
 from sharpax.wrappers import all_finite as all_finite
 from sharpax.wrappers import bsam as bsam
 from sharpax.wrappers import bsam_sample as bsam_sample
@@ -98,6 +102,8 @@ from sharpax.wrappers import lookahead as lookahead
 from sharpax.wrappers import lookahead_params as lookahead_params
 from sharpax.wrappers import looksam as looksam
 from sharpax.wrappers import microbatched_value_and_grad as microbatched_value_and_grad
+from sharpax.wrappers import momentum_sam as momentum_sam
+from sharpax.wrappers import momentum_sam_params as momentum_sam_params
 from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
 from sharpax.wrappers import rwp_value_and_grad as rwp_value_and_grad
@@ -115,6 +121,9 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "ae_sam",
+    "ae_sam_fraction",
+    "AESAMState",
     "all_finite",
     "apply_updates",
     "asgd",
@@ -149,6 +158,9 @@ __all__ = [
     "lr_proportional_rho",
     "lr_scheduler",
     "microbatched_value_and_grad",
+    "momentum_sam",
+    "momentum_sam_params",
+    "MomentumSAMState",
     "multiply_schedules",
     "muon",
     "muon_with_adamw",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-import chex
-from optax import Params, ScalarOrSchedule, Schedule, Updates
+import jax
+from optax import OptState, Params, ScalarOrSchedule, Schedule, Updates
 
 PyTree = Any
 Mask = PyTree | Callable[[Params], PyTree] | None
@@ -15,17 +15,33 @@ Mask = PyTree | Callable[[Params], PyTree] | None
 GradFn = Callable[[Params], Updates]
 """`grad_fn(params) -> grads`: what the two-pass wrappers call at the perturbed params."""
 
-Array = chex.Array
-Numeric = chex.Numeric
+State = NamedTuple
+"""An optimizer state as sharpax builds it: a NamedTuple, whose fields may be None (an unused buffer).
+
+optax's `OptState` (chex's `ArrayTree`) has no None in it, although jax and optax take None as an
+empty subtree; `init` and `update` closures declare this type so that they fit optax's protocols.
+"""
+
+Array = jax.Array
+"""A jax array (what the transformations' states and the schedules' values are)."""
+
+ArrayLike = jax.typing.ArrayLike
+"""A jax or numpy array or a Python scalar: what a schedule takes (optax's `Schedule` argument)."""
+
+Numeric = ArrayLike
+"""A number or an array of numbers (same as `ArrayLike`)."""
 
 __all__ = [
     "Array",
+    "ArrayLike",
     "GradFn",
     "Mask",
     "Numeric",
+    "OptState",
     "Params",
     "PyTree",
     "Schedule",
     "ScalarOrSchedule",
+    "State",
     "Updates",
 ]

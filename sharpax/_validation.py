@@ -9,20 +9,21 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any
+from typing import Any, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jax.sharding import Mesh
 
 from sharpax._tree import is_float_leaf
-from sharpax._types import PyTree, ScalarOrSchedule
+from sharpax._types import PyTree, ScalarOrSchedule, Schedule
 
 
 def is_static_number(value: Any) -> bool:
     """True for Python and concrete numpy/jax scalars; False for tracers, schedules and None."""
-    if value is None or callable(value) or isinstance(value, jax.core.Tracer):
+    if value is None or callable(value) or isinstance(value, Tracer):
         return False
     if isinstance(value, (str, bytes)):
         return False
@@ -38,7 +39,7 @@ def check_number(owner: str, name: str, value: Any) -> None:
     Catches a string, `None`, a bool, a complex number or an array of several elements passed for a
     number, which would otherwise fail later with an unrelated message (or broadcast silently).
     """
-    if callable(value) or isinstance(value, jax.core.Tracer):
+    if callable(value) or isinstance(value, Tracer):
         return
     kind = getattr(value, "dtype", None)
     if kind is None and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -170,6 +171,14 @@ def check_transformation(owner: str, name: str, value: Any) -> None:
             f"{owner}: {name} must be an optax.GradientTransformation (e.g. sharpax.adam(1e-3)), "
             f"got {value!r}"
         )
+
+
+@overload
+def checked_schedule(owner: str, name: str, value: Schedule) -> Schedule: ...
+
+
+@overload
+def checked_schedule(owner: str, name: str, value: ScalarOrSchedule) -> ScalarOrSchedule: ...
 
 
 def checked_schedule(owner: str, name: str, value: ScalarOrSchedule) -> ScalarOrSchedule:

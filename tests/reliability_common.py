@@ -147,6 +147,10 @@ def _wrappers() -> dict:
         "lookahead(sam(radam))": lambda: sharpax.lookahead(
             sharpax.sam(sharpax.radam(1e-2), rho=0.05), sync_period=3, alpha=0.5
         ),
+        "momentum_sam(sgd_momentum)": lambda: sharpax.momentum_sam(
+            sharpax.sgd(0.1, momentum=0.9), rho=0.3
+        ),
+        "ae_sam(adamw)": lambda: sharpax.ae_sam(sharpax.adamw(1e-2), rho=0.05, total_steps=8),
     }
 
 

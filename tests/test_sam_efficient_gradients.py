@@ -1,7 +1,7 @@
 """RWP and ESAM (`rwp_value_and_grad`, `esam_value_and_grad`) against their reference code, step by step.
 
 References: `golden/sam_rwp_nblt.npz` and `golden/sam_esam_dydjw9.npz`, written by
-`golden/make_sam_efficient_goldens.py` from torch transcriptions of nblt/RWP's training step and
+`golden/make_sam_efficient_gradient_goldens.py` from torch transcriptions of nblt/RWP's training step and
 dydjw9/Efficient_SAM's `ESAM.step` (the ESAM one checked bit for bit against the reference's own class),
 with the random draws taken from the same JAX keys; hand-worked 2-parameter cases; SAM itself; the
 generator re-run live when torch is importable.
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import make_sam_efficient_goldens as gen
+from golden import make_sam_efficient_gradient_goldens as gen
 from golden import sam_references as ref
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P

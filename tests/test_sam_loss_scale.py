@@ -160,6 +160,10 @@ TRANSFORMS = {
     "periodic_sam": lambda ls: sharpax.periodic_sam(sharpax.adam(0.1), RHO, k=2, loss_scale=ls),
     "friendly_sam": lambda ls: sharpax.friendly_sam(sharpax.adam(0.1), RHO, loss_scale=ls),
     "wsam": lambda ls: sharpax.wsam(sharpax.adam(0.1), 0.1, RHO, loss_scale=ls),
+    # Thresholds below -1 / sqrt(1 - delta): a SAM step every time, as the test below expects.
+    "ae_sam": lambda ls: sharpax.ae_sam(
+        sharpax.adam(0.1), RHO, total_steps=10, lambda1=-4.0, lambda2=-4.0, loss_scale=ls
+    ),
 }
 
 

@@ -191,6 +191,7 @@ CONSTRUCTORS = {
     "friendly_sam": lambda **kw: sharpax.friendly_sam(sharpax.sgd(0.1), **kw),
     "wsam": lambda **kw: sharpax.wsam(sharpax.sgd(0.1), 0.1, **kw),
     "wsam_value_and_grad": lambda **kw: sharpax.wsam_value_and_grad(jnp.sum, **kw),
+    "ae_sam": lambda **kw: sharpax.ae_sam(sharpax.sgd(0.1), total_steps=10, **kw),
 }
 
 
@@ -228,7 +229,7 @@ def test_bad_family_arguments(name, kwargs, argument):
         CONSTRUCTORS[name](**kwargs)
 
 
-@pytest.mark.parametrize("name", ["sam", "gsam", "periodic_sam", "looksam"])
+@pytest.mark.parametrize("name", ["sam", "gsam", "periodic_sam", "looksam", "ae_sam"])
 def test_update_without_grad_fn_or_params_says_what_to_pass(name):
     tx = CONSTRUCTORS[name]()
     state = tx.init(W)

@@ -150,6 +150,7 @@ INVALID = [
             (sharpax.gsam, {"base_optimizer": sharpax.sgd(0.1)}),
             (sharpax.looksam, {"base_optimizer": sharpax.sgd(0.1)}),
             (sharpax.periodic_sam, {"base_optimizer": sharpax.sgd(0.1)}),
+            (sharpax.ae_sam, {"base_optimizer": sharpax.sgd(0.1), "total_steps": 10}),
             (sharpax.sam_value_and_grad, {"loss_fn": jnp.sum}),
             (sharpax.gsam_value_and_grad, {"loss_fn": jnp.sum}),
         ]
@@ -163,6 +164,21 @@ INVALID = [
             ("factor", 0.5, "[1.0, inf)"),
             ("min_loss_scale", -1.0, "(0.0, inf)"),
         ]
+    ],
+    *[
+        (sharpax.ae_sam, {"base_optimizer": sharpax.sgd(0.1), "total_steps": 10}, name, value, rng)
+        for name, value, rng in [
+            ("rho", -0.05, NON_NEGATIVE),
+            ("delta", 1.0, BETA),
+            ("delta", -0.1, BETA),
+            ("lambda1", math.nan, "(-inf, inf)"),
+            ("lambda2", math.inf, "(-inf, inf)"),
+            ("eta", -1.0, NON_NEGATIVE),
+        ]
+    ],
+    *[
+        (sharpax.momentum_sam, {"base_optimizer": sharpax.sgd(0.1, momentum=0.9)}, "rho", v, rng)
+        for v, rng in [(-0.3, NON_NEGATIVE), (math.nan, NON_NEGATIVE)]
     ],
     *[
         (sharpax.lion, {}, name, value, rng)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 
-from sharpax._types import Array, Numeric
+from sharpax._types import Array
 from sharpax.lr_scheduler._schedule import (
     LRSchedule,
     as_count,
@@ -70,7 +70,7 @@ def sequential_lr(schedulers: Sequence[Callable], milestones: Sequence[int]) -> 
 
     def rate_of_first(n: int, count: Array) -> Array:
         """The rate of the sequence made of the first `n` pieces."""
-        out = None
+        values = []
         for i, (piece, start) in enumerate(zip(schedulers[:n], starts[:n], strict=True)):
             local = jnp.maximum(count - start, 0)
             resume = getattr(piece, "resume", None)
@@ -80,8 +80,10 @@ def sequential_lr(schedulers: Sequence[Callable], milestones: Sequence[int]) -> 
                 value = resume(previous, local)
             else:
                 value = to_f32(piece(local))
-            value = jnp.broadcast_to(value, jnp.shape(count))
-            out = value if out is None else jnp.where(count >= start, value, out)
+            values.append(jnp.broadcast_to(value, jnp.shape(count)))
+        out = values[0]
+        for start, value in zip(starts[1:n], values[1:], strict=True):
+            out = jnp.where(count >= start, value, out)
         return out
 
     def rate(count: Array) -> Array:
@@ -126,6 +128,7 @@ def chained_scheduler(schedulers: Sequence[LRSchedule]) -> LRSchedule:
     """
     owner = "chained_scheduler"
     schedulers = _check_schedules(owner, schedulers)
+    factors: list[Callable[[Array], Array]] = []
     for i, s in enumerate(schedulers):
         if not isinstance(s, LRSchedule) or s.factor is None:
             what = s.name if isinstance(s, LRSchedule) else repr(s)
@@ -135,6 +138,7 @@ def chained_scheduler(schedulers: Sequence[LRSchedule]) -> LRSchedule:
                 "(chainable: step_lr, multi_step_lr, exponential_lr, multiplicative_lr, constant_lr, "
                 "linear_lr, polynomial_lr, cosine_annealing_lr with eta_min=0)"
             )
+        factors.append(s.factor)
     base = schedulers[0].base_lr
     for i, s in enumerate(schedulers):
         if not isinstance(base, float) or not isinstance(s.base_lr, float):
@@ -149,11 +153,10 @@ def chained_scheduler(schedulers: Sequence[LRSchedule]) -> LRSchedule:
                 f"optimizer), got {base} for schedulers[0] and {s.base_lr} for schedulers[{i}]"
             )
 
-    def factor(count: Numeric) -> Array:
-        out = None
-        for s in schedulers:
-            f = s.factor(count)
-            out = f if out is None else out * f
+    def factor(count: Array) -> Array:
+        out = factors[0](count)
+        for f in factors[1:]:
+            out = out * f(count)
         return out
 
     return lr_schedule(owner, base, lambda c: rate_of(base) * factor(as_count(c)), factor=factor)

@@ -260,7 +260,7 @@ def one_cycle_lr(
 
     def piecewise(count: Array, values: dict, start_key: int) -> Array:
         t = to_f32(jnp.minimum(count, total_steps))
-        out = None
+        pieces = []
         # torch takes the first phase whose end is >= the count (the last one otherwise).
         for start, phase in reversed(list(zip(starts, phases, strict=True))):
             end, first, last = phase[0], phase[start_key], phase[start_key + 1]
@@ -272,7 +272,10 @@ def one_cycle_lr(
                 F32(end) - t,
                 end - start,
             )
-            out = value if out is None else jnp.where(t <= F32(end), value, out)
+            pieces.append((end, value))
+        out = pieces[0][1]
+        for end, value in pieces[1:]:
+            out = jnp.where(t <= F32(end), value, out)
         final = values[phases[-1][start_key + 1]]
         return jnp.where(count > total_steps, F32(final), out)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, SupportsFloat
 
 import jax.numpy as jnp
 import numpy as np
 
-from sharpax._types import Array
+from sharpax._types import Array, ArrayLike
 from sharpax._validation import check_int, check_non_negative, is_static_number
 from sharpax.lr_scheduler._schedule import (
     LRSchedule,
@@ -31,7 +31,7 @@ def _table_rates(lr: Any, factors: np.ndarray) -> Callable[[Array], Array]:
     return lambda c: rate_of(lr) * table_lookup(factors, c)
 
 
-def _host_table(owner: str, fn: Callable[[int], float], total_steps: int) -> np.ndarray:
+def _host_table(owner: str, fn: Callable[[int], SupportsFloat], total_steps: int) -> np.ndarray:
     """`[fn(0), ..., fn(total_steps)]` in float64, each called with a Python int as torch does."""
     values = []
     for k in range(total_steps + 1):
@@ -43,7 +43,7 @@ def _host_table(owner: str, fn: Callable[[int], float], total_steps: int) -> np.
 
 
 def lambda_lr(
-    lr: float, lr_lambda: Callable[[Array], Array], *, total_steps: int | None = None
+    lr: float, lr_lambda: Callable[[ArrayLike], Array | float], *, total_steps: int | None = None
 ) -> LRSchedule:
     r"""torch's `LambdaLR`: the base rate times a function of the count.
 

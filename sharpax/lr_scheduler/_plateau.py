@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sharpax._types import Array, PyTree
+from sharpax._types import Array, Params, PyTree, State, Updates
 from sharpax._validation import check_int
 from sharpax.lr_scheduler._plateau_rule import PlateauConfig, plateau_config, worst
 from sharpax.lr_scheduler._plateau_rule import plateau_step as rule_step
@@ -165,11 +165,13 @@ def reduce_lr_on_plateau(
     )
     check_int(owner, "accumulation_size", accumulation_size, 1)
 
-    def init_fn(params: PyTree) -> ReduceLROnPlateauState:
+    def init_fn(params: Params) -> State:
         del params
         return _initial_state(lr, config)
 
-    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+    def update_fn(
+        updates, state, params=None, *, value=None, **extra_args
+    ) -> tuple[Updates, State]:
         del params, extra_args
         rate = state.learning_rate
         scaled = jax.tree.map(lambda u: u * rate.astype(u.dtype), updates)

@@ -15,7 +15,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from sharpax._types import Array, Numeric
+from sharpax._types import Array, ArrayLike, Numeric
 from sharpax._validation import check_int, check_non_negative, check_number, is_static_number
 
 F32 = jnp.float32
@@ -68,7 +68,7 @@ def as_count(count: Numeric) -> Array:
     return jnp.maximum(count.astype(jnp.int32), 0)
 
 
-def to_f32(x: Array) -> Array:
+def to_f32(x: ArrayLike) -> Array:
     return jnp.asarray(x).astype(F32)
 
 
@@ -101,7 +101,7 @@ def power(base: float, exponent: Array) -> Array:
     return jnp.where(n == 0, F32(1.0), value)
 
 
-def cosine_factor(remaining: Array, length: Array) -> Array:
+def cosine_factor(remaining: ArrayLike, length: ArrayLike) -> Array:
     r"""`(1 + cos(pi (length - remaining) / length)) / 2` written as :math:`\sin^2(\pi r / 2L)`.
 
     With `remaining` counted in integers the angle is exact to float32 rounding where the cosine form

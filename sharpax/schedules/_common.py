@@ -61,8 +61,8 @@ def progress(steps_done: Array, length: int) -> Array:
 def anneal(
     steps_done: Array,
     length: int,
-    start: Numeric,
-    end: Numeric,
+    start: float | Array,
+    end: float | Array,
     shape: str | Callable[[Array], Array],
 ) -> Array:
     """`end + (start - end) * f(p)` with f a decay shape (a `DECAY_SHAPES` name, or a function of the

@@ -12,6 +12,7 @@ from sharpax._tree import is_float_leaf
 from sharpax._types import Array, Numeric, Schedule
 from sharpax._validation import check_beta, check_choice, check_finite, check_transformation
 from sharpax.schedules._common import F32, as_count, clamp, to_float
+from sharpax.transforms._numerics import increment
 
 
 def _step_number(count: Numeric) -> Array:
@@ -136,7 +137,7 @@ def scale_by_schedule(schedule: Schedule) -> optax.GradientTransformation:
             return (u * factor.astype(u.dtype)).astype(u.dtype) if is_float_leaf(u) else u
 
         new_updates = jax.tree.map(scale, updates)
-        return new_updates, ScaleByScheduleState(count=optax.safe_increment(state.count))
+        return new_updates, ScaleByScheduleState(count=increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 

@@ -87,9 +87,8 @@ def exponential_warmup(peak_value: float, warmup_steps: int, init_value: float) 
     owner = "exponential_warmup"
     check_int(owner, "warmup_steps", warmup_steps, minimum=0)
     check_positive(owner, peak_value=peak_value, init_value=init_value)
-    if warmup_steps > 0:
-        log_init = math.log(init_value)
-        log_ratio = math.log(peak_value) - log_init
+    log_init = math.log(init_value)
+    log_ratio = math.log(peak_value) - log_init
 
     def schedule(count: Numeric):
         count = as_count(count)

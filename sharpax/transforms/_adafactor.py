@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._types import Array, ScalarOrSchedule, Updates
+from sharpax._types import Array, ArrayLike, ScalarOrSchedule, Updates
 from sharpax._validation import (
     check_non_negative,
     check_range,
@@ -17,6 +17,7 @@ from sharpax._validation import (
     checked_schedule,
 )
 from sharpax.transforms._build import float_leaves_only, is_static_zero, weight_decay_block
+from sharpax.transforms._numerics import increment
 
 
 class ScaleByAdafactorState(NamedTuple):
@@ -135,7 +136,7 @@ def scale_by_adafactor(
         if params is None:
             raise ValueError(f"{owner}: update needs params (the step is relative to their RMS)")
         check_tree_match(owner, updates, params, what="params")
-        count = optax.safe_increment(state.count)
+        count = increment(state.count)
         t = count.astype(jnp.float32)
         weight = t**beta2_decay  # torch's one_minus_beta2_t
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
@@ -245,5 +246,8 @@ def _times(a: ScalarOrSchedule, b: ScalarOrSchedule) -> ScalarOrSchedule:
     """`a * b` for numbers or schedules of the count (torch decays by `lr * weight_decay`)."""
     if not callable(a) and not callable(b):
         return a * b
-    value = lambda x, count: x(count) if callable(x) else x
-    return lambda count: value(a, count) * value(b, count)
+    return lambda count: _value(a, count) * _value(b, count)
+
+
+def _value(x: ScalarOrSchedule, count: ArrayLike) -> ArrayLike:
+    return x(count) if callable(x) else x

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._types import ScalarOrSchedule, Updates
+from sharpax._types import Array, ArrayLike, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_tree_match
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
 
@@ -103,15 +103,13 @@ def adagrad(
     check_non_negative(owner, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
     check_non_negative(owner, initial_accumulator_value=initial_accumulator_value)
     check_non_negative(owner, learning_rate=learning_rate)
-    if is_static_zero(lr_decay):
-        lr = learning_rate
-    else:
 
-        def lr(count):
-            base = learning_rate(count) if callable(learning_rate) else learning_rate
-            # count as float32 explicitly: what standard promotion does, and legal under strict promotion.
-            return base / (1 + count.astype(jnp.float32) * lr_decay)
+    def decayed_lr(count: ArrayLike) -> Array:
+        base = learning_rate(count) if callable(learning_rate) else learning_rate
+        # count as float32 explicitly: what standard promotion does, and legal under strict promotion.
+        return jnp.divide(base, 1 + jnp.asarray(count, jnp.float32) * lr_decay)
 
+    lr = learning_rate if is_static_zero(lr_decay) else decayed_lr
     return optimizer(
         owner,
         weight_decay_block(weight_decay),

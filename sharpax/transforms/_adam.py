@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
+from sharpax._types import Array, Params, ScalarOrSchedule, Schedule, State, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._numerics import increment, one_minus_power
 from sharpax.transforms._scheduled import scheduled, value_at
 
 
@@ -72,7 +72,7 @@ def scale_by_adam(
     check_non_negative(owner, eps=eps)
     b1 = scheduled(owner, "b1", b1)
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
             mu=zeros_like_tree(params, mu_dtype),
@@ -80,11 +80,11 @@ def scale_by_adam(
             nu_max=zeros_like_tree(params, nu_dtype) if amsgrad else None,
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=None) -> tuple[Updates, State]:
         del params
         check_tree_match(owner, updates, state.mu)
         b1_t = value_at(b1, state.count)
-        count = optax.safe_increment(state.count)
+        count = increment(state.count)
         t = count.astype(jnp.float32)
         bc1 = one_minus_power(b1_t, t)
         bc2 = one_minus_power(b2, t)

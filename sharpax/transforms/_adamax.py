@@ -13,7 +13,7 @@ from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import check_beta, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment
-from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._numerics import increment, one_minus_power
 from sharpax.transforms._scheduled import scheduled, value_at
 
 
@@ -66,7 +66,7 @@ def scale_by_adamax(
         del params
         check_tree_match(owner, updates, state.mu)
         b1_t = value_at(b1, state.count)
-        count = optax.safe_increment(state.count)
+        count = increment(state.count)
         bc1 = one_minus_power(b1_t, count.astype(jnp.float32))
         mu = update_first_moment(updates, state.mu, b1_t)
         nu = jax.tree.map(lambda g, u: jnp.maximum(b2 * u, jnp.abs(g) + eps), updates, state.nu)

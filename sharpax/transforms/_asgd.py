@@ -12,6 +12,7 @@ from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, Params, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_tree_match, checked_schedule
 from sharpax.transforms._build import float_leaves_only, weight_decay_block
+from sharpax.transforms._numerics import increment
 
 
 class ScaleByAsgdState(NamedTuple):
@@ -96,7 +97,7 @@ def scale_by_asgd(
 
         out = jax.tree.map(step, updates, params, state.ax)
         pick = lambda i: jax.tree.map(lambda t: t[i], out, is_leaf=lambda x: isinstance(x, _Leaf))
-        new_count = optax.safe_increment(count)
+        new_count = increment(count)
         t = new_count.astype(jnp.float32)
         new_eta = lr / (1.0 + lambd * lr * t) ** alpha
         return pick(0), ScaleByAsgdState(count=new_count, eta=new_eta, ax=pick(1))

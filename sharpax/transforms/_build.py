@@ -19,7 +19,7 @@ from sharpax._validation import (
 )
 
 
-def is_static_zero(value: object) -> bool:
+def is_static_zero(value: Any) -> bool:
     """True when `value` is a known 0 (the block it controls can be left out of the chain).
 
     jax arrays never count, even concrete ones: `inject_hyperparams` passes a concrete array to `init`
@@ -27,7 +27,7 @@ def is_static_zero(value: object) -> bool:
     """
     if isinstance(value, jax.Array):
         return False
-    return is_static_number(value) and float(value) == 0.0  # type: ignore[arg-type]
+    return is_static_number(value) and float(value) == 0.0
 
 
 def weight_decay_block(
@@ -70,7 +70,7 @@ def _non_float_to_none(tree: PyTree) -> PyTree:
 
 
 def float_leaves_only(
-    tx: optax.GradientTransformationExtraArgs, owner: str = "float_leaves_only"
+    tx: optax.GradientTransformation, owner: str = "float_leaves_only"
 ) -> optax.GradientTransformationExtraArgs:
     """Run `tx` on the floating leaves only; integer, bool and float0 leaves pass through untouched.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from typing import Any, NamedTuple
 
 import jax
@@ -172,7 +173,8 @@ def scale_by_muon(
     """
     owner = "scale_by_muon"
     _check(owner, momentum, ns_coefficients, eps, ns_steps, adjust_lr_fn, layout)
-    ns_coefficients = tuple(float(c) for c in ns_coefficients)
+    a, b, c = ns_coefficients
+    ns_coefficients = (float(a), float(b), float(c))
 
     def init_fn(params):
         _check_matrices("muon", params)
@@ -339,7 +341,7 @@ def muon_with_adamw(
     check_non_negative(owner, learning_rate=learning_rate, weight_decay=weight_decay)
     check_beta(owner, adamw_b1=adamw_b1, adamw_b2=adamw_b2)
     check_non_negative(owner, adamw_eps=adamw_eps)
-    transforms = {
+    transforms: dict[Hashable, optax.GradientTransformation] = {
         "muon": muon(
             learning_rate,
             weight_decay,

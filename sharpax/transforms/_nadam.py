@@ -13,7 +13,7 @@ from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import one_minus_power
+from sharpax.transforms._numerics import increment, one_minus_power
 from sharpax.transforms._scheduled import scheduled, value_at
 
 
@@ -81,7 +81,7 @@ def scale_by_nadam(
         del params
         check_tree_match(owner, updates, state.mu)
         b1_t = value_at(b1, state.count)
-        count = optax.safe_increment(state.count)
+        count = increment(state.count)
         t = count.astype(jnp.float32)
         bc2 = one_minus_power(b2, t)
         momentum_t = b1_t * (1 - 0.5 * 0.96 ** (t * momentum_decay))

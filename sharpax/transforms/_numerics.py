@@ -11,9 +11,15 @@ import math
 from typing import Any
 
 import jax.numpy as jnp
+import optax
 
 from sharpax._types import Array
 from sharpax._validation import is_static_number
+
+
+def increment(count: Array) -> Array:
+    """`count + 1`, saturating at the int32 maximum instead of wrapping (`optax.safe_increment`)."""
+    return jnp.asarray(optax.safe_increment(count))
 
 
 def log_decay(decay: Any) -> Any:
@@ -69,7 +75,7 @@ def first_rectified_step(b2: float, threshold: float) -> int | None:
     expression gives the same decision, also for beta_2 so close to 1 that rho_t sits within rounding of
     an integer threshold. An integer comparison in the update also keeps the rho_t arithmetic out of the
     per-leaf kernels: XLA copies cheap scalar ops into every consumer, and a float32
-    `rho_t > threshold` put ~40 of them into each leaf's fused update (compile time).
+    `rho_t > threshold` put all of them into each leaf's fused update (compile time).
 
     Returns:
         t* >= 1, or None when rho_inf <= threshold (never rectified) or t* is past the int32 step count.

@@ -20,7 +20,7 @@ from sharpax._validation import (
 )
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import first_rectified_step, one_minus_power, radam_rho
+from sharpax.transforms._numerics import first_rectified_step, increment, one_minus_power, radam_rho
 from sharpax.transforms._scheduled import scheduled, value_at
 
 
@@ -100,7 +100,7 @@ def scale_by_radam(
         del params
         check_tree_match(owner, updates, state.mu)
         b1_t = value_at(b1, state.count)
-        count = optax.safe_increment(state.count)
+        count = increment(state.count)
         t = count.astype(jnp.float32)
         bc1 = one_minus_power(b1_t, t)
         bc2 = one_minus_power(b2, t)

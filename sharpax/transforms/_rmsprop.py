@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import ScalarOrSchedule, Updates
+from sharpax._types import Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import check_non_negative, check_range, check_tree_match
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
 from sharpax.transforms._sgd import scale_by_momentum
@@ -54,12 +54,12 @@ def scale_by_rmsprop(
     check_range(owner, "decay", decay, 0.0, 1.0)
     check_non_negative(owner, eps=eps)
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         return ScaleByRmspropState(
             zeros_like_tree(params), zeros_like_tree(params) if centered else None
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=None) -> tuple[Updates, State]:
         del params
         check_tree_match(owner, updates, state.square_avg)
         square_avg = jax.tree.map(

@@ -6,11 +6,11 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from sharpax._types import Array
+from sharpax._types import Array, Schedule
 from sharpax._validation import checked_schedule
 
 
-def scheduled(owner: str, name: str, value: Any) -> Any:
+def scheduled(owner: str, name: str, value: float | Schedule) -> float | Schedule:
     """`value` unchanged if it is a number; a schedule checked as `checked_schedule` does."""
     return checked_schedule(owner, name, value) if callable(value) else value
 

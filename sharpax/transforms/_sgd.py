@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
+from sharpax._types import Array, Params, ScalarOrSchedule, Schedule, State, Updates
 from sharpax._validation import check_non_negative, check_range, check_tree_match, is_static_number
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
+from sharpax.transforms._numerics import increment
 from sharpax.transforms._scheduled import scheduled, value_at
 
 
@@ -68,11 +69,11 @@ def scale_by_momentum(
     momentum = scheduled(owner, "momentum", momentum)
     counted = not undampened or callable(momentum)
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         count = jnp.zeros([], jnp.int32) if counted else None
         return ScaleByMomentumState(count=count, buf=zeros_like_tree(params))
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=None) -> tuple[Updates, State]:
         del params
         check_tree_match(owner, updates, state.buf)
         momentum_t = value_at(momentum, state.count)
@@ -92,7 +93,7 @@ def scale_by_momentum(
                 state.buf,
             )
         out = jax.tree.map(lambda g, b: g + weight(b) * b, updates, buf) if nesterov else buf
-        count = optax.safe_increment(state.count) if counted else None
+        count = increment(state.count) if counted else None
         return out, ScaleByMomentumState(count=count, buf=buf)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -140,7 +141,12 @@ def sgd(
     owner = "sgd"
     check_non_negative(owner, momentum=momentum, weight_decay=weight_decay)
     check_range(owner, "dampening", dampening, 0.0, 1.0)
-    if nesterov and is_static_number(momentum) and (momentum <= 0 or dampening != 0):
+    if (
+        nesterov
+        and not callable(momentum)
+        and is_static_number(momentum)
+        and (momentum <= 0 or dampening != 0)
+    ):
         raise ValueError(
             f"{owner}: nesterov=True needs momentum > 0 and dampening == 0, "
             f"got momentum={momentum!r}, dampening={dampening!r}"

@@ -8,11 +8,16 @@ its form, built on the geometry, plus a row in the table below:
   update directions built from the gradients (GSAM's, LookSAM's, WSAM's mix, Friendly-SAM's).
 - `_sam_gradients.py`: the gradient-wrapper forms, drop-ins for `jax.value_and_grad` that return
   `(loss, grads)` for any optimizer, with m-sharpness chunking and per-device SAM (`jax.shard_map`).
+- `_sam_transforms.py`: the two-pass transformation forms (`sam`, `gsam`, `friendly_sam`, `wsam`),
+  `optax.GradientTransformationExtraArgs` around a base optimizer, called as
+  `tx.update(grads, state, params, grad_fn=grad_fn)`, and what every transformation form shares (the
+  second pass, the loss-scaled step).
+- `_sam_efficient.py`: the one-pass and near-one-pass transformation forms: `looksam` and `periodic_sam`
+  (the second pass every k-th step), `ae_sam` (the second pass where the gradient norm is high),
+  `momentum_sam` (no second pass: the perturbation follows the momentum).
 - `_sam_efficient_gradients.py`: the cheap gradient-wrapper forms (RWP, ESAM), which draw from a key
   passed at each call; their random perturbations (RWP's filter-wise noise, ESAM's random subset of
   tensors) are in the geometry.
-- `_sam_transforms.py`: the transformation forms, `optax.GradientTransformationExtraArgs` around a base
-  optimizer, called as `tx.update(grads, state, params, grad_fn=grad_fn)`.
 - `_bsam.py`: Bayesian SAM. It is a whole optimizer (its own momentum, precision and PRNG key, and the
   posterior accessors `bsam_variance`, `bsam_sample`), not a wrapper around a base optimizer, so it has a
   module of its own; it shares the transformation forms' `grad_fn` convention and checks.
@@ -36,6 +41,8 @@ The family (docs/sam.md, "The SAM family: which to pick", has the same table and
 | periodic SAM | SAM every k-th step, else g | | `periodic_sam` | 2 every k-th step, else 1 | a step count | Liu et al. 2022 (baseline) |
 | Friendly-SAM | e along g - sigma m, m an EMA of the gradients | | `friendly_sam` | 2 | m, like the params; a step count | Li et al. 2024 |
 | WSAM | sharpness weighted by gamma / (1 - gamma), mixed in or decoupled | `wsam_value_and_grad` (coupled) | `wsam` | 2 | none (a count for schedules) | Yue et al. 2023 |
+| momentum-SAM | the gradient at w - rho v / norm(v), v the base's momentum buffer; the params are that perturbed point (`momentum_sam_params` gives w) | | `momentum_sam` | 1 | a scalar (plus the last update, for a base without momentum) | Becker et al. 2024 (MarlonBecker/MSAM) |
+| AE-SAM | SAM where norm(g)^2 >= mu + c_t sigma (its moving mean and deviation), else g | | `ae_sam` | 2 on SAM steps, else 1 (`ae_sam_fraction`) | four scalars | Jiang et al. 2023 |
 | Bayesian SAM | a whole optimizer: noisy first pass, e = rho g / s, precision s | | `bsam` | 2 | momentum and precision, like the params; a PRNG key | Möllenhoff & Khan 2023 |
 | RWP (m-RWP) | (1 - alpha) g(w) on one half of the batch + alpha g(w + n) on the other, n filter-wise Gaussian | `rwp_value_and_grad` | | 1 (one vmapped pass over both halves) | none (a key per call) | Li et al. 2024 (TMLR) |
 | ESAM | SAM on a random subset of tensors (probability beta), second pass on the gamma fraction of examples whose loss rose most | `esam_value_and_grad` | | 1 + a forward + gamma (2 at gamma = 1) | none (a key per call) | Du et al. 2022 |
@@ -64,23 +71,32 @@ from sharpax.wrappers._loss_scale import dynamic_loss_scale as dynamic_loss_scal
 from sharpax.wrappers._microbatches import (
     microbatched_value_and_grad as microbatched_value_and_grad,
 )
+from sharpax.wrappers._sam_efficient import AESAMState as AESAMState
+from sharpax.wrappers._sam_efficient import LookSAMState as LookSAMState
+from sharpax.wrappers._sam_efficient import MomentumSAMState as MomentumSAMState
+from sharpax.wrappers._sam_efficient import PeriodicSAMState as PeriodicSAMState
+from sharpax.wrappers._sam_efficient import ae_sam as ae_sam
+from sharpax.wrappers._sam_efficient import ae_sam_fraction as ae_sam_fraction
+from sharpax.wrappers._sam_efficient import looksam as looksam
+from sharpax.wrappers._sam_efficient import momentum_sam as momentum_sam
+from sharpax.wrappers._sam_efficient import momentum_sam_params as momentum_sam_params
+from sharpax.wrappers._sam_efficient import periodic_sam as periodic_sam
 from sharpax.wrappers._sam_efficient_gradients import esam_value_and_grad as esam_value_and_grad
 from sharpax.wrappers._sam_efficient_gradients import rwp_value_and_grad as rwp_value_and_grad
 from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers._sam_gradients import sam_value_and_grad as sam_value_and_grad
 from sharpax.wrappers._sam_gradients import wsam_value_and_grad as wsam_value_and_grad
 from sharpax.wrappers._sam_transforms import FriendlySAMState as FriendlySAMState
-from sharpax.wrappers._sam_transforms import LookSAMState as LookSAMState
-from sharpax.wrappers._sam_transforms import PeriodicSAMState as PeriodicSAMState
 from sharpax.wrappers._sam_transforms import SAMState as SAMState
 from sharpax.wrappers._sam_transforms import friendly_sam as friendly_sam
 from sharpax.wrappers._sam_transforms import gsam as gsam
-from sharpax.wrappers._sam_transforms import looksam as looksam
-from sharpax.wrappers._sam_transforms import periodic_sam as periodic_sam
 from sharpax.wrappers._sam_transforms import sam as sam
 from sharpax.wrappers._sam_transforms import wsam as wsam
 
 __all__ = [
+    "ae_sam",
+    "ae_sam_fraction",
+    "AESAMState",
     "all_finite",
     "bsam",
     "bsam_sample",
@@ -101,6 +117,9 @@ __all__ = [
     "LookSAMState",
     "LossScaleState",
     "microbatched_value_and_grad",
+    "momentum_sam",
+    "momentum_sam_params",
+    "MomentumSAMState",
     "periodic_sam",
     "PeriodicSAMState",
     "ranger",

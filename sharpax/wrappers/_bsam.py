@@ -44,17 +44,19 @@ def _state_dtype(x: Array) -> Any:
     return jnp.float64 if jnp.result_type(x) == jnp.float64 else jnp.float32
 
 
-def _normal_like(key: Array, leaves: list[Array]) -> list[Array | None]:
-    """One standard normal array per float leaf, drawn as the reference's `util.normal_like_tree`.
+def _normal_like(key: Array, leaves: list[Array]) -> dict[int, Array]:
+    """One standard normal array per float leaf, by leaf index, drawn as the reference's
+    `util.normal_like_tree`.
 
     `key` is split into len(leaves) + 1 keys and leaf i takes key i + 1 (non-float leaves get none,
     but still use up their key, so a tree of float leaves draws exactly the reference's numbers).
     """
     keys = jax.random.split(key, len(leaves) + 1)
-    return [
-        jax.random.normal(keys[i + 1], jnp.shape(x), _state_dtype(x)) if is_float_leaf(x) else None
+    return {
+        i: jax.random.normal(keys[i + 1], jnp.shape(x), _state_dtype(x))
         for i, x in enumerate(leaves)
-    ]
+        if is_float_leaf(x)
+    }
 
 
 def _scale_by_bsam(
@@ -330,9 +332,9 @@ def bsam_sample(key: Array, state: optax.OptState, params: Params, num_data: flo
     s = treedef.flatten_up_to(found.precision)
     noise = _normal_like(key, w)
     out = [
-        x
-        if n is None
-        else (x.astype(si.dtype) + jnp.sqrt(1.0 / (num_data * si)) * n).astype(x.dtype)
-        for x, si, n in zip(w, s, noise, strict=True)
+        (x.astype(s[i].dtype) + jnp.sqrt(1.0 / (num_data * s[i])) * noise[i]).astype(x.dtype)
+        if i in noise
+        else x
+        for i, x in enumerate(w)
     ]
     return jax.tree.unflatten(treedef, out)

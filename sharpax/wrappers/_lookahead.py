@@ -13,9 +13,10 @@ import optax
 from jax import lax
 
 from sharpax._tree import is_float_leaf
-from sharpax._types import Array, Params, PyTree, ScalarOrSchedule
+from sharpax._types import Array, Params, PyTree, ScalarOrSchedule, State, Updates
 from sharpax._validation import check_choice, check_int, check_range, check_transformation
 from sharpax.transforms import radam
+from sharpax.transforms._numerics import increment
 
 PULLBACK_MODES = ("none", "reset", "pullback")
 
@@ -43,7 +44,7 @@ def _is_momentum_state(node: Any) -> bool:
 def get_momentum_buffers(state: PyTree) -> tuple[PyTree, ...]:
     """The first-moment buffers found in `state`, in flattening order (empty when there are none)."""
     nodes = jax.tree.leaves(state, is_leaf=_is_momentum_state)
-    return tuple(getattr(n, _momentum_field(n)) for n in nodes if _is_momentum_state(n))
+    return tuple(getattr(n, field) for n in nodes if (field := _momentum_field(n)) is not None)
 
 
 def set_momentum_buffers(state: PyTree, buffers: tuple[PyTree, ...]) -> PyTree:
@@ -183,7 +184,7 @@ def lookahead(
     inner = optax.with_extra_args_support(inner)
     uses_momentum = pullback_momentum != "none"
 
-    def init_fn(params):
+    def init_fn(params: Params) -> State:
         inner_state = inner.init(params)
         slow_momentum = None
         if uses_momentum:
@@ -214,15 +215,15 @@ def lookahead(
         slow_momentum = _lerp(slow_momentum, buffers, step_alpha)
         return set_momentum_buffers(inner_state, slow_momentum), slow_momentum
 
-    def update_fn(updates, state, params=None, **extra_args):
+    def update_fn(updates, state, params=None, **extra_args) -> tuple[Updates, State]:
         if params is None:
             raise ValueError(f"{owner}: update needs params (the fast weights), got params=None")
         inner_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         step_alpha = alpha(state.count) if callable(alpha) else alpha
         # After a sync the params are the new slow weights: copy them now. Storing the slow weights
         # during the sync step itself would need the inner update as a materialised buffer on every
-        # step (a conditional stops XLA from fusing it into `apply_updates`): 1.5x an Adam step on
-        # CPU that way, against 1.1x this way (benchmarks/bench_lookahead.py).
+        # step (a conditional stops XLA from fusing it into `apply_updates`), which measured slower
+        # (benchmarks/README.md).
         slow = lax.cond(
             state.params_are_slow,
             lambda s, p: p,
@@ -253,7 +254,7 @@ def lookahead(
         new_state = LookaheadState(
             inner_state=inner_state,
             slow=slow,
-            count=optax.safe_increment(state.count),
+            count=increment(state.count),
             params_are_slow=is_sync,
             slow_momentum=slow_momentum,
         )

@@ -132,7 +132,7 @@ def _l1_direction(v: Sequence[Array], dtype: Any) -> list[Array]:
     """The p -> 1 limit of `_dual_direction`: sign(v) / k on the k entries of largest |v|, 0 elsewhere."""
     largest = _largest_magnitude(v, dtype)
     top = [jnp.abs(x) == largest for x in v]
-    count = sum(jnp.sum(t, dtype=jnp.int32) for t in top).astype(dtype)
+    count = sum((jnp.sum(t, dtype=jnp.int32) for t in top), jnp.zeros([], jnp.int32)).astype(dtype)
     share = 1 / jnp.maximum(count, jnp.ones([], dtype))
     return [
         jnp.where(t, jnp.sign(x) * share, jnp.zeros([], dtype)) for t, x in zip(top, v, strict=True)

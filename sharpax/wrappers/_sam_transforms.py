@@ -1,8 +1,10 @@
-"""The transformation forms of the SAM family: `optax.GradientTransformationExtraArgs` around a base
-optimizer, fed the first-pass gradients and a `grad_fn` for the second pass.
+"""The two-pass transformation forms of the SAM family (`sam`, `gsam`, `friendly_sam`, `wsam`):
+`optax.GradientTransformationExtraArgs` around a base optimizer, fed the first-pass gradients and a
+`grad_fn` for the second pass.
 
-`sam`, `gsam`, `friendly_sam` and `wsam` take two passes every step; `looksam` and `periodic_sam`
-take the second pass only on some steps (a `lax.cond`), so the others cost one pass.
+Also what every transformation form shares: the second pass (`sam_gradient`, `call_grad_fn`,
+`require_grad_fn`) and the loss-scaled wrapper around a step (`finish`), used by the one-pass and
+near-one-pass forms of `_sam_efficient.py` too.
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax import lax
 
 from sharpax._tree import float_leaves, is_float_leaf, zeros_like_tree
-from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, Updates
+from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import (
     check_beta,
-    check_int,
     check_non_negative,
     check_transformation,
     check_tree_match,
     checked_schedule,
 )
+from sharpax.transforms._numerics import increment
 from sharpax.wrappers._loss_scale import (
     DynamicLossScale,
     LossScaleState,
@@ -37,8 +38,6 @@ from sharpax.wrappers._sam_geometry import (
     accumulation_dtype,
     friendly_direction,
     gsam_direction,
-    looksam_direction,
-    looksam_vertical_direction,
     sharpness_gradient,
     wsam_direction,
 )
@@ -60,24 +59,9 @@ class FriendlySAMState(NamedTuple):
     inner_state: optax.OptState
 
 
-class LookSAMState(NamedTuple):
-    """State of `looksam`: step count, the unit direction g_v / ||g_v|| of the last SAM step, base state."""
-
-    count: Array
-    vertical_direction: Updates
-    inner_state: optax.OptState
-
-
-class PeriodicSAMState(NamedTuple):
-    """State of `periodic_sam`: the step count (which steps are SAM steps) and the base state."""
-
-    count: Array
-    inner_state: optax.OptState
-
-
 UpdateCore = Callable[
     [Updates, optax.OptState, Params, GradFn, dict, bool],
-    tuple[Updates, optax.OptState, Array | None],
+    tuple[Updates, State, Array | None],
 ]
 """`update_core(grads, state, params, grad_fn, extra_args, check_finite)`: one step of a SAM form,
 returning `(updates, state, finite)`, with `finite` whether the second pass's gradient (if one was
@@ -131,9 +115,9 @@ def call_grad_fn(owner: str, grad_fn: GradFn, point: Params, like: Updates) -> U
     )
 
 
-def _finish(
+def finish(
     owner: str,
-    init_core: Callable[[Params], optax.OptState],
+    init_core: Callable[..., State],
     update_core: UpdateCore,
     loss_scale: DynamicLossScale | None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -145,6 +129,7 @@ def _finish(
 
         def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
             grad_fn = require_grad_fn(owner, grad_fn, params)
+            assert params is not None  # require_grad_fn raised a ValueError otherwise
             new_updates, new_state, _ = update_core(
                 updates, state, params, grad_fn, extra_args, False
             )
@@ -157,12 +142,14 @@ def _finish(
 
     def scaled_update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         grad_fn = require_grad_fn(owner, grad_fn, params)
+        assert params is not None  # require_grad_fn raised a ValueError otherwise
         scale = state.loss_scale
         grads = scale.unscale(updates)
         unscaled_grad_fn = lambda p: scale.unscale(grad_fn(p))
         new_updates, inner_state, second_finite = update_core(
             grads, state.inner_state, params, unscaled_grad_fn, extra_args, True
         )
+        assert second_finite is not None  # update_core returns the flag when asked for it
         finite = all_finite(grads) & second_finite
         new_updates, inner_state = skip_unless(finite, new_updates, inner_state, state.inner_state)
         return new_updates, LossScaleState(loss_scale=scale.adjust(finite), inner_state=inner_state)
@@ -189,11 +176,11 @@ def _two_pass(
         new_updates, inner_state = base.update(
             direction(updates, sam_grads), state.inner_state, params, **extra_args
         )
-        count = None if state.count is None else optax.safe_increment(state.count)
+        count = None if state.count is None else increment(state.count)
         finite = all_finite(sam_grads) if check_finite else None
         return new_updates, SAMState(inner_state=inner_state, count=count), finite
 
-    return _finish(owner, init_fn, update_core, loss_scale)
+    return finish(owner, init_fn, update_core, loss_scale)
 
 
 def sam(
@@ -430,11 +417,11 @@ def friendly_sam(
         new_updates, inner_state = base.update(sam_grads, state.inner_state, params, **extra_args)
         finite = all_finite(sam_grads) if check_finite else None
         new_state = FriendlySAMState(
-            count=optax.safe_increment(state.count), momentum=momentum, inner_state=inner_state
+            count=increment(state.count), momentum=momentum, inner_state=inner_state
         )
         return new_updates, new_state, finite
 
-    return _finish(owner, init_fn, update_core, loss_scale)
+    return finish(owner, init_fn, update_core, loss_scale)
 
 
 def wsam(
@@ -545,15 +532,19 @@ def wsam(
             new_updates, inner_state = base.update(mixed, state.inner_state, params, **extra_args)
         else:
             new_updates, inner_state = base.update(updates, state.inner_state, params, **extra_args)
-            rate = learning_rate(state.count) if callable(learning_rate) else learning_rate
+            rate = (
+                jnp.asarray(learning_rate(state.count))
+                if callable(learning_rate)
+                else learning_rate
+            )
             new_updates = _add_scaled(
                 new_updates, sharpness_gradient(updates, sam_grads), -rate * alpha
             )
-        count = None if state.count is None else optax.safe_increment(state.count)
+        count = None if state.count is None else increment(state.count)
         finite = all_finite(sam_grads) if check_finite else None
         return new_updates, SAMState(inner_state=inner_state, count=count), finite
 
-    return _finish(owner, init_fn, update_core, loss_scale)
+    return finish(owner, init_fn, update_core, loss_scale)
 
 
 def _add_scaled(updates: Updates, term: Updates, factor) -> Updates:
@@ -563,210 +554,3 @@ def _add_scaled(updates: Updates, term: Updates, factor) -> Updates:
     dtype = accumulation_dtype(u + t)
     f = jnp.asarray(factor, dtype)
     return rebuild([x.astype(dtype) + f * y.astype(dtype) for x, y in zip(u, t, strict=True)])
-
-
-def looksam(
-    base_optimizer: optax.GradientTransformation,
-    rho: ScalarOrSchedule = 0.05,
-    k: int = 5,
-    alpha: float = 0.7,
-    *,
-    adaptive: bool = False,
-    eta: float = 0.0,
-    p: float = 2,
-    mask: Mask = None,
-    loss_scale: DynamicLossScale | None = None,
-) -> optax.GradientTransformationExtraArgs:
-    r"""LookSAM (Liu et al. 2022): full SAM every k steps, one pass plus a stored direction in between.
-
-    .. math::
-        t \bmod k = 0: \quad g_s = \text{grad\_fn}(w + e(w)), \quad
-            g_v = g_s - \frac{\langle g_s, g \rangle}{\lVert g \rVert^2} g, \quad d_t = g_s \\
-        \text{otherwise}: \quad d_t = g + \alpha \frac{\lVert g \rVert}{\lVert g_v \rVert} g_v
-
-    and u_t = base.update(d_t, s, w). The state keeps g_v / ||g_v|| (zero when g_v is zero, so the step
-    falls back to g rather than NaN). The SAM steps are counts 0, k, 2k, ... (the paper's t mod k = 0
-    with t from 1 would leave g_v undefined for the first k - 1 steps). The branch is a `lax.cond`:
-    under `jit` the other steps run one forward-backward pass. Norms are global over the tree (the
-    paper's LookSAM; pytorch_optimizer's `LookSAM` normalises per tensor).
-
-    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
-    every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
-    batch, other extra args to the base optimizer, clipping inside the base optimizer.
-
-    Args:
-        base_optimizer: the optimizer applying the LookSAM gradient.
-        rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
-        adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
-        eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
-            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
-            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
-            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
-        mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
-            only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
-            the biases). Non-float leaves are never perturbed.
-        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
-            `LossScaleState` holding the current scale: scale the loss of both passes with
-            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
-            comes from the unscaled one), and a step where either is not finite is skipped (zero
-            updates, the SAM state untouched) and the scale reduced.
-        k: the period of the SAM steps, an integer >= 1 (`k = 1` is `sam`).
-        alpha: weight of the reused direction, >= 0 (the paper uses 0.7).
-
-    Returns:
-        An `optax.GradientTransformationExtraArgs` with state `LookSAMState` (inside a `LossScaleState`
-        with `loss_scale`).
-
-    References:
-        Liu, Mai, Chen, Hsieh & You, "Towards Efficient and Scalable Sharpness-Aware Minimization",
-        CVPR 2022, Algorithm 1.
-
-    Example:
-        >>> import jax, jax.numpy as jnp, sharpax
-        >>> w = jnp.array([1.0, 1.0])
-        >>> tx = sharpax.looksam(sharpax.sgd(1.0), rho=0.1, k=2, alpha=0.5)
-        >>> state = tx.init(w)
-        >>> sam_g = lambda p: jnp.array([1.0, 1.0])  # a stand-in second pass
-        >>> u, state = tx.update(jnp.array([1.0, 0.0]), state, w, grad_fn=sam_g)
-        >>> state.vertical_direction  # g_s minus its part along g = (1, 0)
-        Array([0., 1.], dtype=float32)
-        >>> u, state = tx.update(jnp.array([2.0, 0.0]), state, w, grad_fn=sam_g)
-        >>> u  # -(g + 0.5 * ||g|| * (0, 1))
-        Array([-2., -1.], dtype=float32)
-    """
-    owner = "looksam"
-    check_int(owner, "k", k)
-    check_non_negative(owner, alpha=alpha)
-    perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
-    check_transformation(owner, "base_optimizer", base_optimizer)
-    base = optax.with_extra_args_support(base_optimizer)
-
-    def init_fn(params):
-        return LookSAMState(
-            count=jnp.zeros([], jnp.int32),
-            vertical_direction=zeros_like_tree(params),
-            inner_state=base.init(params),
-        )
-
-    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
-        check_tree_match(owner, updates, params, "params")
-        keep_dtypes = lambda new: jax.tree.map(
-            lambda n, old: n.astype(old.dtype) if is_float_leaf(old) else old,
-            new,
-            state.vertical_direction,
-        )
-
-        def sam_step(g):
-            sam_grads = sam_gradient(owner, perturbation, g, params, grad_fn, state.count)
-            out = sam_grads, keep_dtypes(looksam_vertical_direction(g, sam_grads))
-            return (*out, all_finite(sam_grads)) if check_finite else out
-
-        def reuse_step(g):
-            out = looksam_direction(g, state.vertical_direction, alpha), state.vertical_direction
-            return (*out, jnp.array(True)) if check_finite else out
-
-        grads, vertical, *finite = lax.cond(state.count % k == 0, sam_step, reuse_step, updates)
-        new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        new_state = LookSAMState(
-            count=optax.safe_increment(state.count),
-            vertical_direction=vertical,
-            inner_state=inner_state,
-        )
-        return new_updates, new_state, (finite[0] if finite else None)
-
-    return _finish(owner, init_fn, update_core, loss_scale)
-
-
-def periodic_sam(
-    base_optimizer: optax.GradientTransformation,
-    rho: ScalarOrSchedule = 0.05,
-    k: int = 5,
-    *,
-    adaptive: bool = False,
-    eta: float = 0.0,
-    p: float = 2,
-    mask: Mask = None,
-    loss_scale: DynamicLossScale | None = None,
-) -> optax.GradientTransformationExtraArgs:
-    r"""SAM on every k-th step (counts 0, k, 2k, ...) and the plain gradient on the others.
-
-    .. math::
-        d_t = \begin{cases} \text{grad\_fn}(w + e(w)) & t \bmod k = 0 \\ g_t & \text{otherwise}
-              \end{cases}, \qquad u_t = \text{base.update}(d_t, s, w)
-
-    The branch is a `lax.cond`, so under `jit` the plain steps run one forward-backward pass
-    (`grad_fn` is not called); under `vmap` a cond becomes a select and both branches run. A rho
-    schedule is evaluated at the step count of every step. `k = 1` is `sam`. No optax or
-    torch.optim namesake.
-
-    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
-    every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
-    batch, other extra args to the base optimizer, clipping inside the base optimizer.
-
-    Args:
-        base_optimizer: the optimizer applying the chosen gradient.
-        rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
-        adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
-        eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
-        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
-            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
-            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
-            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
-        mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
-            only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
-            the biases). Non-float leaves are never perturbed.
-        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
-            `LossScaleState` holding the current scale: scale the loss of both passes with
-            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
-            comes from the unscaled one), and a step where either is not finite is skipped (zero
-            updates, the SAM state untouched) and the scale reduced.
-        k: the period, an integer >= 1.
-
-    Returns:
-        An `optax.GradientTransformationExtraArgs` with state `PeriodicSAMState` (inside a `LossScaleState`
-        with `loss_scale`).
-
-    References:
-        Foret et al., "Sharpness-Aware Minimization for Efficiently Improving Generalization", ICLR 2021;
-        Liu et al., "Towards Efficient and Scalable Sharpness-Aware Minimization", CVPR 2022 (the
-        "SAM every k steps" baseline of its Table 1).
-
-    Example:
-        >>> import jax, jax.numpy as jnp, sharpax
-        >>> loss = lambda w: jnp.sum(w**2)
-        >>> w = jnp.array([3.0, 4.0])
-        >>> tx = sharpax.periodic_sam(sharpax.sgd(0.5), rho=5.0, k=2)
-        >>> state = tx.init(w)
-        >>> u, state = tx.update(jax.grad(loss)(w), state, w, grad_fn=jax.grad(loss))
-        >>> u  # step 0: SAM, -0.5 * 2 (w + e), e = 5 w / ||w|| = (3, 4)
-        Array([-6., -8.], dtype=float32)
-        >>> u, state = tx.update(jax.grad(loss)(w), state, w, grad_fn=jax.grad(loss))
-        >>> u  # step 1: plain, -0.5 * 2 w
-        Array([-3., -4.], dtype=float32)
-    """
-    owner = "periodic_sam"
-    check_int(owner, "k", k)
-    perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
-    check_transformation(owner, "base_optimizer", base_optimizer)
-    base = optax.with_extra_args_support(base_optimizer)
-
-    def init_fn(params):
-        return PeriodicSAMState(count=jnp.zeros([], jnp.int32), inner_state=base.init(params))
-
-    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
-        check_tree_match(owner, updates, params, "params")
-
-        def sam_step(g):
-            sam_grads = sam_gradient(owner, perturbation, g, params, grad_fn, state.count)
-            return (sam_grads, all_finite(sam_grads)) if check_finite else (sam_grads,)
-
-        plain_step = lambda g: (g, jnp.array(True)) if check_finite else (g,)
-        grads, *finite = lax.cond(state.count % k == 0, sam_step, plain_step, updates)
-        new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
-        new_state = PeriodicSAMState(
-            count=optax.safe_increment(state.count), inner_state=inner_state
-        )
-        return new_updates, new_state, (finite[0] if finite else None)
-
-    return _finish(owner, init_fn, update_core, loss_scale)

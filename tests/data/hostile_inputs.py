@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import sharpax
 
@@ -549,6 +550,64 @@ HOSTILE_INPUTS: list[HostileInput] = [
         lambda: sharpax.current_loss_scale(sharpax.sam(sharpax.adam()).init(PARAMS)),
         ValueError,
         r"current_loss_scale: expected exactly one LossScaleState in the optimizer state .*found 0",
+    ),
+    HostileInput(
+        "momentum-SAM around a string, not an optimizer",
+        lambda: sharpax.momentum_sam("sgd", rho=0.3),
+        TypeError,
+        r"momentum_sam: base_optimizer must be an optax.GradientTransformation .*got 'sgd'",
+    ),
+    HostileInput(
+        "momentum-SAM over a base with two momentum buffers",
+        lambda: sharpax.momentum_sam(
+            optax.chain(optax.trace(0.5), sharpax.sgd(0.1, momentum=0.9)), rho=0.3
+        ).init(PARAMS),
+        ValueError,
+        r"momentum_sam: the base optimizer's state holds 2 first-moment buffers",
+    ),
+    HostileInput(
+        "momentum-SAM update without params",
+        lambda: sharpax.momentum_sam(sharpax.adamw(), rho=0.5).update(
+            GRADS, sharpax.momentum_sam(sharpax.adamw(), rho=0.5).init(PARAMS)
+        ),
+        ValueError,
+        r"momentum_sam: update needs the params \(the perturbed weights",
+    ),
+    HostileInput(
+        "momentum_sam_params of a state with no momentum-SAM",
+        lambda: sharpax.momentum_sam_params(sharpax.adam().init(PARAMS), PARAMS),
+        ValueError,
+        r"momentum_sam_params: expected exactly one MomentumSAMState in the optimizer state, found 0",
+    ),
+    HostileInput(
+        "AE-SAM total_steps 0",
+        lambda: sharpax.ae_sam(sharpax.sgd(0.1), total_steps=0),
+        ValueError,
+        r"ae_sam: total_steps must be an integer >= 1, got 0",
+    ),
+    HostileInput(
+        "AE-SAM total_steps as a float",
+        lambda: sharpax.ae_sam(sharpax.sgd(0.1), total_steps=1e4),
+        ValueError,
+        r"ae_sam: total_steps must be an integer >= 1, got 10000.0",
+    ),
+    HostileInput(
+        "AE-SAM threshold bound as a string",
+        lambda: sharpax.ae_sam(sharpax.sgd(0.1), total_steps=10, lambda1="-1"),
+        TypeError,
+        r"ae_sam: lambda1 must be a real number or a schedule, got '-1'",
+    ),
+    HostileInput(
+        "AE-SAM without grad_fn",
+        lambda: _step(sharpax.ae_sam(sharpax.sgd(0.1), total_steps=10)),
+        ValueError,
+        r"ae_sam: update needs the second pass: call `tx.update\(grads, state, params, grad_fn=grad_fn\)`",
+    ),
+    HostileInput(
+        "ae_sam_fraction of a state with no AE-SAM",
+        lambda: sharpax.ae_sam_fraction(sharpax.sam(sharpax.adam()).init(PARAMS)),
+        ValueError,
+        r"ae_sam_fraction: expected exactly one AESAMState in the optimizer state, found 0",
     ),
     HostileInput(
         "untuned warmup around a string, not an optimizer",

@@ -1,0 +1,710 @@
+"""The one-pass and near-one-pass transformation forms of the SAM family: LookSAM and periodic SAM (the
+second pass on some steps only), momentum-SAM (no second pass) and AE-SAM (the second pass when needed).
+
+Each is an `optax.GradientTransformationExtraArgs` around a base optimizer; those that take a second pass
+are called as `tx.update(grads, state, params, grad_fn=grad_fn)` and skip it on the other steps (a
+`lax.cond`, or for AE-SAM a loop of 0 or 1 trips).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from sharpax._tree import float_leaves, is_float_leaf, zeros_like_tree
+from sharpax._types import Array, Mask, Params, ScalarOrSchedule, State, Updates
+from sharpax._validation import (
+    check_beta,
+    check_int,
+    check_non_negative,
+    check_range,
+    check_transformation,
+    check_tree_match,
+)
+from sharpax.transforms._numerics import increment
+from sharpax.wrappers._lookahead import MOMENTUM_FIELDS, get_momentum_buffers
+from sharpax.wrappers._loss_scale import DynamicLossScale, all_finite
+from sharpax.wrappers._sam_geometry import (
+    NORM_EPS,
+    Perturbation,
+    accumulation_dtype,
+    global_norm,
+    looksam_direction,
+    looksam_vertical_direction,
+    resolve_rho,
+)
+from sharpax.wrappers._sam_transforms import finish, sam_gradient
+
+
+class LookSAMState(NamedTuple):
+    """State of `looksam`: step count, the unit direction g_v / ||g_v|| of the last SAM step, base state."""
+
+    count: Array
+    vertical_direction: Updates
+    inner_state: optax.OptState
+
+
+class PeriodicSAMState(NamedTuple):
+    """State of `periodic_sam`: the step count (which steps are SAM steps) and the base state."""
+
+    count: Array
+    inner_state: optax.OptState
+
+
+def looksam(
+    base_optimizer: optax.GradientTransformation,
+    rho: ScalarOrSchedule = 0.05,
+    k: int = 5,
+    alpha: float = 0.7,
+    *,
+    adaptive: bool = False,
+    eta: float = 0.0,
+    p: float = 2,
+    mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""LookSAM (Liu et al. 2022): full SAM every k steps, one pass plus a stored direction in between.
+
+    .. math::
+        t \bmod k = 0: \quad g_s = \text{grad\_fn}(w + e(w)), \quad
+            g_v = g_s - \frac{\langle g_s, g \rangle}{\lVert g \rVert^2} g, \quad d_t = g_s \\
+        \text{otherwise}: \quad d_t = g + \alpha \frac{\lVert g \rVert}{\lVert g_v \rVert} g_v
+
+    and u_t = base.update(d_t, s, w). The state keeps g_v / ||g_v|| (zero when g_v is zero, so the step
+    falls back to g rather than NaN). The SAM steps are counts 0, k, 2k, ... (the paper's t mod k = 0
+    with t from 1 would leave g_v undefined for the first k - 1 steps). The branch is a `lax.cond`:
+    under `jit` the other steps run one forward-backward pass. Norms are global over the tree (the
+    paper's LookSAM; pytorch_optimizer's `LookSAM` normalises per tensor).
+
+    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
+    every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
+    batch, other extra args to the base optimizer, clipping inside the base optimizer.
+
+    Args:
+        base_optimizer: the optimizer applying the LookSAM gradient.
+        rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
+        adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
+        eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
+        mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
+            only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
+            the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
+        k: the period of the SAM steps, an integer >= 1 (`k = 1` is `sam`).
+        alpha: weight of the reused direction, >= 0 (the paper uses 0.7).
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs` with state `LookSAMState` (inside a `LossScaleState`
+        with `loss_scale`).
+
+    References:
+        Liu, Mai, Chen, Hsieh & You, "Towards Efficient and Scalable Sharpness-Aware Minimization",
+        CVPR 2022, Algorithm 1.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, sharpax
+        >>> w = jnp.array([1.0, 1.0])
+        >>> tx = sharpax.looksam(sharpax.sgd(1.0), rho=0.1, k=2, alpha=0.5)
+        >>> state = tx.init(w)
+        >>> sam_g = lambda p: jnp.array([1.0, 1.0])  # a stand-in second pass
+        >>> u, state = tx.update(jnp.array([1.0, 0.0]), state, w, grad_fn=sam_g)
+        >>> state.vertical_direction  # g_s minus its part along g = (1, 0)
+        Array([0., 1.], dtype=float32)
+        >>> u, state = tx.update(jnp.array([2.0, 0.0]), state, w, grad_fn=sam_g)
+        >>> u  # -(g + 0.5 * ||g|| * (0, 1))
+        Array([-2., -1.], dtype=float32)
+    """
+    owner = "looksam"
+    check_int(owner, "k", k)
+    check_non_negative(owner, alpha=alpha)
+    perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
+    check_transformation(owner, "base_optimizer", base_optimizer)
+    base = optax.with_extra_args_support(base_optimizer)
+
+    def init_fn(params):
+        return LookSAMState(
+            count=jnp.zeros([], jnp.int32),
+            vertical_direction=zeros_like_tree(params),
+            inner_state=base.init(params),
+        )
+
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
+        check_tree_match(owner, updates, params, "params")
+        keep_dtypes = lambda new: jax.tree.map(
+            lambda n, old: n.astype(old.dtype) if is_float_leaf(old) else old,
+            new,
+            state.vertical_direction,
+        )
+
+        def sam_step(g):
+            sam_grads = sam_gradient(owner, perturbation, g, params, grad_fn, state.count)
+            out = sam_grads, keep_dtypes(looksam_vertical_direction(g, sam_grads))
+            return (*out, all_finite(sam_grads)) if check_finite else out
+
+        def reuse_step(g):
+            out = looksam_direction(g, state.vertical_direction, alpha), state.vertical_direction
+            return (*out, jnp.array(True)) if check_finite else out
+
+        grads, vertical, *finite = lax.cond(state.count % k == 0, sam_step, reuse_step, updates)
+        new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
+        new_state = LookSAMState(
+            count=increment(state.count),
+            vertical_direction=vertical,
+            inner_state=inner_state,
+        )
+        return new_updates, new_state, (finite[0] if finite else None)
+
+    return finish(owner, init_fn, update_core, loss_scale)
+
+
+def periodic_sam(
+    base_optimizer: optax.GradientTransformation,
+    rho: ScalarOrSchedule = 0.05,
+    k: int = 5,
+    *,
+    adaptive: bool = False,
+    eta: float = 0.0,
+    p: float = 2,
+    mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""SAM on every k-th step (counts 0, k, 2k, ...) and the plain gradient on the others.
+
+    .. math::
+        d_t = \begin{cases} \text{grad\_fn}(w + e(w)) & t \bmod k = 0 \\ g_t & \text{otherwise}
+              \end{cases}, \qquad u_t = \text{base.update}(d_t, s, w)
+
+    The branch is a `lax.cond`, so under `jit` the plain steps run one forward-backward pass
+    (`grad_fn` is not called); under `vmap` a cond becomes a select and both branches run. A rho
+    schedule is evaluated at the step count of every step. `k = 1` is `sam`. No optax or
+    torch.optim namesake.
+
+    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
+    every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
+    batch, other extra args to the base optimizer, clipping inside the base optimizer.
+
+    Args:
+        base_optimizer: the optimizer applying the chosen gradient.
+        rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
+        adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
+        eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
+        mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
+            only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
+            the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the perturbation
+            comes from the unscaled one), and a step where either is not finite is skipped (zero
+            updates, the SAM state untouched) and the scale reduced.
+        k: the period, an integer >= 1.
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs` with state `PeriodicSAMState` (inside a `LossScaleState`
+        with `loss_scale`).
+
+    References:
+        Foret et al., "Sharpness-Aware Minimization for Efficiently Improving Generalization", ICLR 2021;
+        Liu et al., "Towards Efficient and Scalable Sharpness-Aware Minimization", CVPR 2022 (the
+        "SAM every k steps" baseline of its Table 1).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, sharpax
+        >>> loss = lambda w: jnp.sum(w**2)
+        >>> w = jnp.array([3.0, 4.0])
+        >>> tx = sharpax.periodic_sam(sharpax.sgd(0.5), rho=5.0, k=2)
+        >>> state = tx.init(w)
+        >>> u, state = tx.update(jax.grad(loss)(w), state, w, grad_fn=jax.grad(loss))
+        >>> u  # step 0: SAM, -0.5 * 2 (w + e), e = 5 w / ||w|| = (3, 4)
+        Array([-6., -8.], dtype=float32)
+        >>> u, state = tx.update(jax.grad(loss)(w), state, w, grad_fn=jax.grad(loss))
+        >>> u  # step 1: plain, -0.5 * 2 w
+        Array([-3., -4.], dtype=float32)
+    """
+    owner = "periodic_sam"
+    check_int(owner, "k", k)
+    perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
+    check_transformation(owner, "base_optimizer", base_optimizer)
+    base = optax.with_extra_args_support(base_optimizer)
+
+    def init_fn(params):
+        return PeriodicSAMState(count=jnp.zeros([], jnp.int32), inner_state=base.init(params))
+
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
+        check_tree_match(owner, updates, params, "params")
+
+        def sam_step(g):
+            sam_grads = sam_gradient(owner, perturbation, g, params, grad_fn, state.count)
+            return (sam_grads, all_finite(sam_grads)) if check_finite else (sam_grads,)
+
+        plain_step = lambda g: (g, jnp.array(True)) if check_finite else (g,)
+        grads, *finite = lax.cond(state.count % k == 0, sam_step, plain_step, updates)
+        new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
+        new_state = PeriodicSAMState(count=increment(state.count), inner_state=inner_state)
+        return new_updates, new_state, (finite[0] if finite else None)
+
+    return finish(owner, init_fn, update_core, loss_scale)
+
+
+# --- momentum-SAM -------------------------------------------------------------------------------------
+
+
+class MomentumSAMState(NamedTuple):
+    """State of `momentum_sam`. Read the unperturbed weights with `momentum_sam_params(opt_state, params)`.
+
+    Attributes:
+        scale: c = rho / (||v|| + 1e-12) of the perturbation the params carry: they are w - c v
+            (0 before the first update, when they are w itself).
+        direction: v for a base optimizer without a momentum buffer: its last update, negated. `None`
+            when v is the momentum buffer of the base state (nothing is copied then).
+        count: number of updates so far when rho is a schedule; `None` otherwise.
+        inner_state: the base optimizer's state.
+    """
+
+    scale: Array
+    direction: Updates | None
+    count: Array | None
+    inner_state: optax.OptState
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _momentum_buffer(owner: str, inner_state: optax.OptState) -> Updates | None:
+    """The one first-moment buffer of the base state, or `None` when it has none."""
+    buffers = get_momentum_buffers(inner_state)
+    if len(buffers) > 1:
+        raise ValueError(
+            f"{owner}: the base optimizer's state holds {len(buffers)} first-moment buffers (NamedTuple "
+            f"fields named one of {MOMENTUM_FIELDS}); the perturbation follows one. Wrap a base "
+            "optimizer with a single momentum."
+        )
+    return buffers[0] if buffers else None
+
+
+def _buffer(owner: str, inner_state: optax.OptState) -> Updates:
+    """The base state's momentum buffer, which `init` found (else it stored a direction of its own)."""
+    buffer = _momentum_buffer(owner, inner_state)
+    if buffer is None:
+        raise ValueError(
+            f"{owner}: the optimizer state has neither a momentum buffer in its base state nor a "
+            "direction of its own; was it built by this momentum_sam's init?"
+        )
+    return buffer
+
+
+def _direction(owner: str, state: MomentumSAMState) -> Updates:
+    """v, the direction of the perturbation the params carry (state leaves, no copy)."""
+    if state.direction is not None:
+        return state.direction
+    return _buffer(owner, state.inner_state)
+
+
+def _has_direction(d: Any) -> bool:
+    # None: a non-floating leaf of sharpax's optimizers; optax.MaskedNode: a leaf `optax.masked` skips.
+    return d is not None and hasattr(d, "dtype")
+
+
+def _shift(params: Params, direction: Updates, scale: Array) -> Params:
+    """`params + scale * direction` on the floating leaves that have a direction; the rest as they are."""
+
+    def shift(p, d):
+        if not _has_direction(d) or not is_float_leaf(p):
+            return p
+        p = jnp.asarray(p)
+        dtype = jnp.promote_types(jnp.promote_types(p.dtype, d.dtype), scale.dtype)
+        return (p.astype(dtype) + scale.astype(dtype) * d.astype(dtype)).astype(p.dtype)
+
+    return jax.tree.map(shift, params, direction, is_leaf=_is_none)
+
+
+def _inverse_norm_scale(owner: str, rho: ScalarOrSchedule, direction: Updates, step: Any) -> Array:
+    """rho / (||direction|| + 1e-12), the norm global over the tree."""
+    leaves = [d for d in jax.tree.leaves(direction) if is_float_leaf(d)]
+    dtype = accumulation_dtype(leaves)
+    norm = global_norm(leaves, dtype)
+    return jnp.asarray(resolve_rho(owner, rho, step), dtype) / (norm + jnp.asarray(NORM_EPS, dtype))
+
+
+def momentum_sam(
+    base_optimizer: optax.GradientTransformation, rho: ScalarOrSchedule
+) -> optax.GradientTransformationExtraArgs:
+    r"""Momentum-SAM (Becker, Altrock & Risse 2024): SAM's perturbation along the momentum, one pass per step.
+
+    The params the caller holds are the *perturbed* weights :math:`\tilde w_t = w_t - c_{t-1} v_{t-1}`;
+    the gradient is taken there, and the update moves them to the next perturbed point:
+
+    .. math::
+        w_t = \tilde w_t + c_{t-1} v_{t-1}, \qquad
+        u_t = \text{base.update}\big(\nabla L(\tilde w_t), \; s, \; w_t\big), \qquad
+        w_{t+1} = w_t + u_t, \\
+        c_t = \frac{\rho}{\lVert v_t \rVert + 10^{-12}}, \qquad
+        \tilde w_{t+1} = w_{t+1} - c_t v_t, \qquad
+        \text{returned update} = c_{t-1} v_{t-1} + u_t - c_t v_t
+
+    with :math:`v_t` the base optimizer's first-moment buffer after update t (t = 0, 1, ...), found
+    in its state by NamedTuple field (`buf` of `sharpax.sgd`'s momentum, `trace` of `optax.sgd`'s, `mu`
+    of the Adam family and lion) and :math:`c_{-1} = 0`: the first gradient is taken at the initial
+    weights, and the first update lands on a perturbed point. :math:`-v_t` is the direction the base
+    optimizer moves in, so the perturbation looks ahead along the descent (the paper's "negative
+    momentum direction"). The norm is global over the tree. Evaluate, checkpoint for inference, or end
+    training with `momentum_sam_params(opt_state, params)`, the unperturbed :math:`w_t` (exactly the
+    weights the base optimizer steps from).
+
+    This is MarlonBecker/MSAM's rule: `MSAM(lr, momentum, rho=rho)` is `momentum_sam(sharpax.sgd(lr,
+    momentum), rho)` and `AdamW_MSAM(lr, betas, eps, weight_decay, rho=rho)` is
+    `momentum_sam(sharpax.adamw(lr, b1, b2, eps, weight_decay), rho)` (also over `optax.sgd` and
+    `optax.adamw`). Neither scales rho by the learning rate; MSAM's rho is of order 1 (its README
+    trains with 3), far above SAM's 0.05. Three details differ, each by a choice a user can undo:
+
+    - The base optimizer sees the unperturbed weights :math:`w_t`, as in `sam`. MSAM's SGD adds its L2
+      term at the perturbed point instead (:math:`\lambda \tilde w_t`, as if the decay were part of the
+      loss): to match it, chain the decay in front, `optax.chain(optax.add_decayed_weights(wd),
+      momentum_sam(sharpax.sgd(lr, momentum), rho))`, rather than `sgd(..., weight_decay=wd)`.
+    - `AdamW_MSAM` decays after the Adam step, :math:`(w - s\,\hat m / d)(1 - \eta\lambda)`; torch's
+      AdamW, optax's and sharpax's decay first, :math:`w(1 - \eta\lambda) - s\,\hat m / d`. The two
+      differ by :math:`\eta\lambda s\,\hat m / d`, second order in the learning rate.
+    - The state stores :math:`c_t` itself, rho included (as `AdamW_MSAM` does); MSAM's SGD stores
+      :math:`1 / (\lVert v \rVert + 10^{-12})` and multiplies by the *current* rho when it moves back,
+      which returns to another point when rho changes between steps (a rho schedule).
+
+    MSAM's SGD ignores its `nesterov` flag; here a Nesterov base takes its Nesterov step, and the
+    perturbation still follows the buffer. A base optimizer without a first-moment buffer (`sgd`
+    without momentum, `adagrad`, `rmsprop` without momentum, ...) is perturbed along its own last
+    update, :math:`v_t = -u_t`, kept in the state (one params-sized buffer): for SGD with momentum and
+    a constant learning rate that is the buffer's direction, as in MSAM. A state with two or more
+    buffers is an error. No optax or torch.optim namesake.
+
+    Called as `tx.update(grads, state, params, **extra_args)`: `grads` are the gradients at `params`
+    (the perturbed weights the caller holds); no `grad_fn` is needed. Extra args go to the base
+    optimizer. Cost: no second pass, but the update reads the old buffer once more (to step back) and
+    the new one for its norm.
+
+    Args:
+        base_optimizer: the optimizer stepping the unperturbed weights (any
+            `optax.GradientTransformation`; MSAM's are SGD with momentum and AdamW).
+        rho: the length of the perturbation, >= 0, or a schedule `step -> rho` (step 0 at the first
+            update). 0 is the base optimizer alone.
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs` with state `MomentumSAMState`. `update` needs `params`.
+
+    References:
+        Becker, Altrock & Risse, "Momentum-SAM: Sharpness Aware Minimization without Computational
+        Overhead", arXiv:2401.12033, 2024; github.com/MarlonBecker/MSAM (`optimizer/msam.py`,
+        `optimizer/adamW_msam.py`).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, sharpax
+        >>> loss = lambda w: 0.5 * jnp.sum(w**2)
+        >>> w = jnp.array([3.0, 4.0])
+        >>> tx = sharpax.momentum_sam(sharpax.sgd(0.1, momentum=0.9), rho=1.0)
+        >>> updates, state = tx.update(jax.grad(loss)(w), tx.init(w), w)
+        >>> w = optax.apply_updates(w, updates)
+        >>> w  # w_1 = (3, 4) - 0.1 (3, 4) = (2.7, 3.6), minus v / ||v|| = (0.6, 0.8)
+        Array([2.1, 2.8], dtype=float32)
+        >>> sharpax.momentum_sam_params(state, w).round(4)  # the unperturbed w_1, to rounding
+        Array([2.7, 3.6], dtype=float32)
+    """
+    owner = "momentum_sam"
+    check_non_negative(owner, rho=rho)
+    check_transformation(owner, "base_optimizer", base_optimizer)
+    base = optax.with_extra_args_support(base_optimizer)
+
+    def init_fn(params: Params) -> State:
+        inner_state = base.init(params)
+        direction = None
+        if _momentum_buffer(owner, inner_state) is None:
+            direction = jax.tree.map(
+                lambda p: jnp.zeros_like(p) if is_float_leaf(p) else None, params
+            )
+        state = MomentumSAMState(
+            scale=jnp.zeros([], jnp.float32),
+            direction=direction,
+            count=jnp.zeros([], jnp.int32) if callable(rho) else None,
+            inner_state=inner_state,
+        )
+        dtype = accumulation_dtype(
+            [d for d in jax.tree.leaves(_direction(owner, state)) if is_float_leaf(d)]
+        )
+        return state._replace(scale=jnp.zeros([], dtype))
+
+    def update_fn(updates, state, params=None, **extra_args) -> tuple[Updates, State]:
+        if params is None:
+            raise ValueError(
+                f"{owner}: update needs the params (the perturbed weights the gradient was taken at), "
+                "got params=None"
+            )
+        check_tree_match(owner, updates, params, "params")
+        old = _direction(owner, state)
+        weights = _shift(params, old, state.scale)
+        base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
+        if state.direction is None:
+            direction, new = None, _buffer(owner, inner_state)
+        else:
+            direction = jax.tree.map(
+                lambda u, d: (-u).astype(d.dtype) if _has_direction(d) else d,
+                base_updates,
+                state.direction,
+                is_leaf=_is_none,
+            )
+            new = direction
+        scale = _inverse_norm_scale(owner, rho, new, state.count).astype(state.scale.dtype)
+
+        def move(u, d_old, d_new):
+            if not _has_direction(d_old) or not is_float_leaf(u):
+                return u
+            dtype = jnp.promote_types(jnp.promote_types(u.dtype, d_old.dtype), scale.dtype)
+            back = state.scale.astype(dtype) * d_old.astype(dtype)
+            ahead = scale.astype(dtype) * d_new.astype(dtype)
+            return (back + u.astype(dtype) - ahead).astype(u.dtype)
+
+        new_updates = jax.tree.map(move, base_updates, old, new, is_leaf=_is_none)
+        count = None if state.count is None else increment(state.count)
+        return new_updates, MomentumSAMState(
+            scale=scale, direction=direction, count=count, inner_state=inner_state
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _find_state(owner: str, opt_state: optax.OptState, cls: type) -> Any:
+    found = optax.tree_utils.tree_get_all_with_path(
+        opt_state, cls.__name__, filtering=lambda _, value: isinstance(value, cls)
+    )
+    if len(found) != 1:
+        raise ValueError(
+            f"{owner}: expected exactly one {cls.__name__} in the optimizer state, found {len(found)}"
+        )
+    return found[0][1]
+
+
+def momentum_sam_params(opt_state: optax.OptState, params: Params) -> Params:
+    r"""The unperturbed weights of the (single) `momentum_sam` anywhere inside `opt_state`.
+
+    `params` are the perturbed weights the caller holds, :math:`\tilde w_t = w_t - c_t v_t`; this returns
+    :math:`w_t = \tilde w_t + c_t v_t`, computed exactly as the next `update` computes the weights the
+    base optimizer steps from (MSAM's `move_back_from_momentumAscent`). Evaluate, and keep at the end of
+    training, these weights. The state may be a `MomentumSAMState` or contain one at any depth (a chain,
+    `inject_hyperparams`, ...). Leaves with no direction (non-floating ones) come back as they are.
+
+    Args:
+        opt_state: an optimizer state holding exactly one `MomentumSAMState`.
+        params: the current (perturbed) params, as passed to `update`.
+
+    Returns:
+        The unperturbed weights, a complete params tree.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.momentum_sam(sharpax.adamw(1e-3), rho=0.5)
+        >>> params = {"w": jnp.ones(2)}
+        >>> sharpax.momentum_sam_params(tx.init(params), params)  # before the first update: no shift
+        {'w': Array([1., 1.], dtype=float32)}
+    """
+    owner = "momentum_sam_params"
+    state = _find_state(owner, opt_state, MomentumSAMState)
+    return _shift(params, _direction(owner, state), state.scale)
+
+
+# --- AE-SAM -------------------------------------------------------------------------------------------
+
+
+def _only_if(pred: Array, fn: Any, carry: Any) -> Any:
+    """`fn(carry)` where `pred` holds, else `carry`; `fn` (the second pass) runs only when it holds.
+
+    A loop of 0 or 1 trips rather than a `lax.cond`: a loop keeps its carry in place, where a cond writes
+    its whole output into a new buffer, so the plain step would copy the gradients (on XLA:CPU that copy
+    is not fused into anything). Under `vmap` it runs for the whole batch when any element needs it and
+    keeps each element's own result, as a cond would. Unlike a cond, it is not reverse-differentiable.
+    """
+    return lax.fori_loop(0, pred.astype(jnp.int32), lambda _, c: fn(c), carry)
+
+
+class AESAMState(NamedTuple):
+    """State of `ae_sam`; `ae_sam_fraction(opt_state)` reads the fraction of SAM steps.
+
+    Attributes:
+        count: updates so far (t, 0 before the first).
+        sam_count: how many of them were SAM steps.
+        mean: mu_t, the exponential moving average of ||g||^2.
+        variance: sigma_t^2, the exponential moving average of (||g||^2 - mu_t)^2.
+        inner_state: the base optimizer's state.
+    """
+
+    count: Array
+    sam_count: Array
+    mean: Array
+    variance: Array
+    inner_state: optax.OptState
+
+
+def ae_sam(
+    base_optimizer: optax.GradientTransformation,
+    rho: ScalarOrSchedule = 0.05,
+    *,
+    total_steps: int,
+    delta: float = 0.9,
+    lambda1: float = -1.0,
+    lambda2: float = 1.0,
+    adaptive: bool = False,
+    eta: float = 0.0,
+    p: float = 2,
+    mask: Mask = None,
+    loss_scale: DynamicLossScale | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""AE-SAM (Jiang, Yang, Zhang & Kwok 2023): a SAM step where ||g||^2 is large for its recent history,
+    a plain step elsewhere.
+
+    .. math::
+        \mu_t = \delta \mu_{t-1} + (1 - \delta) \lVert g_t \rVert^2, \qquad
+        \sigma_t^2 = \delta \sigma_{t-1}^2 + (1 - \delta) (\lVert g_t \rVert^2 - \mu_t)^2, \\
+        c_t = \tfrac{t}{T} \lambda_1 + \big(1 - \tfrac{t}{T}\big) \lambda_2, \qquad
+        d_t = \begin{cases} \text{grad\_fn}(w + e(w)) & \lVert g_t \rVert^2 \ge \mu_t + c_t \sigma_t \\
+              g_t & \text{otherwise} \end{cases}, \qquad
+        u_t = \text{base.update}(d_t, s, w)
+
+    with :math:`\mu_{-1} = \sigma_{-1} = 0`, t the update count (0 at the first update), T =
+    `total_steps` (t / T is held at 1 past it) and e(w) SAM's perturbation. A large squared gradient
+    norm marks a sharp region (the paper models ||g||^2 as normal, mu_t + c_t sigma_t as a quantile);
+    the default c_t falls from 1 to -1, so SAM is taken on about 16% of the steps at the start, 84% at
+    the end, half overall (the paper's AE-SAM). The statistics are global over the tree and float32
+    (float64 under x64). The second pass sits in a loop of 0 or 1 trips (a cond would copy the
+    gradients on every step): under `jit` a plain step runs one forward-backward pass (`grad_fn` is not
+    called); under `vmap` it runs when any element of the batch takes a SAM step, and each keeps its own.
+    `ae_sam_fraction(opt_state)` reads the fraction of SAM steps taken. No public reference code was
+    found: this follows the paper's Algorithm 1. No optax or torch.optim namesake.
+
+    Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of
+    every transformation form (docs/sam.md): `grads` at `params`, `grad_fn(p) -> grads` on the same
+    batch, other extra args to the base optimizer, clipping inside the base optimizer.
+
+    Args:
+        base_optimizer: the optimizer applying the chosen gradient.
+        rho: radius of the neighbourhood, >= 0, or a schedule `step -> rho` (step 0 at the first update).
+        total_steps: T, the length of the threshold schedule (the planned number of updates), an
+            integer >= 1.
+        delta: the forgetting rate of the two moving averages, in [0, 1) (0 keeps no history: every
+            step is then a SAM step).
+        lambda1: c_t at the end of the schedule (t = T), a finite number.
+        lambda2: c_t at the start (t = 0), a finite number. Equal bounds give a constant threshold.
+            Since | ||g||^2 - mu_t | <= sigma_t / sqrt(1 - delta), a c_t <= -1 / sqrt(1 - delta) takes SAM
+            on every step and a c_t > 1 / sqrt(1 - delta) on none (3.16 for delta = 0.9).
+        adaptive: ASAM (Kwon et al. 2021): scale by T_w = |w| + eta, so that e = rho T_w^2 g / ||T_w g||.
+        eta: ASAM's offset in T_w, >= 0 (0 reproduces davda54/sam's `adaptive=True` exactly).
+        p: the norm of the ball, a number in [1, inf]: e maximises g . e over ||T_w^{-1} e||_p <= rho
+            (2: rho T_w^2 g / ||T_w g||; `math.inf`: rho T_w sign(g); 1: all of rho on the largest
+            |T_w g|, ties split evenly; otherwise rho T_w sign(v) |v|^(q-1) / ||v||_q^(q-1), with
+            v = T_w g and 1/p + 1/q = 1). docs/sam_accumulation_and_amp.md has the details.
+        mask: a pytree of bools shaped like the params (or a prefix of it), or a callable `params -> mask`:
+            only the `True` leaves are perturbed, and the norm runs over them only (e.g. everything but
+            the biases). Non-float leaves are never perturbed.
+        loss_scale: None, or a `sharpax.DynamicLossScale` for float16 training. The state is then a
+            `LossScaleState` holding the current scale: scale the loss of both passes with
+            `sharpax.current_loss_scale(state)`; `update` unscales both gradients (the statistics and
+            the perturbation come from the unscaled one), and a step where either is not finite is
+            skipped (zero updates, the AE-SAM state untouched) and the scale reduced.
+
+    Returns:
+        An `optax.GradientTransformationExtraArgs` with state `AESAMState` (inside a `LossScaleState`
+        with `loss_scale`).
+
+    References:
+        Jiang, Yang, Zhang & Kwok, "An Adaptive Policy to Employ Sharpness-Aware Minimization", ICLR
+        2023, Section 3.1 and Algorithm 1.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, sharpax
+        >>> loss = lambda w: jnp.sum(w**2)
+        >>> w = jnp.array([3.0, 4.0])
+        >>> tx = sharpax.ae_sam(sharpax.sgd(0.1), rho=0.05, total_steps=10)
+        >>> state = tx.init(w)
+        >>> # ||g||^2 = 100: mu_0 = 10, sigma_0 = sqrt(0.1) * 90 = 28.5, and 100 >= 10 + 1 * 28.5
+        >>> u, state = tx.update(jax.grad(loss)(w), state, w, grad_fn=jax.grad(loss))
+        >>> int(state.sam_count), float(sharpax.ae_sam_fraction(state))
+        (1, 1.0)
+    """
+    owner = "ae_sam"
+    check_int(owner, "total_steps", total_steps)
+    check_beta(owner, delta=delta)
+    check_range(owner, "lambda1", lambda1)
+    check_range(owner, "lambda2", lambda2)
+    perturbation = Perturbation(owner, rho, adaptive, eta, p, mask)
+    check_transformation(owner, "base_optimizer", base_optimizer)
+    base = optax.with_extra_args_support(base_optimizer)
+
+    def init_fn(params):
+        dtype = accumulation_dtype(float_leaves(params)[0])
+        return AESAMState(
+            count=jnp.zeros([], jnp.int32),
+            sam_count=jnp.zeros([], jnp.int32),
+            mean=jnp.zeros([], dtype),
+            variance=jnp.zeros([], dtype),
+            inner_state=base.init(params),
+        )
+
+    def update_core(updates, state, params, grad_fn, extra_args, check_finite):
+        check_tree_match(owner, updates, params, "params")
+        dtype = state.mean.dtype
+        squared_norm = jnp.square(global_norm(float_leaves(updates)[0], dtype))
+        forget = jnp.asarray(delta, dtype)
+        mean = forget * state.mean + (1 - forget) * squared_norm
+        variance = forget * state.variance + (1 - forget) * jnp.square(squared_norm - mean)
+        progress = jnp.minimum(state.count.astype(dtype) / total_steps, 1)
+        c = progress * jnp.asarray(lambda1, dtype) + (1 - progress) * jnp.asarray(lambda2, dtype)
+        use_sam = squared_norm >= mean + c * jnp.sqrt(variance)
+
+        def sam_step(carry):
+            sam_grads = sam_gradient(owner, perturbation, carry[0], params, grad_fn, state.count)
+            return (sam_grads, all_finite(sam_grads)) if check_finite else (sam_grads,)
+
+        start = (updates, jnp.array(True)) if check_finite else (updates,)
+        grads, *finite = _only_if(use_sam, sam_step, start)
+        new_updates, inner_state = base.update(grads, state.inner_state, params, **extra_args)
+        new_state = AESAMState(
+            count=increment(state.count),
+            sam_count=jnp.where(use_sam, increment(state.sam_count), state.sam_count),
+            mean=mean,
+            variance=variance,
+            inner_state=inner_state,
+        )
+        return new_updates, new_state, (finite[0] if finite else None)
+
+    return finish(owner, init_fn, update_core, loss_scale)
+
+
+def ae_sam_fraction(opt_state: optax.OptState) -> Array:
+    """The fraction of the updates so far that were SAM steps, for the (single) `ae_sam` in `opt_state`.
+
+    The state may be an `AESAMState` or contain one at any depth (a chain, `inject_hyperparams`, ...).
+    The counts themselves are `AESAMState.sam_count` and `AESAMState.count`.
+
+    Args:
+        opt_state: an optimizer state holding exactly one `AESAMState`.
+
+    Returns:
+        A float32 scalar in [0, 1]; 0 before the first update.
+
+    Example:
+        >>> import jax.numpy as jnp, sharpax
+        >>> tx = sharpax.ae_sam(sharpax.sgd(0.1), total_steps=100)
+        >>> sharpax.ae_sam_fraction(tx.init(jnp.ones(3)))
+        Array(0., dtype=float32)
+    """
+    state = _find_state("ae_sam_fraction", opt_state, AESAMState)
+    return (state.sam_count / jnp.maximum(state.count, 1)).astype(jnp.float32)
