@@ -299,7 +299,9 @@ def timing(args) -> dict:
     make_params, loss_fn, x, y, description, per_example_loss = problem(args)
     total_steps = 2 * K + args.rounds * args.steps
     if args.suite == "family":
-        chosen = {name: (tx, step, None) for name, (tx, step) in variants(loss_fn, total_steps).items()}
+        chosen = {
+            name: (tx, step, None) for name, (tx, step) in variants(loss_fn, total_steps).items()
+        }
     else:
         chosen = efficient_variants(loss_fn, per_example_loss)
     runs = {}
@@ -367,8 +369,12 @@ def timing(args) -> dict:
         sam_tx, optax_sam = "sharpax.sam(adam)", "optax.contrib.sam(adam, opaque)"
         looksam, periodic = f"looksam(adam, k={K})", f"periodic_sam(adam, k={K})"
         ratios = {
-            "sam_value_and_grad+adam / adam (target <= 2.15)": ratio("sam_value_and_grad+adam", "adam"),
-            "sharpax.sam(adam) / optax.contrib.sam opaque (target <= 1.0)": ratio(sam_tx, optax_sam),
+            "sam_value_and_grad+adam / adam (target <= 2.15)": ratio(
+                "sam_value_and_grad+adam", "adam"
+            ),
+            "sharpax.sam(adam) / optax.contrib.sam opaque (target <= 1.0)": ratio(
+                sam_tx, optax_sam
+            ),
             "sharpax.sam(adam) / adam": ratio(sam_tx, "adam"),
             f"looksam(k={K}) / adam (target <= 1.35)": ratio(looksam, "adam"),
             f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(periodic, "adam"),

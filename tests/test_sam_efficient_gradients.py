@@ -100,7 +100,9 @@ def _torch_sgd(kwargs):
     )
 
 
-@pytest.mark.parametrize("case", gen.RWP_CASES)
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=[pytest.mark.slow] if c != "rwp" else []) for c in gen.RWP_CASES]
+)
 def test_rwp_matches_nblt_golden(case):
     trajectory, losses, first_grads = run_rwp(case)
     np.testing.assert_allclose(first_grads, RWP_GOLDEN[f"{case}_grad0"], **TOL)
@@ -113,7 +115,7 @@ def test_rwp_matches_nblt_golden(case):
     [
         ("rwp", dict(filter_axis=0)),
         pytest.param("rwp", dict(filter_axis=None), marks=pytest.mark.slow),
-        ("rwp_alpha", dict(alpha=0.2)),
+        pytest.param("rwp_alpha", dict(alpha=0.2), marks=pytest.mark.slow),
     ],
     ids=["filters-along-torch's-axis", "whole-tensor-norms", "alpha-weights-the-plain-gradient"],
 )
@@ -126,16 +128,22 @@ def test_rwp_golden_detects_the_wrong_filter_axis_or_mixing(case, mistake):
         np.testing.assert_allclose(trajectory, RWP_GOLDEN[f"{case}_params"], **TOL)
 
 
-def test_rwp_golden_moves_and_the_noise_matters():
-    # Guards the goldens: the params moved, and the noise changed the trajectory (gamma = 0 is far).
+def test_rwp_goldens_move():
+    for case in gen.RWP_CASES:
+        golden = RWP_GOLDEN[f"{case}_params"]
+        assert np.abs(golden[-1] - golden[0]).max() > 0.05
+
+
+@pytest.mark.slow
+def test_rwp_golden_the_noise_matters():
+    # Guards the goldens: the noise changed the trajectory (gamma = 0 is far).
     golden = RWP_GOLDEN["rwp_params"]
-    assert np.abs(golden[-1] - golden[0]).max() > 0.05
     rwp_grad = sharpax.rwp_value_and_grad(mlp_loss, 0.0, 0.5)
     plain, _, _ = _roll(rwp_grad, sharpax.sgd(**_torch_sgd(gen.RWP_SGD)), gen.RWP_SEED)
     assert np.abs(plain[-1] - golden[-1]).max() > 1e-3
 
 
-@pytest.mark.parametrize("alpha", [0.5, 0.3])
+@pytest.mark.parametrize("alpha", [0.5, pytest.param(0.3, marks=pytest.mark.slow)])
 def test_rwp_with_gamma_zero_is_the_mixed_plain_gradient(alpha):
     """gamma = 0: no noise, so the result is (1 - alpha) g(w; B_1) + alpha g(w; B_2), and the loss is
     L(w; B_1). With alpha = 0.5 and a mean-reduced loss over two equal halves, that is the full-batch
@@ -177,6 +185,7 @@ def test_rwp_two_parameter_case_by_hand():
     np.testing.assert_allclose(loss, 9.5)
 
 
+@pytest.mark.slow
 def test_rwp_noise_is_filter_wise_with_std_gamma_times_the_filter_norm():
     # Scale the filters (last axis) by 1, 10 and 100 and read the noise back from a loss linear in w:
     # d/dw of sum(c * w) is c everywhere, so the noise only shows through a loss quadratic in w.
@@ -196,6 +205,7 @@ def test_rwp_noise_is_filter_wise_with_std_gamma_times_the_filter_norm():
     assert 0.0 < np.abs(np.asarray(grads["b"] - b)).max() < 6 * gamma * np.sqrt(20)
 
 
+@pytest.mark.slow
 def test_rwp_filter_axis_tree_tuple_and_mask():
     params = {
         "emb": jnp.ones((6, 4)),
@@ -227,6 +237,7 @@ def test_rwp_filter_axis_tree_tuple_and_mask():
     assert np.any(grads["dense"] != 1)
 
 
+@pytest.mark.slow
 def test_rwp_key_gives_reproducible_and_fresh_noise():
     x, y, params = _problem()
     rwp_grad = rwp_mlp()
@@ -267,6 +278,7 @@ def test_rwp_is_one_vmapped_pass():
     assert _count(jaxpr, "dot_general") == _count(plain, "dot_general") == 5
 
 
+@pytest.mark.slow
 def test_rwp_has_aux_returns_the_first_halfs_aux():
     x, y, params = _problem()
     aux_loss = lambda p, x, y: (mlp_loss(p, x, y), {"out": mlp_out(p, x)})
@@ -282,6 +294,7 @@ def test_rwp_has_aux_returns_the_first_halfs_aux():
     np.testing.assert_allclose(aux["out"], first_half, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_rwp_under_vmap_over_keys():
     x, y, params = _problem()
     rwp_grad = sharpax.rwp_value_and_grad(mlp_loss, 0.3)
@@ -313,13 +326,16 @@ def run_esam(case, reference_count=True):
     return _roll(esam_grad, sharpax.sgd(**_torch_sgd(gen.ESAM_SGD)), gen.ESAM_SEED)
 
 
-@pytest.mark.parametrize("case", gen.ESAM_CASES)
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=[pytest.mark.slow] if c != "esam" else []) for c in gen.ESAM_CASES]
+)
 def test_esam_matches_dydjw9_golden(case):
     trajectory, losses, _ = run_esam(case)
     np.testing.assert_allclose(trajectory, ESAM_GOLDEN[f"{case}_params"], **TOL)
     np.testing.assert_allclose(losses, ESAM_GOLDEN[f"{case}_loss"], **TOL)
 
 
+@pytest.mark.slow
 def test_esam_golden_detects_one_example_more():
     # gamma = 0.5 keeps 8 of 16 examples here and 7 in the reference: the goldens see the difference.
     trajectory, _, _ = run_esam("esam", reference_count=False)
@@ -432,6 +448,7 @@ def test_esam_second_pass_runs_on_the_selected_examples_only():
         assert seen == shapes
 
 
+@pytest.mark.slow
 def test_esam_has_aux_and_rho_schedule():
     x, y, params = _problem()
     aux_loss = lambda p, x, y: (per_example_loss(p, x, y), {"out": mlp_out(p, x)})
@@ -453,9 +470,9 @@ def test_esam_has_aux_and_rho_schedule():
 @pytest.mark.parametrize(
     ("method", "axis_type"),
     [
-        ("rwp", AxisType.Auto),
-        ("rwp", AxisType.Explicit),
-        ("esam", AxisType.Auto),
+        pytest.param("rwp", AxisType.Auto, marks=pytest.mark.slow),
+        pytest.param("rwp", AxisType.Explicit, marks=pytest.mark.slow),
+        pytest.param("esam", AxisType.Auto, marks=pytest.mark.slow),
         ("esam", AxisType.Explicit),  # 8 selected examples: gathered sharded over the 8 devices
         # 4 selected examples: gathered whole on every device.
         pytest.param("esam_k4", AxisType.Explicit, marks=pytest.mark.slow),
@@ -486,6 +503,7 @@ def test_batch_sharded_over_8_devices_matches_one_device(method, axis_type):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_rwp_matches_nblt_live():
     pytest.importorskip("torch")
     for case in gen.RWP_CASES:
@@ -497,6 +515,7 @@ def test_rwp_matches_nblt_live():
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_esam_matches_dydjw9_live():
     pytest.importorskip("torch")
     for case in gen.ESAM_CASES:
