@@ -327,7 +327,8 @@ def run_esam(case, reference_count=True):
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=[pytest.mark.slow] if c != "esam" else []) for c in gen.ESAM_CASES]
+    "case",
+    [pytest.param(c, marks=[pytest.mark.slow] if c != "esam" else []) for c in gen.ESAM_CASES],
 )
 def test_esam_matches_dydjw9_golden(case):
     trajectory, losses, _ = run_esam(case)

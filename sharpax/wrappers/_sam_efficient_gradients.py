@@ -50,7 +50,8 @@ def _halves(owner: str, args: tuple) -> tuple:
     """Each leaf of the positional batch arguments, reshaped from (B, ...) to (2, B // 2, ...)."""
     leaves = _batch_leaves(owner, args, "split into two halves")
     sizes = {x.shape[0] if x.ndim else None for x in leaves}
-    if len(sizes) != 1 or None in sizes or next(iter(sizes)) % 2:
+    size = next(iter(sizes)) if len(sizes) == 1 else None
+    if size is None or size % 2:
         shapes = [tuple(x.shape) for x in leaves]
         raise ValueError(
             f"{owner}: every leaf of the positional batch arguments needs the same even leading axis "
@@ -190,12 +191,13 @@ def rwp_value_and_grad(
 def _example_count(owner: str, args: tuple) -> int:
     leaves = _batch_leaves(owner, args, "so that examples can be selected")
     sizes = {x.shape[0] if x.ndim else None for x in leaves}
-    if len(sizes) != 1 or None in sizes:
+    size = next(iter(sizes)) if len(sizes) == 1 else None
+    if size is None:
         raise ValueError(
             f"{owner}: every leaf of the positional batch arguments needs the same leading (batch) "
             f"axis, got shapes {[tuple(x.shape) for x in leaves]} (pass unbatched values as keywords)"
         )
-    return int(next(iter(sizes)))
+    return int(size)
 
 
 def esam_value_and_grad(

@@ -306,10 +306,11 @@ def filter_noise_perturb(
         dtype = accumulation_dtype([w])
         wf = w.astype(dtype)
         g = jnp.asarray(gamma, dtype)
-        if axes[i] is None:
+        leaf_axes = axes[i]
+        if leaf_axes is None:
             std = g * (jnp.sqrt(jnp.sum(jnp.square(wf))) + jnp.asarray(RWP_EPS, dtype))
         else:
-            others = tuple(d for d in range(w.ndim) if d not in axes[i])
+            others = tuple(d for d in range(w.ndim) if d not in leaf_axes)
             std = g * jnp.sqrt(jnp.sum(jnp.square(wf), axis=others, keepdims=True))
         out[i] = (wf + std * jax.random.normal(k, w.shape, dtype)).astype(w.dtype)
     return jax.tree.unflatten(treedef, out)
