@@ -17,10 +17,10 @@ else
   sam=(--inputs 1024 --hidden 4096 --layers 4 --batch 1024 --rounds 15)
   la=(--width 4096 --depth 8 --rounds 20 --warmup 5)
 fi
-timeout 300 python3 benchmarks/run.py --quick --clock wall --no-torch --sections step,memory \
+timeout 230 python3 benchmarks/run.py --quick --clock wall --no-torch --sections step,memory \
   --regimes "$regimes" --out "$out/suite" 2>&1 | tail -n 60
-timeout 120 python3 benchmarks/bench_sam.py --clock wall "${sam[@]}" --out "$out/sam.json" 2>&1 | tail -n 40
-timeout 120 python3 benchmarks/bench_lookahead.py --clock wall --per-step "${la[@]}" 2>&1 | tee "$out/lookahead.txt" | tail -n 30
+timeout 110 python3 benchmarks/bench_sam.py --clock wall --sections timing "${sam[@]}" --out "$out/sam.json" 2>&1 | tail -n 40
+timeout 100 python3 benchmarks/bench_lookahead.py --clock wall --per-step "${la[@]}" 2>&1 | tee "$out/lookahead.txt" | tail -n 30
 if [ -z "$smoke" ]; then
-  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_parity_torch.py -k "golden" 2>&1 | tail -n 5
+  timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_parity_torch.py -k "golden" 2>&1 | tail -n 5
 fi

@@ -523,6 +523,18 @@ def test_schedules_drive_any_hyperparameter_under_jit():
         assert np.all(np.isfinite(u["w"]))
 
 
+def test_weight_decay_schedule_advances_with_the_step():
+    # optax 0.2.6 (the floor) keeps add_decayed_weights' schedule at its count 0; sharpax's own block
+    # must see count t at step t in every supported optax.
+    tx = sharpax.sgd(learning_rate=1.0, weight_decay=lambda count: count.astype(jnp.float32) + 1.0)
+    params = {"w": jnp.full(2, 3.0)}
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for t in range(4):
+        u, state = step({"w": jnp.zeros(2)}, state, params)
+        np.testing.assert_allclose(u["w"], -(t + 1.0) * 3.0)
+
+
 BAD_ARGUMENTS = [
     (sharpax.linear_warmup, dict(peak_value=1.0, warmup_steps=-1), "linear_warmup: warmup_steps"),
     (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +17,7 @@ from sharpax._validation import (
     checked_schedule,
     is_static_number,
 )
+from sharpax.transforms._numerics import increment
 
 
 def is_static_zero(value: Any) -> bool:
@@ -36,7 +37,36 @@ def weight_decay_block(
     """`g + weight_decay * p`, or nothing when the decay is a known zero."""
     if is_static_zero(weight_decay):
         return None
-    return optax.add_decayed_weights(checked_schedule(owner, "weight_decay", weight_decay))
+    weight_decay = checked_schedule(owner, "weight_decay", weight_decay)
+    if not callable(weight_decay):
+        return optax.add_decayed_weights(weight_decay)
+    return _scheduled_decay(weight_decay)
+
+
+class ScheduledWeightDecayState(NamedTuple):
+    """The step count of a scheduled weight decay (the field optax's `WeightDecaySchedule` has)."""
+
+    count: jax.Array
+
+
+def _scheduled_decay(schedule: optax.Schedule) -> optax.GradientTransformation:
+    """`optax.add_decayed_weights(schedule)` with the count advanced at every step.
+
+    optax 0.2.6 (our floor) never advances the count: the decay stays at `schedule(0)`.
+    """
+
+    def init_fn(params):
+        del params
+        return ScheduledWeightDecayState(count=jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("weight decay: update needs params")
+        rate = schedule(state.count)
+        updates = jax.tree.map(lambda g, p: g + rate * p, updates, params)
+        return updates, ScheduledWeightDecayState(increment(state.count))
+
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 def optimizer(
