@@ -49,6 +49,35 @@ def transformer_params(
         return model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
 
 
+def transformer_model(**sizes) -> tuple:
+    """`(apply, params)` of `transformer_lm`: apply(params, tokens) -> logits, params those of
+    `transformer_params` (the same init)."""
+    with jax.numpy_dtype_promotion("standard"):
+        model = transformer_lm(**sizes)
+    return (lambda p, tokens: model.apply({"params": p}, tokens)), transformer_params(**sizes)
+
+
+def mlp_model(sizes: tuple[int, ...] = (784, 1024, 1024, 10), seed: int = 0) -> tuple:
+    """`(apply, params)` of a ReLU MLP with Dense-style {"kernel", "bias"} layers (~1.9M floats)."""
+    rng = np.random.default_rng(seed)
+    params = {
+        f"dense{i}": {
+            "kernel": jnp.asarray(rng.standard_normal((m, n), dtype=np.float32) / np.sqrt(m)),
+            "bias": jnp.zeros(n, jnp.float32),
+        }
+        for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+    }
+
+    def apply(p, x):
+        for i in range(len(sizes) - 1):
+            x = x @ p[f"dense{i}"]["kernel"] + p[f"dense{i}"]["bias"]
+            if i < len(sizes) - 2:
+                x = jax.nn.relu(x)
+        return x
+
+    return apply, params
+
+
 BUILDERS = {
     "large_1x4M": lambda: leaves(1, 4 * 1024 * 1024),
     "small_400x10k": lambda: leaves(400, 10_000),

@@ -59,6 +59,8 @@ EXTRA_SUITES = {
         "quick": ["--rounds", "20", "--warmup", "5", "--clock", "cpu", "--per-step"],
         "full": ["--rounds", "30", "--warmup", "5", "--clock", "cpu", "--per-step"],
     },
+    # The PyHessian comparison runs when $PYHESSIAN names a checkout of it.
+    "bench_sharpness.py": {"quick": ["--quick"], "full": []},
 }
 
 

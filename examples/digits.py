@@ -186,88 +186,43 @@ def train(name, recipe, noise, seed, data, config, compiled) -> Run:
     run.seconds_per_step = float(np.median(epoch_seconds)) / steps_per_epoch
     run.params = recipe.eval_params(params, opt_state)
     top_eig, rise = sharpness(
-        run.params, x_train, y_train, jax.random.key(seed), config.rho, config.power_iterations
+        run.params, x_train, y_train, jax.random.key(seed), config.rho, config.lanczos_iterations
     )
     run.sharpness = {"top_eig": float(top_eig), "rise": float(rise)}
     return run
 
 
-# ------------------------------------------------------------------------------------------ sharpness
-
-
-def sharpness_measures(loss, w, key, rho, iterations, n_random=8):
-    """Top Hessian eigenvalue of `loss` at the flat weights `w`, and its largest rise within a rho-ball.
-
-    The eigenvalue comes from power iteration on Hessian-vector products (forward-over-reverse:
-    `jax.jvp` of `jax.grad`). The rise is max_d loss(w + rho d / |d|) - loss(w) over the gradient, the
-    top eigenvector (both signs) and `n_random` random directions.
-    """
-    grad = jax.grad(loss)
-    hvp = lambda v: jax.jvp(grad, (w,), (v,))[1]
-    key_power, key_dirs = jax.random.split(key)
-
-    def power_step(_, v):
-        hv = hvp(v)
-        return hv / jnp.linalg.norm(hv)
-
-    v = jax.random.normal(key_power, w.shape, w.dtype)
-    v = jax.lax.fori_loop(0, iterations, power_step, v / jnp.linalg.norm(v))
-    top_eig = v @ hvp(v)
-
-    random_dirs = jax.random.normal(key_dirs, (n_random, w.size), w.dtype)
-    dirs = jnp.concatenate([jnp.stack([grad(w), v, -v]), random_dirs])
-    # A zero gradient (at an exact minimum) stays a zero direction instead of a NaN.
-    dirs = dirs / jnp.maximum(jnp.linalg.norm(dirs, axis=1, keepdims=True), 1e-30)
-    rise = jax.lax.map(lambda d: loss(w + rho * d), dirs) - loss(w)
-    return top_eig, jnp.max(rise)
+# ------------------------------------------------------------------------------ sharpness, landscapes
 
 
 @functools.partial(jax.jit, static_argnames=("iterations",))
 def sharpness(params, x, y, key, rho, iterations):
-    """`sharpness_measures` of the training loss over all the weights of the model."""
-    flat, unravel = ravel_pytree(params)
-    return sharpness_measures(lambda w: loss_fn(unravel(w), x, y), flat, key, rho, iterations)
-
-
-# ---------------------------------------------------------------------------------------- landscapes
-
-
-def filter_normalized_direction(key, params):
-    """A random direction scaled filter by filter to the norms of the weights (Li et al. 2018).
-
-    A filter is one output unit: the last axis of a Dense or Conv kernel. Biases get no direction, as in
-    the paper, so a slice shows the geometry of the weights, not of their scale.
-    """
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-
-    def one(k, w):
-        if w.ndim < 2:
-            return jnp.zeros_like(w)
-        d = jax.random.normal(k, w.shape, w.dtype)
-        axes = tuple(range(w.ndim - 1))
-        norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=axes, keepdims=True))
-        return d * norm(w) / (norm(d) + 1e-10)
-
-    return treedef.unflatten([one(k, w) for k, w in zip(keys, leaves, strict=True)])
+    """The top Hessian eigenvalue of the training loss (Lanczos on Hessian-vector products), and the
+    largest loss rise found within the rho-ball: at SAM's first-order worst case w + rho g / |g|, and at
+    w +- rho v along the top eigenvector v (the second-order one, where the gradient is small)."""
+    eigs, vecs = sharpax.sharpness.hessian_eigenvalues(
+        loss_fn, params, x, y, k=1, num_iterations=iterations, key=key
+    )
+    top = jax.tree.map(lambda v: v[0], vecs)
+    along = sharpax.sharpness.loss_landscape(
+        loss_fn, params, x, y, directions=(top,), alphas=jnp.stack([-rho, rho])
+    )
+    first_order = sharpax.sharpness.sam_sharpness(loss_fn, params, x, y, rho=rho)
+    return eigs[0], jnp.maximum(first_order, jnp.max(along) - loss_fn(params, x, y))
 
 
 @jax.jit
 def landscape(params, x, y, key, alphas):
-    """Training loss along one and over two filter-normalized random directions around `params`."""
+    """Training loss along one and over two filter-normalized random directions around `params`
+    (Li et al. 2018); the surface's first axis runs along the first direction."""
     key1, key2 = jax.random.split(key)
-    d1 = filter_normalized_direction(key1, params)
-    d2 = filter_normalized_direction(key2, params)
-
-    def at(ab):
-        moved = jax.tree.map(lambda w, u, v: w + ab[0] * u + ab[1] * v, params, d1, d2)
-        return loss_fn(moved, x, y)
-
-    zeros = jnp.zeros_like(alphas)
-    line = jax.lax.map(at, jnp.stack([alphas, zeros], axis=1))
-    a, b = jnp.meshgrid(alphas, alphas, indexing="xy")
-    surface = jax.lax.map(at, jnp.stack([a.ravel(), b.ravel()], axis=1), batch_size=64)
-    return line, surface.reshape(a.shape)
+    d1 = sharpax.sharpness.filter_normalized_direction(key1, params)
+    d2 = sharpax.sharpness.filter_normalized_direction(key2, params)
+    line = sharpax.sharpness.loss_landscape(loss_fn, params, x, y, directions=(d1,), alphas=alphas)
+    surface = sharpax.sharpness.loss_landscape(
+        loss_fn, params, x, y, directions=(d1, d2), alphas=alphas, batch_size=64
+    )
+    return line, surface
 
 
 # ------------------------------------------------------------------------------------ table and plots
@@ -387,7 +342,7 @@ def plot_landscapes(slices: dict, alphas: np.ndarray, out: str, dpi: int) -> Non
         levels = np.geomspace(norm.vmin, norm.vmax, 25)
         for col, name in enumerate(names):
             ax = axes[row, col]
-            surface = slices[noise, name][1]
+            surface = slices[noise, name][1].T  # contourf's rows are y: the second direction
             cs = ax.contourf(alphas, alphas, surface, levels=levels, norm=norm, cmap="viridis")
             ax.contour(alphas, alphas, surface, levels=levels[::3], colors="white", linewidths=0.5)
             ax.plot(0, 0, "r+", ms=8)
@@ -432,7 +387,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rho", type=float, default=0.05, help="radius of the sharpness ball")
-    parser.add_argument("--power-iterations", type=int, default=30)
+    parser.add_argument(
+        "--lanczos-iterations",
+        type=int,
+        default=30,
+        help="the most Hessian-vector products for the top eigenvalue",
+    )
     parser.add_argument(
         "--grid", type=int, default=25, help="points per axis of the landscape slices"
     )
@@ -443,7 +403,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.epochs, args.seeds, args.grid, args.power_iterations = 2, args.seeds[:1], 5, 5
+        args.epochs, args.seeds, args.grid, args.lanczos_iterations = 2, args.seeds[:1], 5, 5
     return args
 
 

@@ -60,13 +60,13 @@ Step = Callable[..., tuple[Any, Any, jax.Array]]
 class Method:
     """One member of the family: how to build its step for a hyperparameter value, and its grid.
 
-    `build(value, lr)` returns `(init, step, eval_params)`: `init(params) -> state`,
+    `build(value, lr, total_steps)` returns `(init, step, eval_params)`: `init(params) -> state`,
     `step(params, state, x, y, key) -> (params, state, loss)` and `eval_params(params, state)`, the weights
     to evaluate (momentum-SAM's caller holds perturbed ones). `passes(state)` is the forward-backward passes
     per step so far, for the methods that decide per step (None: the nominal `nominal_passes`).
     """
 
-    build: Callable[[float, optax.Schedule], tuple[Callable, Step, Callable]]
+    build: Callable[[float, optax.Schedule, int], tuple[Callable, Step, Callable]]
     grid: tuple[float, ...]
     hyperparameter: str
     nominal_passes: float
@@ -84,7 +84,8 @@ def _same(params, state):
 def gradient_form(make_value_and_grad: Callable[[float], Callable], keyed: bool = False):
     """A method that changes the gradient only (the `*_value_and_grad` forms), applied by plain SGD."""
 
-    def build(value, lr):
+    def build(value, lr, total_steps):
+        del total_steps
         tx = _base(lr)
         value_and_grad = make_value_and_grad(value)
 
@@ -102,11 +103,11 @@ def gradient_form(make_value_and_grad: Callable[[float], Callable], keyed: bool 
 def transformation_form(make_tx: Callable[..., Any], eval_params=_same):
     """A method that wraps the base optimizer (the transformation forms), fed `grad_fn` on the batch.
 
-    `make_tx(base, value, lr)` builds it around the base optimizer.
+    `make_tx(base, value, lr, total_steps)` builds it around the base optimizer.
     """
 
-    def build(value, lr):
-        tx = make_tx(_base(lr), value, lr)
+    def build(value, lr, total_steps):
+        tx = make_tx(_base(lr), value, lr, total_steps)
 
         def step(params, state, x, y, key):
             loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
@@ -139,30 +140,49 @@ METHODS: dict[str, Method] = {
         2,
     ),
     "looksam": Method(
-        transformation_form(lambda base, rho, lr: sharpax.looksam(base, rho, k=5, alpha=0.7)),
+        transformation_form(lambda base, rho, lr, _: sharpax.looksam(base, rho, k=5, alpha=0.7)),
         SAM_RHOS,
         "rho",
         1.2,
     ),
     "periodic_sam": Method(
-        transformation_form(lambda base, rho, lr: sharpax.periodic_sam(base, rho, k=5)),
+        transformation_form(lambda base, rho, lr, _: sharpax.periodic_sam(base, rho, k=5)),
         SAM_RHOS,
         "rho",
         1.2,
     ),
     "friendly_sam": Method(
         transformation_form(
-            lambda base, rho, lr: sharpax.friendly_sam(base, rho, sigma=1.0, lmbda=0.9)
+            lambda base, rho, lr, _: sharpax.friendly_sam(base, rho, sigma=1.0, lmbda=0.9)
         ),
         SAM_RHOS,
         "rho",
         2,
     ),
     "wsam": Method(
-        transformation_form(lambda base, rho, lr: sharpax.wsam(base, lr, rho, gamma=0.9)),
+        transformation_form(lambda base, rho, lr, _: sharpax.wsam(base, lr, rho, gamma=0.9)),
         SAM_RHOS,
         "rho",
         2,
+    ),
+    # One pass: the ascent direction is the momentum buffer, so rho is on its scale (MSAM's grids).
+    "momentum_sam": Method(
+        transformation_form(
+            lambda base, rho, lr, _: sharpax.momentum_sam(base, rho),
+            eval_params=lambda params, state: sharpax.momentum_sam_params(state, params),
+        ),
+        (0.1, 0.3, 1.0),
+        "rho",
+        1,
+    ),
+    "ae_sam": Method(
+        transformation_form(
+            lambda base, rho, lr, total_steps: sharpax.ae_sam(base, rho, total_steps=total_steps)
+        ),
+        SAM_RHOS,
+        "rho",
+        1.5,
+        passes=lambda state: 1 + sharpax.ae_sam_fraction(state),
     ),
 }
 
@@ -191,7 +211,7 @@ def compiled_epoch(name: str, n_train: int, epochs: int, batch_size: int, peak_l
     lr = digits.warmup_cosine(peak_lr, epochs * steps)
 
     def epoch(params, state, x, y, key, value):
-        _, step, _ = method.build(value, lr)
+        _, step, _ = method.build(value, lr, epochs * steps)
 
         def body(carry, batch):
             params, state = carry
@@ -220,7 +240,8 @@ class Trained:
 def start(name: str, value: float, x, seed: int, config):
     """Fresh params and optimizer state, the method's jitted epoch, and its evaluation accessor."""
     epoch, lr = compiled_epoch(name, len(x), config.epochs, config.batch_size, config.peak_lr)
-    init, _, eval_params = METHODS[name].build(value, lr)
+    total_steps = config.epochs * (len(x) // config.batch_size)
+    init, _, eval_params = METHODS[name].build(value, lr, total_steps)
     key, init_key = jax.random.split(jax.random.key(seed))
     params = init_params(init_key, x[:1])
     return epoch, params, init(params), eval_params, key
@@ -308,7 +329,7 @@ def run_study(config) -> dict[str, Any]:
                 params = trained.eval_params(trained.params, trained.state)
                 eigs.append(
                     top_eigenvalue(
-                        params, x_train, y_train, jax.random.key(seed), config.power_iterations
+                        params, x_train, y_train, jax.random.key(seed), config.lanczos_iterations
                     )
                 )
                 if method.passes is not None:
@@ -391,7 +412,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--peak-lr", type=float, default=0.1)
-    parser.add_argument("--power-iterations", type=int, default=30)
+    parser.add_argument("--lanczos-iterations", type=int, default=30)
     parser.add_argument("--timing-rounds", type=int, default=7)
     parser.add_argument(
         "--out", default="out/sam_family", help="folder for the PNG and results.json"
@@ -403,7 +424,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if "sgd" not in args.methods:
         args.methods = ["sgd", *args.methods]  # the reference of the step times
     if args.quick:
-        args.epochs, args.seeds, args.timing_rounds, args.power_iterations = 2, args.seeds[:1], 2, 5
+        args.epochs, args.seeds, args.timing_rounds, args.lanczos_iterations = (
+            2,
+            args.seeds[:1],
+            2,
+            5,
+        )
     return args
 
 

@@ -1,14 +1,17 @@
 """sharpax: JAX optimizers in the optax style, with SAM, Lookahead, warmup schedules and torch-exact rules.
 
-Every public name of the subpackages (`transforms`, `wrappers`, `schedules`) is re-exported here.
+Every public name of the subpackages (`transforms`, `wrappers`, `schedules`, `sharpness`) is re-exported
+here.
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from optax import chain as chain
 
 from sharpax import lr_scheduler as lr_scheduler
 from sharpax import schedules as schedules
+from sharpax import sharpness as sharpness
 from sharpax import transforms as transforms
 from sharpax import wrappers as wrappers
 from sharpax._apply import apply_updates as apply_updates
@@ -36,6 +39,14 @@ from sharpax.schedules import warmup_linear_decay as warmup_linear_decay
 from sharpax.schedules import warmup_polynomial_decay as warmup_polynomial_decay
 from sharpax.schedules import warmup_stable_decay as warmup_stable_decay
 from sharpax.schedules import with_untuned_warmup as with_untuned_warmup
+from sharpax.sharpness import filter_normalized_direction as filter_normalized_direction
+from sharpax.sharpness import hessian_eigenvalues as hessian_eigenvalues
+from sharpax.sharpness import hessian_spectrum as hessian_spectrum
+from sharpax.sharpness import hessian_trace as hessian_trace
+from sharpax.sharpness import loss_landscape as loss_landscape
+from sharpax.sharpness import sam_sharpness as sam_sharpness
+from sharpax.sharpness import spectral_density as spectral_density
+from sharpax.transforms import RealImag as RealImag
 from sharpax.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from sharpax.transforms import ScaleByAdafactorState as ScaleByAdafactorState
 from sharpax.transforms import ScaleByAdagradState as ScaleByAdagradState
@@ -112,7 +123,10 @@ from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
 from sharpax.wrappers import wsam as wsam
 from sharpax.wrappers import wsam_value_and_grad as wsam_value_and_grad
 
-__version__ = _version("sharpax")
+try:
+    __version__ = _version("sharpax")
+except _PackageNotFoundError:  # a source checkout on PYTHONPATH, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "adadelta",
@@ -141,10 +155,14 @@ __all__ = [
     "DynamicLossScale",
     "esam_value_and_grad",
     "exponential_warmup",
+    "filter_normalized_direction",
     "friendly_sam",
     "FriendlySAMState",
     "gsam",
     "gsam_value_and_grad",
+    "hessian_eigenvalues",
+    "hessian_spectrum",
+    "hessian_trace",
     "inject_hyperparams",
     "join_schedules",
     "linear_warmup",
@@ -154,6 +172,7 @@ __all__ = [
     "LookaheadState",
     "looksam",
     "LookSAMState",
+    "loss_landscape",
     "LossScaleState",
     "lr_proportional_rho",
     "lr_scheduler",
@@ -170,12 +189,14 @@ __all__ = [
     "periodic_sam",
     "PeriodicSAMState",
     "radam",
+    "RealImag",
     "ranger",
     "ReduceLROnPlateauState",
     "rmsprop",
     "rprop",
     "rwp_value_and_grad",
     "sam",
+    "sam_sharpness",
     "sam_value_and_grad",
     "SAMState",
     "scale_by_adadelta",
@@ -207,6 +228,8 @@ __all__ = [
     "schedules",
     "set_hyperparams",
     "sgd",
+    "sharpness",
+    "spectral_density",
     "transforms",
     "untuned_exponential_warmup",
     "untuned_linear_warmup",

@@ -41,6 +41,25 @@ def float_leaves(tree: PyTree) -> tuple[list[Array], Callable[[list[Array]], PyT
     return [leaves[i] for i in where], rebuild
 
 
+def real_parts(leaves: list[Array]) -> tuple[list[Array], Callable[[list[Array]], list[Array]]]:
+    """`leaves` with each complex leaf split into its real and imaginary parts (torch's view_as_real).
+
+    Returns the real leaves and a function putting a list like them back together (pairs of parts
+    become complex leaves again). Norms, inner products and signs over the real leaves are those of
+    the complex leaves seen as pairs of reals: `|z|^2 = re^2 + im^2`, `<z, w> = Re(z conj(w))`.
+    """
+    out: list[Array] = []
+    is_complex = [jnp.iscomplexobj(x) for x in leaves]
+    for x, c in zip(leaves, is_complex, strict=True):
+        out.extend((jnp.real(x), jnp.imag(x)) if c else (x,))
+
+    def rebuild(new: list[Array]) -> list[Array]:
+        parts = iter(new)
+        return [jax.lax.complex(next(parts), next(parts)) if c else next(parts) for c in is_complex]
+
+    return out, rebuild
+
+
 def at_least_float32(dtype: Any) -> Any:
     """`dtype`, or float32 where it is narrower (float16, bfloat16): where sums and scales run.
 

@@ -272,12 +272,17 @@ def check_tree_match(
             )
 
 
+def _is_complex(x: Any) -> bool:
+    return isinstance(x, complex) or jnp.iscomplexobj(x)
+
+
 def check_gradients(owner: str, updates: PyTree, params: PyTree | None) -> None:
     """Raise a readable error for gradients no optimizer can use (trace time only, free in `jit`).
 
     Every gradient must be an array (or a Python number). When `params` is passed, the gradients must
-    match it in structure and shape, a float param needs a floating gradient, and a non-float param
-    (never trained: its gradient passes through) must not receive a floating one.
+    match it in structure and shape, a float param needs a floating gradient (complex for a complex
+    param, real for a real one), and a non-float param (never trained: its gradient passes through)
+    must not receive a floating one.
     """
     for path, g in jax.tree_util.tree_leaves_with_path(updates):
         if not hasattr(g, "dtype") and not isinstance(g, (int, float, complex)):
@@ -296,6 +301,11 @@ def check_gradients(owner: str, updates: PyTree, params: PyTree | None) -> None:
             raise TypeError(
                 f"{owner}: the gradient at {where} is {_describe(g)} but the param is "
                 f"{_describe(p)}; a floating-point param needs a floating-point gradient"
+            )
+        if is_float_leaf(p) and is_float_leaf(g) and _is_complex(p) != _is_complex(g):
+            raise TypeError(
+                f"{owner}: the gradient at {where} is {_describe(g)} but the param is "
+                f"{_describe(p)}; a complex param needs a complex gradient, a real one a real gradient"
             )
         if is_float_leaf(g) and not is_float_leaf(p):
             raise TypeError(
@@ -316,3 +326,15 @@ def check_state(owner: str, state: Any, expected: Any) -> None:
             "optimizer (a checkpoint restored without a target also loses its NamedTuples).\n"
             f"  state: {got}\n  expected for these gradients: {want}"
         )
+
+
+def check_key(owner: str, key: Any) -> None:
+    """`key` must be a JAX PRNG key: a typed key (`jax.random.key`) or a raw uint32[2] one (`PRNGKey`)."""
+    if isinstance(key, Tracer):
+        return
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if dtype == np.uint32 and np.shape(key)[-1:] == (2,):
+        return
+    raise TypeError(f"{owner}: key must be a JAX PRNG key (e.g. jax.random.key(0)), got {key!r}")

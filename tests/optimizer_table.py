@@ -28,7 +28,8 @@ class OptimizerCase:
     # torch_kwargs["matrices"], the others to the second, with torch_kwargs["others"].
     torch_class: str
     torch_kwargs: dict[str, Any]
-    moment_dtypes: tuple[str, ...] = ()  # which of mu_dtype / nu_dtype the factory accepts
+    # which state-dtype options (mu_dtype, nu_dtype, accumulator_dtype) act on its state
+    moment_dtypes: tuple[str, ...] = ()
     # A learning-rate factor `count -> float` (jnp-traceable): sharpax gets `lr * lr_schedule(count)`,
     # torch a `LambdaLR(lr_schedule)` stepped after every update; both see factor(0) at the first update.
     lr_schedule: Callable[[Any], Any] | None = None
@@ -65,6 +66,8 @@ class OptimizerCase:
 
 
 ADAM_DTYPES = ("mu_dtype", "nu_dtype")
+MOMENTUM_DTYPE = ("accumulator_dtype",)  # the momentum buffer of sgd and rmsprop
+NU_DTYPE = ("nu_dtype",)  # the second-moment statistics of rmsprop, adagrad, adadelta
 MUON_ADAMW = "torch.optim.Muon+torch.optim.AdamW"
 # Muon's Newton-Schulz runs in bfloat16 (both sides): it rounds its output to 8 significant bits, and
 # a float32 accumulation in another order (another BLAS) can round an entry the other way: one bfloat16
@@ -83,6 +86,7 @@ CASES: list[OptimizerCase] = [
         dict(learning_rate=0.1, momentum=0.9, dampening=0.3, weight_decay=0.01),
         "torch.optim.SGD",
         dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.01),
+        MOMENTUM_DTYPE,
     ),
     OptimizerCase(
         "sgd_nesterov",
@@ -90,6 +94,7 @@ CASES: list[OptimizerCase] = [
         dict(learning_rate=0.1, momentum=0.9, nesterov=True),
         "torch.optim.SGD",
         dict(lr=0.1, momentum=0.9, nesterov=True),
+        MOMENTUM_DTYPE,
     ),
     OptimizerCase(
         "adam",
@@ -129,6 +134,7 @@ CASES: list[OptimizerCase] = [
         dict(learning_rate=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5),
         "torch.optim.Adagrad",
         dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5),
+        NU_DTYPE,
     ),
     OptimizerCase(
         "adadelta",
@@ -136,9 +142,15 @@ CASES: list[OptimizerCase] = [
         dict(learning_rate=1.0, rho=0.9, weight_decay=0.1),
         "torch.optim.Adadelta",
         dict(lr=1.0, rho=0.9, weight_decay=0.1),
+        NU_DTYPE,
     ),
     OptimizerCase(
-        "rmsprop", sharpax.rmsprop, dict(learning_rate=1e-2), "torch.optim.RMSprop", dict(lr=1e-2)
+        "rmsprop",
+        sharpax.rmsprop,
+        dict(learning_rate=1e-2),
+        "torch.optim.RMSprop",
+        dict(lr=1e-2),
+        NU_DTYPE,
     ),
     OptimizerCase(
         "rmsprop_centered_momentum_wd",
@@ -146,6 +158,7 @@ CASES: list[OptimizerCase] = [
         dict(learning_rate=1e-2, momentum=0.9, centered=True, weight_decay=0.1),
         "torch.optim.RMSprop",
         dict(lr=1e-2, momentum=0.9, centered=True, weight_decay=0.1),
+        NU_DTYPE + MOMENTUM_DTYPE,
     ),
     OptimizerCase(
         "nadam",
@@ -193,6 +206,7 @@ CASES: list[OptimizerCase] = [
         dict(learning_rate=1e-2, weight_decay=0.1),
         "torch.optim.Adamax",
         dict(lr=1e-2, weight_decay=0.1),
+        ADAM_DTYPES,
     ),
     OptimizerCase(
         "lion",
@@ -252,7 +266,12 @@ def _case(id: str, make: Callable[..., Any], torch_class: str, **kwargs: Any) ->
         defaults = (0.9, 0.99) if make is sharpax.lion else (0.9, 0.999)
         torch_kwargs["betas"] = (kwargs.get("b1", defaults[0]), kwargs.get("b2", defaults[1]))
     dtypes = {sharpax.lion: ("mu_dtype",), sharpax.adam: ADAM_DTYPES, sharpax.adamw: ADAM_DTYPES}
-    dtypes |= {sharpax.nadam: ADAM_DTYPES, sharpax.radam: ADAM_DTYPES}
+    dtypes |= {sharpax.nadam: ADAM_DTYPES, sharpax.radam: ADAM_DTYPES, sharpax.adamax: ADAM_DTYPES}
+    dtypes |= {sharpax.rmsprop: NU_DTYPE, sharpax.adagrad: NU_DTYPE, sharpax.adadelta: NU_DTYPE}
+    if make is sharpax.sgd and kwargs.get("momentum"):
+        dtypes[sharpax.sgd] = MOMENTUM_DTYPE
+    if make is sharpax.rmsprop and kwargs.get("momentum"):
+        dtypes[sharpax.rmsprop] = NU_DTYPE + MOMENTUM_DTYPE
     return OptimizerCase(id, make, kwargs, torch_class, torch_kwargs, dtypes.get(make, ()))
 
 

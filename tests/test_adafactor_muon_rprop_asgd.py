@@ -129,8 +129,9 @@ def test_asgd_averages_the_iterates_from_t0_on():
 def test_adafactor_factoring_is_symmetric_and_skips_empty_leaves():
     g, w = _random((4, 6)), _random((4, 6), 1)
     tx = sharpax.adafactor(0.1, weight_decay=0.1)
-    u, _ = tx.update(g, tx.init(w), w)
-    u_t, _ = tx.update(g.T, tx.init(w.T), w.T)
+    update = jax.jit(tx.update)  # eager dispatch of every primitive costs seconds here
+    u, _ = update(g, tx.init(w), w)
+    u_t, _ = update(g.T, tx.init(w.T), w.T)
     np.testing.assert_allclose(u, u_t.T, rtol=1e-6, atol=1e-8)
     params = {"empty": jnp.zeros((2, 0, 3)), "t": _random((2, 3, 4))}
     state = tx.init(params)

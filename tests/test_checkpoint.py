@@ -68,7 +68,9 @@ def runs_all(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "entry",
-    [pytest.param(e, marks=() if e in cc.FAST else pytest.mark.slow) for e in cc.optimizers()],
+    # A new interpreter (jax's import and fresh compiles): slow. In the default run the checkpoint
+    # example's test (tests/test_examples.py) saves and restores with orbax in-process.
+    [pytest.param(e, marks=pytest.mark.slow) for e in cc.optimizers()],
 )
 def test_resume_in_fresh_process_is_bit_identical(request, entry):
     uninterrupted, resumed = request.getfixturevalue(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
 import sys
 
 import jax
@@ -54,35 +56,85 @@ def test_digits_quick_run_writes_table_plots_and_results(tmp_path, capsys):
     assert "| label noise | recipe |" in capsys.readouterr().out
 
 
-def test_sharpness_measures_on_a_quadratic():
-    # loss(w) = 0.5 w^T A w with eigenvalues 5, 2, 0.5: the top eigenvalue is 5, and at w = 0 the rise
-    # within the rho-ball is 0.5 * 5 * rho^2, reached along the top eigenvector (one of the directions).
+def test_demo_sharpness_and_landscapes_call_sharpax_sharpness(monkeypatch):
+    # The demo's own composition, run eagerly on stand-ins for the module's functions (recording their
+    # arguments, returning set values): cheap, where the numbers themselves are the slow twin's.
     digits = load("digits")
-    q, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (3, 3)))
-    a = q @ jnp.diag(jnp.array([5.0, 2.0, 0.5])) @ q.T
-    loss = lambda w: 0.5 * w @ a @ w
-    top_eig, rise = digits.sharpness_measures(loss, jnp.zeros(3), jax.random.key(1), 0.1, 50)
-    np.testing.assert_allclose(top_eig, 5.0, rtol=1e-4)
-    np.testing.assert_allclose(rise, 0.5 * 5.0 * 0.1**2, rtol=1e-4)
+    calls: dict[str, list] = {}
+
+    def record(name, result):
+        def fake(*args, **kwargs):
+            calls.setdefault(name, []).append((args, kwargs))
+            return result(len(calls[name])) if callable(result) else result
+
+        monkeypatch.setattr(sharpax.sharpness, name, fake)
+
+    params, x, y, key = {"w": jnp.ones((2, 3))}, jnp.ones((4, 2)), jnp.zeros(4), jax.random.key(3)
+    monkeypatch.setattr(digits, "loss_fn", lambda p, x, y: jnp.float32(2.2))
+    vecs = {"w": jnp.arange(6.0).reshape(1, 2, 3)}
+    record("hessian_eigenvalues", (jnp.array([7.0]), vecs))
+    record("loss_landscape", jnp.array([2.5, 2.0]))
+    for first_order, want in [(0.1, 2.5 - 2.2), (0.5, 0.5)]:
+        record("sam_sharpness", jnp.float32(first_order))
+        top_eig, rise = digits.sharpness.__wrapped__(params, x, y, key, 0.05, 12)
+        np.testing.assert_allclose([top_eig, rise], [7.0, want], rtol=1e-6)
+    ((args, kwargs),) = calls["hessian_eigenvalues"][:1]
+    assert args == (digits.loss_fn, params, x, y)
+    assert kwargs["k"] == 1 and kwargs["num_iterations"] == 12 and kwargs["key"] is key
+    (args, kwargs) = calls["loss_landscape"][0]
+    np.testing.assert_array_equal(kwargs["directions"][0]["w"], vecs["w"][0])  # the top eigenvector
+    np.testing.assert_allclose(kwargs["alphas"], [-0.05, 0.05])
+    assert calls["sam_sharpness"][0][1]["rho"] == 0.05
+
+    calls.clear()
+    record("filter_normalized_direction", lambda i: {"w": jnp.full((2, 3), float(i))})
+    record("loss_landscape", lambda i: jnp.full((3,) * i, float(i)))
+    alphas = jnp.array([-1.0, 0.5, 1.0])
+    line, surface = digits.landscape.__wrapped__(params, x, y, key, alphas)
+    assert line.shape == (3,) and surface.shape == (3, 3) and surface[0, 0] == 2.0
+    key1, key2 = jax.random.split(key)
+    drawn = [kw.get("key", a[0]) for a, kw in calls["filter_normalized_direction"]]
+    np.testing.assert_array_equal(
+        jax.random.key_data(jnp.stack(drawn)), jax.random.key_data(jnp.stack([key1, key2]))
+    )
+    (_, line_kw), (_, surface_kw) = calls["loss_landscape"]
+    assert [d["w"][0, 0] for d in line_kw["directions"]] == [1.0]
+    # The surface's first axis runs along the first direction (the plot transposes it).
+    assert [d["w"][0, 0] for d in surface_kw["directions"]] == [1.0, 2.0]
+    assert line_kw["alphas"] is alphas and surface_kw["alphas"] is alphas
 
 
-def test_filter_normalized_direction_matches_each_filter_norm_and_skips_biases():
+@pytest.mark.slow
+def test_demo_sharpness_and_landscapes_come_from_sharpax_sharpness():
     digits = load("digits")
-    params = {
-        "dense": {"kernel": jnp.arange(12.0).reshape(3, 4) - 5.0, "bias": jnp.ones(4)},
-        "conv": {"kernel": jax.random.normal(jax.random.key(0), (3, 3, 2, 5))},
-    }
-    d = digits.filter_normalized_direction(jax.random.key(1), params)
-    np.testing.assert_array_equal(d["dense"]["bias"], jnp.zeros(4))
-    for w, u, axes in [
-        (params["dense"]["kernel"], d["dense"]["kernel"], (0,)),
-        (params["conv"]["kernel"], d["conv"]["kernel"], (0, 1, 2)),
-    ]:
-        np.testing.assert_allclose(
-            np.sqrt(np.sum(np.square(u), axis=axes)),
-            np.sqrt(np.sum(np.square(w), axis=axes)),
-            rtol=1e-5,
-        )
+    (x, y), _ = digits.load_data()
+    x, y = jnp.asarray(x[:128]), jnp.asarray(y[:128])
+    params = digits.init_params(jax.random.key(0), x[:1])
+    key = jax.random.key(3)
+    top_eig, rise = digits.sharpness(params, x, y, key, 0.05, 10)
+    eigs, vecs = sharpax.sharpness.hessian_eigenvalues(
+        digits.loss_fn, params, x, y, num_iterations=10, key=key
+    )
+    np.testing.assert_allclose(top_eig, eigs[0], rtol=1e-5)
+    first_order = sharpax.sharpness.sam_sharpness(digits.loss_fn, params, x, y, rho=0.05)
+    along = [
+        digits.loss_fn(jax.tree.map(lambda w, v, a=a: w + a * v[0], params, vecs), x, y)
+        for a in (-0.05, 0.05)
+    ]
+    want = max(float(first_order), max(along) - float(digits.loss_fn(params, x, y)))
+    np.testing.assert_allclose(rise, want, rtol=1e-4)
+
+    alphas = jnp.array([-1.0, 0.5, 1.0])
+    line, surface = digits.landscape(params, x, y, key, alphas)
+    key1, key2 = jax.random.split(key)
+    d1, d2 = (sharpax.sharpness.filter_normalized_direction(k, params) for k in (key1, key2))
+    at = lambda a, b: digits.loss_fn(
+        jax.tree.map(lambda w, u, v: w + (a * u + b * v), params, d1, d2), x, y
+    )
+    np.testing.assert_allclose(line, [at(a, 0.0) for a in alphas], rtol=1e-5)
+    # The surface's first axis runs along the first direction (the plot transposes it).
+    np.testing.assert_allclose(surface[2, 0], at(1.0, -1.0), rtol=1e-5)
+    np.testing.assert_allclose(surface[0, 2], at(-1.0, 1.0), rtol=1e-5)
 
 
 def test_label_noise_flips_the_asked_fraction_to_other_classes():
@@ -295,6 +347,7 @@ def test_mixed_precision_sam_overflow_in_the_second_pass_skips_the_step():
     assert float(sharpax.current_loss_scale(new_state).loss_scale) == 2.0**14
 
 
+@pytest.mark.slow  # the two forms are each checked by the tests above
 def test_mixed_precision_sam_both_forms_take_the_same_steps_and_skips(capsys):
     # Starting at 2^24, the first steps overflow and are skipped; both forms skip the same ones.
     example = load("mixed_precision_sam")
@@ -310,3 +363,95 @@ def test_mixed_precision_sam_both_forms_take_the_same_steps_and_skips(capsys):
         np.testing.assert_array_equal(a, b)
     out = capsys.readouterr().out
     assert "gradient form, float16 compute" in out and "transformation form" in out
+
+
+# ---------------------------------------------------------------------------------------- multi_host
+
+
+def _losses(text: str) -> list[float]:
+    return [float(line.split()[-1]) for line in text.splitlines() if line.startswith("step")]
+
+
+def test_multi_host_one_process(capsys):
+    """The one-process path (here on the 8 devices conftest creates): the loss goes down."""
+    final = load("multi_host").main(["--steps", "12"])
+    losses = _losses(capsys.readouterr().out)
+    assert len(losses) == 3 and losses[-1] < losses[0] - 0.1, losses
+    assert all(np.all(np.isfinite(v)) for v in final.values())
+
+
+@pytest.mark.slow
+def test_multi_host_two_local_processes_match_one(tmp_path):
+    """`--local-processes 2` (one command) trains as the one-process run does, to float32 rounding,
+    and each process writes its shards of the checkpoint."""
+    from tests.test_multiprocess import gloo_unavailable
+
+    reason = gloo_unavailable()
+    if reason:
+        pytest.skip(reason)
+    one = load("multi_host").main(["--steps", "12"])
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES.parent), env.get("PYTHONPATH", "")])
+    command = [sys.executable, str(EXAMPLES / "multi_host.py"), "--local-processes", "2"]
+    command += ["--steps", "12", "--out", str(tmp_path / "two.npz")]
+    command += ["--checkpoint", str(tmp_path / "ckpt")]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es), 8 devices (4 here)" in proc.stdout
+    assert len(_losses(proc.stdout)) == 3  # printed by process 0 only
+    with np.load(tmp_path / "two.npz") as two:
+        for k, v in one.items():
+            np.testing.assert_allclose(two[k], v, rtol=2e-5, atol=2e-6, err_msg=k)
+    written = {p.name for p in (tmp_path / "ckpt").iterdir()}
+    assert {"ocdbt.process_0", "ocdbt.process_1"} <= written, written
+
+
+# ------------------------------------------------------------------------------- the SAM family study
+
+
+# By default the two members with their own hooks (evaluation weights, passes per step); all slow.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=() if n in ("momentum_sam", "ae_sam") else pytest.mark.slow)
+        for n in load("sam_family").METHODS
+    ],
+)
+def test_sam_family_method_takes_a_finite_step_that_moves_the_params(name):
+    study = load("sam_family")
+    method = study.METHODS[name]
+    (x, y), _ = study.digits.load_data()
+    x, y = jnp.asarray(x[:32]), jnp.asarray(y[:32])
+    init, step, eval_params = method.build(method.grid[-1], optax.constant_schedule(0.05), 10)
+    params = study.init_params(jax.random.key(0), x[:1])
+    state = init(params)
+    step = jax.jit(step)
+    for i in range(3):
+        new_params, state, loss = step(params, state, x, y, jax.random.key(i))
+        assert np.isfinite(float(loss))
+        assert any(
+            not np.array_equal(a, b)
+            for a, b in zip(jax.tree.leaves(new_params), jax.tree.leaves(params), strict=True)
+        )
+        params = new_params
+    evaluated = eval_params(params, state)
+    assert jax.tree.structure(evaluated) == jax.tree.structure(params)
+    if method.passes is not None:
+        assert 1.0 <= float(method.passes(state)) <= 2.0
+
+
+@pytest.mark.slow
+def test_sam_family_quick_study_writes_table_plot_and_results(tmp_path, capsys):
+    study = load("sam_family")
+    results = study.main(
+        ["--quick", "--methods", "sam", "momentum_sam", "--noise", "0", "--out", str(tmp_path)]
+    )
+    rows = results["noise"]["0"]
+    assert set(rows) == {"sgd", "sam", "momentum_sam"}
+    assert rows["sgd"]["vs_sgd"] == 1.0 and rows["sam"]["passes"] == 2
+    assert all(50 < r["test_acc"] <= 100 and r["top_eig"] > 0 for r in rows.values())
+    assert (tmp_path / "sam_family.png").stat().st_size > 0
+    assert json.loads((tmp_path / "results.json").read_text())["noise"]["0"]["sam"]["rho"] in (
+        study.SAM_RHOS
+    )
+    assert "| 0% | momentum_sam | rho=" in capsys.readouterr().out

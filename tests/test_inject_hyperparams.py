@@ -4,6 +4,7 @@ a learning rate changed between steps does not recompile, and the current value 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -251,3 +252,68 @@ def test_bfloat16_params_are_bit_identical_too(make, kwargs):
 def _apply(tx, grads, state, params):
     updates, state = tx.update(grads, state, params)
     return optax.apply_updates(params, updates), state
+
+
+# Hyperparameters whose known zero removes a block from an optimizer's chain.
+BLOCK_GATES = ("weight_decay", "momentum", "dampening", "lr_decay")
+# The table's cases where one of them is a zero (default or given): optax's wrapper changes these.
+OPTAX_CHANGES_STRUCTURE = {"sgd", "sgd_nesterov", "adam", "rmsprop", "nadam", "radam"}
+
+
+def _paths(state):
+    flat = jax.tree_util.tree_flatten_with_path(state, is_leaf=lambda x: x is None)[0]
+    return [jax.tree_util.keystr(path) for path, _ in flat]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_inner_state_structure_under_each_inject_hyperparams(case):
+    """What each wrapper gives (documented at `sharpax.inject_hyperparams`): sharpax's keeps the plain
+    optimizer's state as its inner state; optax's adds the blocks of zero hyperparameters, unless they
+    are passed as `static_args`."""
+    params = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
+    plain = _paths(case.build().init(params))
+    ours = sharpax.inject_hyperparams(case.make)(**case.kwargs)
+    assert _paths(ours.init(params).inner_state) == plain
+    theirs = optax.inject_hyperparams(case.make)(**case.kwargs)
+    assert (_paths(theirs.init(params).inner_state) != plain) == (
+        case.id in OPTAX_CHANGES_STRUCTURE
+    )
+    gates = [name for name in BLOCK_GATES if name in inspect.signature(case.make).parameters]
+    kept = optax.inject_hyperparams(case.make, static_args=gates)(**case.kwargs)
+    assert _paths(kept.init(params).inner_state) == plain
+
+
+def test_a_plain_checkpoint_resumes_under_sharpax_inject_hyperparams():
+    """The plain `sgd(lr, momentum=0)` state (nothing but an empty chain) goes into the injected
+    state as it is, and training continues bit for bit; optax's wrapper has a momentum buffer there."""
+    params, loss = _problem()
+    plain = sharpax.sgd(0.1)
+    state = plain.init(params)
+    for _ in range(3):
+        updates, state = plain.update(jax.grad(loss)(params), state, params)
+        params = optax.apply_updates(params, updates)
+    restored = jax.tree.map(np.asarray, (params, state))  # what a checkpoint gives back
+
+    injected = sharpax.inject_hyperparams(sharpax.sgd)(learning_rate=0.1)
+    p, s = restored[0], injected.init(restored[0])._replace(inner_state=restored[1])
+    for _ in range(3):
+        u, s = injected.update(jax.grad(loss)(p), s, p)
+        p = optax.apply_updates(p, u)
+        updates, state = plain.update(jax.grad(loss)(params), state, params)
+        params = optax.apply_updates(params, updates)
+    for got, want in zip(jax.tree.leaves(p), jax.tree.leaves(params), strict=True):
+        np.testing.assert_array_equal(got, want)
+    theirs = optax.inject_hyperparams(sharpax.sgd)(learning_rate=0.1).init(restored[0])
+    assert jax.tree.structure(theirs.inner_state) != jax.tree.structure(restored[1])
+
+
+def test_set_hyperparams_keeps_the_sharding_of_the_value_it_replaces():
+    """A learning rate replicated over 8 devices stays so (it came back on one device: in a
+    multi-process job a host-local array, which orbax refuses to checkpoint)."""
+    mesh = jax.make_mesh((8,), ("data",))
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    tx = sharpax.inject_hyperparams(sharpax.adam)(learning_rate=1e-2)
+    state = jax.device_put(tx.init({"w": jnp.ones(8)}), replicated)
+    state = sharpax.set_hyperparams(state, learning_rate=1e-3)
+    lr = state.hyperparams["learning_rate"]
+    assert lr.sharding == replicated and float(lr) == np.float32(1e-3)

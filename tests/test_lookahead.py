@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -235,6 +236,41 @@ def test_reset_state_restarts_adam():
     assert int(state.inner_state[0].count) == 0
     updates, _ = tx.update(jnp.array([4.0, -1.0]), state, params)
     np.testing.assert_allclose(updates, [-0.1, 0.1], rtol=1e-5)
+
+
+def _python_scalar_state():
+    """A transform keeping Python scalars in its state (a flag, a float), as optax allows."""
+
+    class FlagState(NamedTuple):
+        flag: bool
+        scale: float
+
+    return optax.GradientTransformation(
+        lambda params: FlagState(True, 1.0), lambda u, s, p=None: (u, s._replace(flag=False))
+    )
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_reset_state_with_python_scalars_in_the_inner_state(jit):
+    """The reset re-initialises an inner state holding Python scalars (optax.tree.cast_like called
+    `.astype` on them), and the trajectory is that of the same inner optimizer without them."""
+    with_flags = sharpax.lookahead(
+        optax.chain(sharpax.adam(0.1), _python_scalar_state()), 2, 0.5, reset_state=True
+    )
+    plain = sharpax.lookahead(sharpax.adam(0.1), 2, 0.5, reset_state=True)
+    runs = []
+    for tx in (with_flags, plain):
+        update = jax.jit(tx.update) if jit else tx.update
+        params = jnp.array([1.0, -3.0])
+        state = tx.init(params)
+        for t in range(5):
+            updates, state = update(jnp.array([2.0, 0.5]) * (t + 1), state, params)
+            params = optax.apply_updates(params, updates)
+        runs.append((params, state))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    flags = runs[0][1].inner_state[1]
+    assert not bool(flags.flag) and flags.flag.dtype == jnp.bool_  # the 5th step did not sync
+    assert float(flags.scale) == 1.0
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -1,4 +1,5 @@
-"""`mu_dtype` / `nu_dtype`: moments in their own dtype, updates in the params' dtype, for every case."""
+"""State dtypes (`mu_dtype`, `nu_dtype`, `accumulator_dtype`): each buffer in its own dtype, updates in
+the params' dtype, for every case of the table that has one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import pytest
 from tests.optimizer_table import CASES, CASES_BY_ID
 
 DTYPE_CASES = [case for case in CASES if case.moment_dtypes]
-STATE_FIELD = {"mu_dtype": ("mu",), "nu_dtype": ("nu", "nu_max")}
+# The state fields each option sets: the Adam family's moments, and the second-moment statistics of
+# rmsprop (and its centered mean), adagrad and adadelta; sgd's momentum buffer.
+STATE_FIELD = {
+    "mu_dtype": ("mu",),
+    "nu_dtype": ("nu", "nu_max", "square_avg", "grad_avg", "sum_of_squares", "acc_delta"),
+    "accumulator_dtype": ("buf",),
+}
 
 
 def moments(state, field):
@@ -65,12 +72,15 @@ def test_moment_dtypes(case, param_dtype, moment_dtype, jit):
     new_params, updates, init_state, state = run(case.build(**options), params, grads, jit)
 
     for option in case.moment_dtypes:
+        found = 0
         for field in STATE_FIELD[option]:
             for s in (init_state, state):
                 tree = moments(s, field)
                 if tree is None:
                     continue
                 assert {leaf.dtype for leaf in jax.tree.leaves(tree)} == {jnp.dtype(moment_dtype)}
+                found += 1
+        assert found, f"{option}: none of {STATE_FIELD[option]} in the state"
     for tree in (updates, new_params):
         assert {leaf.dtype for leaf in jax.tree.leaves(tree)} == {jnp.dtype(param_dtype)}
     assert jax.tree.structure(init_state) == jax.tree.structure(state)
@@ -85,17 +95,22 @@ def test_moment_dtypes(case, param_dtype, moment_dtype, jit):
 def test_default_moment_dtype_is_the_params(case):
     params, _ = problem(jnp.bfloat16)
     state = case.build().init(params)
-    for field in ("mu", "nu"):
+    for field in {f for option in case.moment_dtypes for f in STATE_FIELD[option]}:
         tree = moments(state, field)
         if tree is not None:
             assert {leaf.dtype for leaf in jax.tree.leaves(tree)} == {jnp.dtype(jnp.bfloat16)}
 
 
 @pytest.mark.parametrize(
-    "case", [c for c in DTYPE_CASES if len(c.moment_dtypes) == 2], ids=lambda case: case.id
+    "case, option",
+    [
+        pytest.param(case, option, id=f"{option}-{case.id}")
+        for case in DTYPE_CASES
+        if len(case.moment_dtypes) > 1
+        for option in case.moment_dtypes
+    ],
 )
-@pytest.mark.parametrize("option", ["mu_dtype", "nu_dtype"])
-def test_mu_and_nu_dtypes_are_independent(case, option):
+def test_state_dtype_options_are_independent(case, option):
     params, grads = problem(jnp.bfloat16)
     tx = case.build(**{option: jnp.float32})
     # Shapes and dtypes only: eval_shape traces the update without compiling or running it.

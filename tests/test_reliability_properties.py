@@ -56,6 +56,7 @@ HYPERPARAMETERS: dict[str, st.SearchStrategy] = {
     "degenerated_to_sgd": st.booleans(),
     "mu_dtype": st.sampled_from([None, jnp.float32, jnp.bfloat16]),
     "nu_dtype": st.sampled_from([None, jnp.float32, jnp.bfloat16]),
+    "accumulator_dtype": st.sampled_from([None, jnp.float32, jnp.bfloat16]),
     # Adafactor
     "beta2_decay": st.one_of(st.sampled_from([-0.8, 0.0, -1.0]), st.floats(-2.0, 0.0)),
     "d": _closed(1.0, 10.0),
@@ -179,7 +180,11 @@ def check_properties(factory, kwargs, skeleton, seed, grad_scale) -> None:
 
     # With a bfloat16 moment, XLA may keep a fused chain in float32 and round once where eager rounds
     # after each op: the two agree to bfloat16's precision, not float32's.
-    low = jnp.bfloat16 in (kwargs.get("mu_dtype"), kwargs.get("nu_dtype"))
+    low = jnp.bfloat16 in (
+        kwargs.get("mu_dtype"),
+        kwargs.get("nu_dtype"),
+        kwargs.get("accumulator_dtype"),
+    )
     tol = 2e-2 if low else 1e-5
     eager_state, jit_state = state, state
     update = jax.jit(tx.update)

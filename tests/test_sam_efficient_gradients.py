@@ -20,6 +20,7 @@ import optax
 import pytest
 from golden import make_sam_efficient_gradient_goldens as gen
 from golden import sam_references as ref
+from jax import lax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -524,3 +525,19 @@ def test_esam_matches_dydjw9_live():
         np.testing.assert_allclose(params, ESAM_GOLDEN[f"{case}_params"], **GOLDEN_VS_LIVE)
         np.testing.assert_allclose(losses, ESAM_GOLDEN[f"{case}_loss"], **GOLDEN_VS_LIVE)
         np.testing.assert_allclose(run_esam(case)[0], params, **TOL)
+
+
+def test_esam_on_complex_params_is_its_real_view():
+    """A complex param is its real and imaginary parts (as torch's view_as_real): ESAM on w = a + ib
+    perturbs along conj(jax.grad) and returns JAX's gradient, the conjugate of the real view's."""
+    x = jnp.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.1], [-1.0, 0.4]])
+    per_example = lambda w, x: jnp.abs(x.astype(w.dtype) @ w) ** 2
+    real_view = lambda ab, x: per_example(lax.complex(ab[:, 0], ab[:, 1]), x)
+    ab = jnp.array([[1.0, 2.0], [-0.5, 0.3]])
+    esam = lambda f: jax.jit(sharpax.esam_value_and_grad(f, 0.1, 1.0, 0.5))
+    loss, g = esam(per_example)(lax.complex(ab[:, 0], ab[:, 1]), x)
+    real_loss, g_real = esam(real_view)(ab, x)
+    np.testing.assert_allclose(loss, real_loss, rtol=1e-6)
+    np.testing.assert_allclose(
+        g, np.asarray(g_real[:, 0]) - 1j * np.asarray(g_real[:, 1]), rtol=1e-5, atol=1e-6
+    )

@@ -239,3 +239,21 @@ def test_m_sharpness_aux_is_stacked_and_keywords_are_whole():
 def test_m_sharpness_needs_a_divisible_batch():
     with pytest.raises(ValueError, match=r"with m=4, .* divisible by 4, got shape \(6, 1\)"):
         sharpax.sam_value_and_grad(lambda w, x: jnp.sum(w * x), m=4)(jnp.ones(1), jnp.ones((6, 1)))
+
+
+@pytest.mark.parametrize("m", [2, 1], ids=["m-sharpness", "per-device"])
+def test_batch_check_names_a_non_array_argument(m):
+    """A non-array leaf in a positional argument (a function kept in a model's pytree) gets our message,
+    naming the argument, not JAX's conversion error."""
+    loss = lambda w, static, x: static["scale"] * jnp.mean(x) * jnp.sum(w**2)
+    kwargs = {"m": m}
+    if m == 1:
+        mesh = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1])
+        kwargs |= {"mesh_axis": "data", "mesh": mesh}
+    sam_grad = sharpax.sam_value_and_grad(loss, 0.1, **kwargs)
+    static = {"scale": 2.0, "act": jnp.tanh}
+    with pytest.raises(ValueError, match=r"positional argument 1 \(params is 0\) at \['act'\]"):
+        sam_grad(jnp.ones(2), static, jnp.ones((4, 1)))
+    if m > 1:
+        with pytest.raises(ValueError, match=r"shape \(3, 1\) at positional argument 2"):
+            sam_grad(jnp.ones(2), {"scale": jnp.ones(4)}, jnp.ones((3, 1)))

@@ -66,9 +66,17 @@ def assert_tree_close(a, b, rtol=1e-5, atol=1e-6):
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=rtol, atol=atol), a, b)
 
 
-@pytest.mark.parametrize("axis_type", [AxisType.Auto, AxisType.Explicit])
-@pytest.mark.parametrize("jit", [True, False])
-def test_per_device_matches_chunked_and_numpy_and_differs_from_global(axis_type, jit):
+# Each axis type and each of jit / eager once in the default run; the other two pairs are slow.
+@pytest.mark.parametrize(
+    "jit,axis_type",
+    [
+        (True, AxisType.Explicit),
+        (False, AxisType.Auto),
+        pytest.param(True, AxisType.Auto, marks=pytest.mark.slow),
+        pytest.param(False, AxisType.Explicit, marks=pytest.mark.slow),
+    ],
+)
+def test_per_device_matches_chunked_and_numpy_and_differs_from_global(jit, axis_type):
     params, x, y = problem()
     mesh = mesh_of(axis_type)
     per_device = sharpax.sam_value_and_grad(loss_fn, RHO, mesh_axis="data", mesh=mesh)

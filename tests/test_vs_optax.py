@@ -36,6 +36,23 @@ COINCIDE = {
         sharpax.adamw(1e-2, B1, B2, weight_decay=0.1, mask={"b": False, "s": True, "w": True}),
         optax.adamw(1e-2, B1, B2, weight_decay=0.1, mask={"b": False, "s": True, "w": True}),
     ),
+    "lion_mask": (
+        sharpax.lion(1e-2, weight_decay=0.1, mask={"b": False, "s": True, "w": True}),
+        optax.lion(1e-2, weight_decay=0.1, mask={"b": False, "s": True, "w": True}),
+    ),
+    # optax.nadamw: no momentum schedule (psi -> infinity), decoupled decay, a mask.
+    "nadamw_mask": (
+        sharpax.nadam(
+            1e-2,
+            B1,
+            B2,
+            weight_decay=0.1,
+            momentum_decay=1e9,
+            decoupled_weight_decay=True,
+            mask=lambda p: {k: k != "b" for k in p},
+        ),
+        optax.nadamw(1e-2, B1, B2, weight_decay=0.1, mask=lambda p: {k: k != "b" for k in p}),
+    ),
     "adamax": (sharpax.adamax(1e-2, B1, B2), optax.adamax(1e-2, B1, B2)),
     "adadelta": (
         sharpax.adadelta(0.5, weight_decay=0.1),
@@ -156,3 +173,19 @@ def test_documented_difference_from_optax(name):
     assert gap > 100 * 1e-5, (
         f"sharpax and optax agree on {name} (gap {gap:.1e}): is the difference gone?"
     )
+
+
+@pytest.mark.parametrize("decoupled", [True, False], ids=["decoupled", "l2"])
+def test_radam_mask_leaves_the_masked_out_leaves_undecayed(decoupled):
+    """optax.radam has no weight decay: a masked-out leaf follows the undecayed run, the others the
+    decayed one (every rule is elementwise, so leaves do not interact)."""
+    params, grads = inputs()
+    mask = {"b": False, "s": True, "w": True}
+    kwargs = dict(weight_decay=0.1, decoupled_weight_decay=decoupled)
+    got = run_trajectory(sharpax.radam(1e-2, mask=mask, **kwargs), params, grads, jit=True)
+    decayed = run_trajectory(sharpax.radam(1e-2, **kwargs), params, grads, jit=True)
+    undecayed = run_trajectory(sharpax.radam(1e-2), params, grads, jit=True)
+    np.testing.assert_array_equal(got["b"], undecayed["b"])
+    for k in ("s", "w"):
+        np.testing.assert_array_equal(got[k], decayed[k])
+    assert not np.allclose(decayed["w"], undecayed["w"], rtol=1e-4)

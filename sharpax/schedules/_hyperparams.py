@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.core import Tracer
 
 from sharpax._types import PyTree
 
@@ -39,6 +40,17 @@ def inject_hyperparams(
     detail: a *static* learning rate of exactly 1.0 lets XLA rewrite `p + (-1.0) * u` as `p - u`,
     which fuses differently from a multiply by a traced 1.0 when the update and `apply_updates` share
     one `jit`; the difference is then a few ulp per step.
+
+    The state structure: `state.inner_state` is exactly the state of the plain optimizer, so a
+    checkpoint of `sharpax.adam(...)`'s state loads into it (`state._replace(inner_state=restored)`).
+    Not so with `optax.inject_hyperparams(sharpax.X)`: an optimizer drops a block whose hyperparameter
+    is a known zero (`weight_decay`, `momentum`, `dampening`, `lr_decay`), and optax turns every
+    numeric default into an array, which may be changed to anything later, so the block is kept. Its
+    inner state then holds blocks the plain one has not (a momentum buffer for `sgd(lr)`, an empty
+    decay state shifting the chain's indices for `adam(lr)`), and plain checkpoints do not load. The
+    structure is not made the same both ways on purpose: doing so would put an unused momentum buffer
+    into every plain `sgd` state and change every existing checkpoint. With optax's wrapper, pass
+    those names in `static_args` to keep the plain structure.
 
     Args:
         factory: an optimizer factory, e.g. `sharpax.adam` (any function returning a transformation).
@@ -153,8 +165,8 @@ def current_learning_rate(opt_state: PyTree) -> jax.Array:
 def set_hyperparams(opt_state: PyTree, **values: Any) -> PyTree:
     r"""A copy of `opt_state` with injected hyperparameters replaced, for the following updates.
 
-    Each value is cast to the dtype and shape of the entry it replaces, so the state keeps its
-    abstract signature and a jitted step is not recompiled (a Python float in its place would be
+    Each value is cast to the dtype, shape and sharding of the entry it replaces, so the state keeps
+    its abstract signature and a jitted step is not recompiled (a Python float in its place would be
     weakly typed: a new signature, one more compilation). Scheduled hyperparameters are recomputed
     at every update, so setting them is refused.
 
@@ -190,6 +202,16 @@ def set_hyperparams(opt_state: PyTree, **values: Any) -> PyTree:
                 "inject it as a number to set it"
             )
         old = jnp.asarray(hyperparams[name])
-        hyperparams[name] = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
+        new = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
+        if (
+            isinstance(old, jax.Array)
+            and not isinstance(old, Tracer)
+            and len(old.sharding.device_set) > 1
+        ):
+            # Where the old value lived, when that is several devices: in a multi-process job a
+            # replicated global array, which a fresh `jnp` array (on one local device) is not, and
+            # which orbax can save. A one-device value stays an uncommitted one, as jit expects it.
+            new = jax.device_put(new, old.sharding)
+        hyperparams[name] = new
     new_node = node._replace(hyperparams=hyperparams)
     return jax.tree.map(lambda x: new_node if x is node else x, opt_state, is_leaf=_is_injected)

@@ -20,6 +20,7 @@ from sharpax.transforms._asgd import ScaleByAsgdState as ScaleByAsgdState
 from sharpax.transforms._asgd import asgd as asgd
 from sharpax.transforms._asgd import asgd_averaged_params as asgd_averaged_params
 from sharpax.transforms._asgd import scale_by_asgd as scale_by_asgd
+from sharpax.transforms._build import RealImag as RealImag
 from sharpax.transforms._lion import lion as lion
 from sharpax.transforms._lion import scale_by_lion as scale_by_lion
 from sharpax.transforms._muon import ScaleByMuonState as ScaleByMuonState
@@ -56,6 +57,7 @@ __all__ = [
     "muon_with_adamw",
     "nadam",
     "radam",
+    "RealImag",
     "rmsprop",
     "rprop",
     "scale_by_adadelta",

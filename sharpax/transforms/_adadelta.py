@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
 from sharpax._types import ScalarOrSchedule, Updates
-from sharpax._validation import check_non_negative, check_range, check_tree_match
+from sharpax._validation import check_float_dtype, check_non_negative, check_range, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
+from sharpax.transforms._numerics import safe_sqrt
 
 
 class ScaleByAdadeltaState(NamedTuple):
@@ -21,7 +21,9 @@ class ScaleByAdadeltaState(NamedTuple):
     acc_delta: Updates
 
 
-def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> optax.GradientTransformation:
+def scale_by_adadelta(
+    rho: float = 0.9, eps: float = 1e-6, *, nu_dtype: Any | None = None
+) -> optax.GradientTransformation:
     r"""Adadelta's unit-corrected step, as torch.optim.Adadelta computes it.
 
     .. math::
@@ -32,6 +34,8 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> optax.GradientTran
     Args:
         rho: decay in [0, 1].
         eps: >= 0.
+        nu_dtype: dtype of both running averages (default: the param's), e.g. `jnp.float32` over
+            bfloat16 params; the update comes back in the gradient's dtype.
 
     Returns:
         An `optax.GradientTransformation` with state `ScaleByAdadeltaState`.
@@ -46,24 +50,31 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> optax.GradientTran
     owner = "scale_by_adadelta"
     check_range(owner, "rho", rho, 0.0, 1.0)
     check_non_negative(owner, eps=eps)
+    check_float_dtype(owner, nu_dtype=nu_dtype)
 
     def init_fn(params):
-        return ScaleByAdadeltaState(zeros_like_tree(params), zeros_like_tree(params))
+        return ScaleByAdadeltaState(
+            zeros_like_tree(params, nu_dtype), zeros_like_tree(params, nu_dtype)
+        )
 
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.square_avg)
+        # In the averages' dtype; the same ops as before when it is the gradient's (casts are no-ops).
         square_avg = jax.tree.map(
-            lambda g, v: rho * v + (1 - rho) * g * g, updates, state.square_avg
+            lambda g, v: rho * v + (1 - rho) * g.astype(v.dtype) * g.astype(v.dtype),
+            updates,
+            state.square_avg,
         )
         delta = jax.tree.map(
-            lambda g, v, a: jnp.sqrt(a + eps) / jnp.sqrt(v + eps) * g,
+            lambda g, v, a: safe_sqrt(a + eps) / safe_sqrt(v + eps) * g.astype(v.dtype),
             updates,
             square_avg,
             state.acc_delta,
         )
         acc_delta = jax.tree.map(lambda d, a: rho * a + (1 - rho) * d * d, delta, state.acc_delta)
-        return delta, ScaleByAdadeltaState(square_avg, acc_delta)
+        out = jax.tree.map(lambda g, d: d.astype(g.dtype), updates, delta)
+        return out, ScaleByAdadeltaState(square_avg, acc_delta)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -73,6 +84,8 @@ def adadelta(
     rho: float = 0.9,
     eps: float = 1e-6,
     weight_decay: ScalarOrSchedule = 0.0,
+    *,
+    nu_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adadelta (Zeiler 2012) with torch.optim.Adadelta's update rule and defaults.
 
@@ -87,6 +100,7 @@ def adadelta(
         rho: decay in [0, 1].
         eps: >= 0.
         weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.
+        nu_dtype: dtype of both running averages (default: the param's).
 
     Returns:
         An `optax.GradientTransformationExtraArgs`.
@@ -105,9 +119,10 @@ def adadelta(
     owner = "adadelta"
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_range(owner, "rho", rho, 0.0, 1.0)
+    check_float_dtype(owner, nu_dtype=nu_dtype)
     return optimizer(
         owner,
         weight_decay_block(weight_decay),
-        scale_by_adadelta(rho, eps),
+        scale_by_adadelta(rho, eps, nu_dtype=nu_dtype),
         learning_rate=learning_rate,
     )

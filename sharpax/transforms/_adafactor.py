@@ -239,7 +239,7 @@ def adafactor(
         *(b for b in (decay,) if b is not None),
         optax.scale(-1.0),
     )
-    return float_leaves_only(chained, owner)
+    return float_leaves_only(chained, owner, complex_params=False)  # as torch.optim.Adafactor
 
 
 def _times(a: ScalarOrSchedule, b: ScalarOrSchedule) -> ScalarOrSchedule:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from sharpax._types import Array, ArrayLike, ScalarOrSchedule, Updates
-from sharpax._validation import check_non_negative, check_tree_match
+from sharpax._validation import check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
+from sharpax.transforms._numerics import safe_sqrt
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -20,7 +21,10 @@ class ScaleByAdagradState(NamedTuple):
 
 
 def scale_by_adagrad(
-    initial_accumulator_value: float = 0.0, eps: float = 1e-10
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+    *,
+    nu_dtype: Any | None = None,
 ) -> optax.GradientTransformation:
     r"""Divide by the root of the running sum of squared gradients, eps outside the root (torch).
 
@@ -32,6 +36,8 @@ def scale_by_adagrad(
     Args:
         initial_accumulator_value: s_0 >= 0.
         eps: >= 0.
+        nu_dtype: dtype of the sum (default: the param's), e.g. `jnp.float32` over bfloat16 params;
+            the update comes back in the gradient's dtype.
 
     Returns:
         An `optax.GradientTransformation` with state `ScaleByAdagradState`.
@@ -45,17 +51,25 @@ def scale_by_adagrad(
     """
     owner = "scale_by_adagrad"
     check_non_negative(owner, initial_accumulator_value=initial_accumulator_value, eps=eps)
+    check_float_dtype(owner, nu_dtype=nu_dtype)
 
     def init_fn(params):
         return ScaleByAdagradState(
-            jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params)
+            jax.tree.map(
+                lambda p: jnp.full_like(p, initial_accumulator_value, dtype=nu_dtype), params
+            )
         )
 
     def update_fn(updates, state, params=None):
         del params
         check_tree_match(owner, updates, state.sum_of_squares)
-        acc = jax.tree.map(lambda g, s: s + g * g, updates, state.sum_of_squares)
-        out = jax.tree.map(lambda g, s: g / (jnp.sqrt(s) + eps), updates, acc)
+        # In the sum's dtype; the same ops as before when it is the gradient's (casts are no-ops).
+        acc = jax.tree.map(
+            lambda g, s: s + g.astype(s.dtype) * g.astype(s.dtype), updates, state.sum_of_squares
+        )
+        out = jax.tree.map(
+            lambda g, s: (g.astype(s.dtype) / (safe_sqrt(s) + eps)).astype(g.dtype), updates, acc
+        )
         return out, ScaleByAdagradState(acc)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -67,6 +81,8 @@ def adagrad(
     weight_decay: ScalarOrSchedule = 0.0,
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
+    *,
+    nu_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adagrad (Duchi et al. 2011) with torch.optim.Adagrad's update rule.
 
@@ -83,6 +99,7 @@ def adagrad(
         weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.
         initial_accumulator_value: s_0 >= 0.
         eps: >= 0.
+        nu_dtype: dtype of the sum of squares (default: the param's).
 
     Returns:
         An `optax.GradientTransformationExtraArgs`.
@@ -103,6 +120,7 @@ def adagrad(
     check_non_negative(owner, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
     check_non_negative(owner, initial_accumulator_value=initial_accumulator_value)
     check_non_negative(owner, learning_rate=learning_rate)
+    check_float_dtype(owner, nu_dtype=nu_dtype)
 
     def decayed_lr(count: ArrayLike) -> Array:
         base = learning_rate(count) if callable(learning_rate) else learning_rate
@@ -113,6 +131,6 @@ def adagrad(
     return optimizer(
         owner,
         weight_decay_block(weight_decay),
-        scale_by_adagrad(initial_accumulator_value, eps),
+        scale_by_adagrad(initial_accumulator_value, eps, nu_dtype=nu_dtype),
         learning_rate=lr,
     )

@@ -13,7 +13,7 @@ from sharpax._types import Array, Params, ScalarOrSchedule, Schedule, State, Upd
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import increment, one_minus_power
+from sharpax.transforms._numerics import increment, one_minus_power, safe_sqrt
 from sharpax.transforms._scheduled import scheduled, value_at
 
 
@@ -98,7 +98,7 @@ def scale_by_adam(
             # torch goldens' worst error is unchanged) and lets XLA:CPU compile one kernel per leaf
             # shape: with the former, the first leaf of each shape got its own (40 kernels vs optax's 33
             # on a 70-leaf Transformer, ~15% more compile time).
-            denom = jnp.sqrt(v / jnp.asarray(bc2, v.dtype)) + eps
+            denom = safe_sqrt(v / jnp.asarray(bc2, v.dtype)) + eps
             return ((m / jnp.asarray(bc1, m.dtype)) / denom.astype(m.dtype)).astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, mu, denominator_source)
@@ -218,9 +218,7 @@ def adamw(
     check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_beta(owner, b1=b1, b2=b2)
-    decay = weight_decay_block(weight_decay)
-    if decay is not None and mask is not None:
-        decay = optax.masked(decay, mask)
+    decay = weight_decay_block(weight_decay, owner, mask)
     return optimizer(
         owner,
         scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype, nu_dtype=nu_dtype),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ import optax
 
 from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
-from sharpax._validation import check_beta, check_non_negative, check_tree_match
+from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment
 from sharpax.transforms._numerics import increment, one_minus_power
@@ -26,7 +26,12 @@ class ScaleByAdamaxState(NamedTuple):
 
 
 def scale_by_adamax(
-    b1: float | Schedule = 0.9, b2: float = 0.999, eps: float = 1e-8
+    b1: float | Schedule = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    mu_dtype: Any | None = None,
+    nu_dtype: Any | None = None,
 ) -> optax.GradientTransformation:
     r"""Adam's infinity-norm variant, as torch.optim.Adamax computes it.
 
@@ -41,6 +46,9 @@ def scale_by_adamax(
         b1: beta_1 in [0, 1), or a schedule (torch's cycled beta_1).
         b2: beta_2 in [0, 1).
         eps: >= 0.
+        mu_dtype: dtype of the first moment (default: the param's).
+        nu_dtype: dtype of the infinity norm (default: the param's), e.g. `jnp.float32` over bfloat16
+            params; the update comes back in the gradient's dtype.
 
     Returns:
         An `optax.GradientTransformation` with state `ScaleByAdamaxState`.
@@ -55,11 +63,14 @@ def scale_by_adamax(
     owner = "scale_by_adamax"
     check_beta(owner, b1=b1, b2=b2)
     check_non_negative(owner, eps=eps)
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     b1 = scheduled(owner, "b1", b1)
 
     def init_fn(params):
         return ScaleByAdamaxState(
-            jnp.zeros([], jnp.int32), zeros_like_tree(params), zeros_like_tree(params)
+            jnp.zeros([], jnp.int32),
+            zeros_like_tree(params, mu_dtype),
+            zeros_like_tree(params, nu_dtype),
         )
 
     def update_fn(updates, state, params=None):
@@ -69,8 +80,18 @@ def scale_by_adamax(
         count = increment(state.count)
         bc1 = one_minus_power(b1_t, count.astype(jnp.float32))
         mu = update_first_moment(updates, state.mu, b1_t)
-        nu = jax.tree.map(lambda g, u: jnp.maximum(b2 * u, jnp.abs(g) + eps), updates, state.nu)
-        out = jax.tree.map(lambda m, u: m / (jnp.asarray(bc1, m.dtype) * u), mu, nu)
+        nu = jax.tree.map(
+            lambda g, u: jnp.maximum(b2 * u, jnp.abs(g.astype(u.dtype)) + eps), updates, state.nu
+        )
+
+        def step(g, m, u):
+            # In the wider of the two buffers' dtypes (casts are no-ops when both are the gradient's).
+            with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit mix
+                dtype = jnp.promote_types(m.dtype, u.dtype)
+            m, u = m.astype(dtype), u.astype(dtype)
+            return (m / (jnp.asarray(bc1, dtype) * u)).astype(g.dtype)
+
+        out = jax.tree.map(step, updates, mu, nu)
         return out, ScaleByAdamaxState(count, mu, nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -82,6 +103,9 @@ def adamax(
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: ScalarOrSchedule = 0.0,
+    *,
+    mu_dtype: Any | None = None,
+    nu_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adamax (Kingma & Ba 2015, section 7) with torch.optim.Adamax's update rule.
 
@@ -97,6 +121,8 @@ def adamax(
         b2: beta_2 in [0, 1).
         eps: >= 0.
         weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.
+        mu_dtype: dtype of the first moment (default: the param's).
+        nu_dtype: dtype of the infinity norm (default: the param's).
 
     Returns:
         An `optax.GradientTransformationExtraArgs`.
@@ -115,9 +141,10 @@ def adamax(
     owner = "adamax"
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_beta(owner, b1=b1, b2=b2)
+    check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     return optimizer(
         owner,
         weight_decay_block(weight_decay),
-        scale_by_adamax(b1, b2, eps),
+        scale_by_adamax(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         learning_rate=learning_rate,
     )

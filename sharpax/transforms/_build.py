@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import is_float_leaf
-from sharpax._types import PyTree, ScalarOrSchedule
+from sharpax._types import Mask, PyTree, ScalarOrSchedule
 from sharpax._validation import (
     check_gradients,
     check_non_negative,
@@ -32,15 +32,30 @@ def is_static_zero(value: Any) -> bool:
 
 
 def weight_decay_block(
-    weight_decay: ScalarOrSchedule, owner: str = "weight_decay_block"
+    weight_decay: ScalarOrSchedule,
+    owner: str = "weight_decay_block",
+    mask: Mask = None,
 ) -> optax.GradientTransformation | None:
-    """`g + weight_decay * p`, or nothing when the decay is a known zero."""
+    """`g + weight_decay * p` on the leaves `mask` selects, or nothing when the decay is a known zero.
+
+    `mask` is optax's: a pytree of bools shaped like the params (or a prefix of it), or a callable
+    building one from the params; the callable is given the caller's params (complex leaves as they
+    are), not the real view the blocks see.
+    """
     if is_static_zero(weight_decay):
         return None
     weight_decay = checked_schedule(owner, "weight_decay", weight_decay)
-    if not callable(weight_decay):
-        return optax.add_decayed_weights(weight_decay)
-    return _scheduled_decay(weight_decay)
+    if callable(weight_decay):
+        decay = _scheduled_decay(weight_decay)
+    else:
+        decay = optax.add_decayed_weights(weight_decay)
+    if mask is None:
+        return decay
+    if callable(mask):
+        user_mask = mask
+        mask = lambda params: user_mask(from_real_view(params))
+    # A bool at a complex leaf is a prefix of its RealImag pair: optax.masked broadcasts it.
+    return optax.masked(decay, mask)
 
 
 class ScheduledWeightDecayState(NamedTuple):
@@ -73,6 +88,7 @@ def optimizer(
     owner: str,
     *blocks: optax.GradientTransformation | None,
     learning_rate: ScalarOrSchedule,
+    complex_params: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """`chain(*blocks, scale_by_learning_rate(learning_rate))` over the floating leaves only.
 
@@ -84,53 +100,117 @@ def optimizer(
     chained = optax.chain(
         *(b for b in blocks if b is not None), optax.scale_by_learning_rate(learning_rate)
     )
-    return float_leaves_only(chained, owner)
+    return float_leaves_only(chained, owner, complex_params)
 
 
-def _float_or_none(x: Any) -> Any:
+class RealImag(NamedTuple):
+    """A complex leaf as the optimizer's blocks see it: its real and imaginary parts (torch's view_as_real).
+
+    Kept as two arrays of the param's shape, not one array with a trailing axis of 2, so that rules
+    which look at a leaf's shape (factored second moments, orthogonalised matrices, masks by `ndim`)
+    see the shape of the param.
+    """
+
+    real: Any
+    imag: Any
+
+
+def _is_real_imag(x: Any) -> bool:
+    return isinstance(x, RealImag)
+
+
+def _real_dtype(dtype: Any) -> Any:
+    return jnp.finfo(dtype).dtype  # complex64 -> float32, complex128 -> float64
+
+
+def _view(x: Any) -> Any:
+    """A floating leaf as itself, a complex one as `RealImag`, anything else as `None`."""
     # A Python float leaf is a float param (optax optimises it too); passing it through would hand
     # the raw gradient back as the update.
     if isinstance(x, (float, complex)):
-        return jnp.asarray(x)
-    return x if is_float_leaf(x) else None
+        x = jnp.asarray(x)
+    if not is_float_leaf(x):
+        return None
+    if not jnp.issubdtype(x.dtype, jnp.complexfloating):
+        return x
+    if isinstance(x, jax.ShapeDtypeStruct):  # abstract init (e.g. a restore target)
+        part = jax.ShapeDtypeStruct(x.shape, _real_dtype(x.dtype), sharding=x.sharding)
+        return RealImag(part, part)
+    return RealImag(jnp.real(x), jnp.imag(x))
 
 
-def _non_float_to_none(tree: PyTree) -> PyTree:
-    return jax.tree.map(_float_or_none, tree)
+def as_real_view(tree: PyTree) -> PyTree:
+    """`tree` as the blocks of `optimizer(...)` see it: complex leaves as `RealImag`, non-floats `None`."""
+    return jax.tree.map(_view, tree)
+
+
+def _unview(x: Any) -> Any:
+    return jax.lax.complex(x.real, x.imag) if isinstance(x, RealImag) else x
+
+
+def from_real_view(tree: PyTree) -> PyTree:
+    """The inverse of `as_real_view` on its floating leaves: each `RealImag` becomes a complex leaf."""
+    return jax.tree.map(_unview, tree, is_leaf=_is_real_imag)
+
+
+def _refuse_complex(owner: str, tree: PyTree) -> None:
+    for path, x in jax.tree_util.tree_leaves_with_path(tree):
+        if isinstance(x, complex) or (
+            is_float_leaf(x) and jnp.issubdtype(x.dtype, jnp.complexfloating)
+        ):
+            raise TypeError(
+                f"{owner}: complex params are not supported (as in torch.optim), got "
+                f"{jnp.result_type(x)} at {jax.tree_util.keystr(path)}"
+            )
 
 
 def float_leaves_only(
-    tx: optax.GradientTransformation, owner: str = "float_leaves_only"
+    tx: optax.GradientTransformation,
+    owner: str = "float_leaves_only",
+    complex_params: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
-    """Run `tx` on the floating leaves only; integer, bool and float0 leaves pass through untouched.
+    """Run `tx` on the floating leaves only, complex ones as their real and imaginary parts.
 
-    Python float leaves count as floating (as 0-d arrays), as in optax.
+    Integer, bool and float0 leaves pass through untouched; the inner transform sees `None` there, so
+    its state holds nothing for them and its math needs no special cases. Python float leaves count
+    as floating (as 0-d arrays), as in optax.
 
-    The inner transform sees `None` where the params are not floating point, so its state holds nothing
-    for them and its math needs no special cases. Gradients are checked first (`check_gradients`), so
-    a mistake is reported in terms of the caller's own trees.
+    A complex leaf is seen as `RealImag(real, imag)`, two real arrays of its shape: every rule acts
+    on the real and imaginary parts as on two real params, as torch.optim does (`view_as_real`), and
+    the update is put back together as a complex array. The state holds real buffers for it (a
+    `RealImag` of them). Gradients of complex params are in optax's and torch's convention, the
+    conjugate of what `jax.grad` returns (see docs/complex.md).
+
+    With `complex_params=False` (rules torch refuses complex params for, e.g. factored or
+    orthogonalised ones), a complex leaf is a `TypeError` instead.
+
+    Gradients are checked first (`check_gradients`), so a mistake is reported in terms of the
+    caller's own trees.
     """
     tx = optax.with_extra_args_support(tx)
 
     def init_fn(params: PyTree) -> optax.OptState:
-        return tx.init(_non_float_to_none(params))
+        if not complex_params:
+            _refuse_complex(owner, params)
+        return tx.init(as_real_view(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         check_gradients(owner, updates, params)
-        float_updates = _non_float_to_none(updates)
-        float_params = None if params is None else _non_float_to_none(params)
+        if not complex_params:
+            _refuse_complex(owner, updates)
+        float_updates = as_real_view(updates)
+        float_params = None if params is None else as_real_view(params)
         try:
             new_updates, new_state = tx.update(float_updates, state, float_params, **extra_args)
         except Exception:
             # Diagnose only on failure: tracing init on every update would slow every compile.
             check_state(owner, state, jax.eval_shape(tx.init, float_updates))
             raise
-        merged = jax.tree.map(
-            lambda new, old: old if new is None else new,
-            new_updates,
-            updates,
-            is_leaf=lambda x: x is None,
-        )
-        return merged, new_state
+        leaves, treedef = jax.tree.flatten(updates)
+        merged = [
+            old if new is None else _unview(new)
+            for new, old in zip(treedef.flatten_up_to(new_updates), leaves, strict=True)
+        ]
+        return jax.tree.unflatten(treedef, merged), new_state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import ScalarOrSchedule
+from sharpax._types import Mask, ScalarOrSchedule
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 
@@ -71,6 +71,7 @@ def lion(
     b2: float = 0.99,
     weight_decay: ScalarOrSchedule = 0.0,
     *,
+    mask: Mask = None,
     mu_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Lion (Chen et al. 2023), the sign of an interpolated momentum, as `lion_pytorch.Lion`.
@@ -88,6 +89,8 @@ def lion(
         b1: interpolation factor in [0, 1).
         b2: momentum decay in [0, 1).
         weight_decay: decoupled decay lambda >= 0, or a schedule.
+        mask: pytree of bools (or a callable on params) choosing which leaves decay (optax's convention);
+            everything decays when `None`, as in torch.
         mu_dtype: dtype of the momentum and of the interpolation computed from it (default: the
             gradient's); the update comes back in the gradient's dtype.
 
@@ -112,6 +115,6 @@ def lion(
     return optimizer(
         owner,
         scale_by_lion(b1, b2, mu_dtype=mu_dtype),
-        weight_decay_block(weight_decay),
+        weight_decay_block(weight_decay, owner, mask),
         learning_rate=learning_rate,
     )

@@ -270,6 +270,7 @@ def muon(
         ),
         weight_decay_block(weight_decay, owner),
         learning_rate=learning_rate,
+        complex_params=False,  # as torch.optim.Muon
     )
 
 
@@ -374,4 +375,4 @@ def muon_with_adamw(
             is_leaf=lambda x: x is None,
         )
 
-    return float_leaves_only(optax.partition(transforms, labels), owner)
+    return float_leaves_only(optax.partition(transforms, labels), owner, complex_params=False)

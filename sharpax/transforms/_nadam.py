@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
+from sharpax._types import Array, Mask, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import check_beta, check_float_dtype, check_non_negative, check_tree_match
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import increment, one_minus_power
+from sharpax.transforms._numerics import increment, one_minus_power, safe_sqrt
 from sharpax.transforms._scheduled import scheduled, value_at
 
 
@@ -97,7 +97,7 @@ def scale_by_nadam(
             # would round to 0 in float16 and a zero gradient would give 0 / 0.
             with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit mix
                 dtype = jnp.promote_types(m.dtype, v.dtype)
-            denom = (jnp.sqrt(v / jnp.asarray(bc2, v.dtype)) + eps).astype(dtype)
+            denom = (safe_sqrt(v / jnp.asarray(bc2, v.dtype)) + eps).astype(dtype)
             out = jnp.asarray(grad_coef, denom.dtype) * (g.astype(dtype) / denom) + jnp.asarray(
                 mu_coef, denom.dtype
             ) * (m.astype(dtype) / denom)
@@ -118,6 +118,7 @@ def nadam(
     momentum_decay: float = 4e-3,
     decoupled_weight_decay: bool = False,
     *,
+    mask: Mask = None,
     mu_dtype: Any | None = None,
     nu_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -137,6 +138,8 @@ def nadam(
         weight_decay: lambda >= 0, or a schedule.
         momentum_decay: psi >= 0 (torch's default 4e-3).
         decoupled_weight_decay: AdamW-style decay (NAdamW) instead of the L2 term.
+        mask: pytree of bools (or a callable on params) choosing which leaves decay, L2 or decoupled (optax's convention);
+            everything decays when `None`, as in torch.
         mu_dtype: dtype of the first moment (default: the param's).
         nu_dtype: dtype of the second moment (default: the param's).
 
@@ -158,7 +161,7 @@ def nadam(
     check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps, momentum_decay=momentum_decay)
     check_beta(owner, b1=b1, b2=b2)
-    decay = weight_decay_block(weight_decay)
+    decay = weight_decay_block(weight_decay, owner, mask)
     scale = scale_by_nadam(b1, b2, eps, momentum_decay, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     blocks = (scale, decay) if decoupled_weight_decay else (decay, scale)
     return optimizer(owner, *blocks, learning_rate=learning_rate)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -97,3 +98,28 @@ def first_rectified_step(b2: float, threshold: float) -> int | None:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if rectified(mid) else (mid + 1, hi)
     return lo
+
+
+@jax.custom_jvp
+def safe_sqrt(x: Array) -> Array:
+    """`jnp.sqrt(x)`, bit for bit, whose derivative at 0 is 0 instead of infinity.
+
+    The second-moment roots of Adam, RMSprop, Adagrad, ... are 0 wherever a gradient coordinate has
+    always been 0 (a dead ReLU unit, padding). Differentiating through `update` (meta-learning, a
+    learned learning rate) then multiplies sqrt's infinite slope by the zero slope of `g^2` at `g = 0`:
+    NaN, where the true derivative of the whole step is finite. The forward computation is plain
+    `jnp.sqrt` (a custom JVP changes only derivatives), so trajectories, and torch parity, are unchanged;
+    optax's alternative, `eps_root` inside the root, changes the values.
+    """
+    return jnp.sqrt(x)
+
+
+@safe_sqrt.defjvp
+def _safe_sqrt_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    root = jnp.sqrt(x)
+    zero = root == 0
+    # The double `where` keeps 1 / 0 out of both branches (its cotangent would be NaN as well); a NaN
+    # root keeps a NaN slope.
+    slope = jnp.where(zero, 0, 0.5 / jnp.where(zero, 1, root)).astype(root.dtype)
+    return root, slope * t

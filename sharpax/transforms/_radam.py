@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from sharpax._tree import zeros_like_tree
-from sharpax._types import Array, ScalarOrSchedule, Schedule, Updates
+from sharpax._types import Array, Mask, ScalarOrSchedule, Schedule, Updates
 from sharpax._validation import (
     check_beta,
     check_float_dtype,
@@ -20,7 +20,13 @@ from sharpax._validation import (
 )
 from sharpax.transforms._build import optimizer, weight_decay_block
 from sharpax.transforms._moments import update_first_moment, update_second_moment
-from sharpax.transforms._numerics import first_rectified_step, increment, one_minus_power, radam_rho
+from sharpax.transforms._numerics import (
+    first_rectified_step,
+    increment,
+    one_minus_power,
+    radam_rho,
+    safe_sqrt,
+)
 from sharpax.transforms._scheduled import scheduled, value_at
 
 
@@ -125,7 +131,7 @@ def scale_by_radam(
 
         def step(g, m, v):
             corrected = m / jnp.asarray(bc1, m.dtype)
-            adaptive = jnp.asarray(adaptive_scale, v.dtype) / (jnp.sqrt(v) + eps)
+            adaptive = jnp.asarray(adaptive_scale, v.dtype) / (safe_sqrt(v) + eps)
             scale = jnp.where(rectified, adaptive, jnp.asarray(fallback, v.dtype))
             return (corrected * scale.astype(m.dtype)).astype(g.dtype)
 
@@ -145,6 +151,7 @@ def radam(
     *,
     threshold: float = 5.0,
     degenerated_to_sgd: bool = True,
+    mask: Mask = None,
     mu_dtype: Any | None = None,
     nu_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -165,6 +172,8 @@ def radam(
         decoupled_weight_decay: AdamW-style decay instead of the L2 term.
         threshold: rectify only when rho_t > threshold (torch: 5); >= 4, where the rectifier is real.
         degenerated_to_sgd: below the threshold take an un-adapted momentum step (torch), else no step.
+        mask: pytree of bools (or a callable on params) choosing which leaves decay, L2 or decoupled (optax's convention);
+            everything decays when `None`, as in torch.
         mu_dtype: dtype of the first moment (default: the param's).
         nu_dtype: dtype of the second moment (default: the param's).
 
@@ -187,7 +196,7 @@ def radam(
     check_float_dtype(owner, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_non_negative(owner, weight_decay=weight_decay, eps=eps)
     check_beta(owner, b1=b1, b2=b2)
-    decay = weight_decay_block(weight_decay)
+    decay = weight_decay_block(weight_decay, owner, mask)
     scale = scale_by_radam(
         b1, b2, eps, threshold, degenerated_to_sgd, mu_dtype=mu_dtype, nu_dtype=nu_dtype
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,8 +10,9 @@ import optax
 
 from sharpax._tree import zeros_like_tree
 from sharpax._types import Params, ScalarOrSchedule, State, Updates
-from sharpax._validation import check_non_negative, check_range, check_tree_match
+from sharpax._validation import check_float_dtype, check_non_negative, check_range, check_tree_match
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
+from sharpax.transforms._numerics import safe_sqrt
 from sharpax.transforms._sgd import scale_by_momentum
 
 
@@ -23,7 +24,11 @@ class ScaleByRmspropState(NamedTuple):
 
 
 def scale_by_rmsprop(
-    decay: float = 0.99, eps: float = 1e-8, centered: bool = False
+    decay: float = 0.99,
+    eps: float = 1e-8,
+    centered: bool = False,
+    *,
+    nu_dtype: Any | None = None,
 ) -> optax.GradientTransformation:
     r"""Divide by the running RMS of the gradient, eps outside the root (torch).
 
@@ -39,6 +44,8 @@ def scale_by_rmsprop(
         decay: alpha (torch's `alpha`) in [0, 1].
         eps: >= 0.
         centered: subtract the squared running mean of the gradient.
+        nu_dtype: dtype of the running means (default: the param's), e.g. `jnp.float32` over bfloat16
+            params; the update comes back in the gradient's dtype.
 
     Returns:
         An `optax.GradientTransformation` with state `ScaleByRmspropState`.
@@ -53,31 +60,45 @@ def scale_by_rmsprop(
     owner = "scale_by_rmsprop"
     check_range(owner, "decay", decay, 0.0, 1.0)
     check_non_negative(owner, eps=eps)
+    check_float_dtype(owner, nu_dtype=nu_dtype)
 
     def init_fn(params: Params) -> State:
         return ScaleByRmspropState(
-            zeros_like_tree(params), zeros_like_tree(params) if centered else None
+            zeros_like_tree(params, nu_dtype),
+            zeros_like_tree(params, nu_dtype) if centered else None,
         )
 
     def update_fn(updates, state, params=None) -> tuple[Updates, State]:
         del params
         check_tree_match(owner, updates, state.square_avg)
+        # In the buffers' dtype; the same ops as before when it is the gradient's (casts are no-ops).
+        cast = lambda g, like: g.astype(like.dtype)
         square_avg = jax.tree.map(
-            lambda g, v: decay * v + (1 - decay) * g * g, updates, state.square_avg
+            lambda g, v: decay * v + (1 - decay) * cast(g, v) * cast(g, v),
+            updates,
+            state.square_avg,
         )
         if centered:
-            grad_avg = jax.tree.map(lambda g, m: m + (1 - decay) * (g - m), updates, state.grad_avg)
+            grad_avg = jax.tree.map(
+                lambda g, m: m + (1 - decay) * (cast(g, m) - m), updates, state.grad_avg
+            )
             out = jax.tree.map(
                 # v - m^2 >= 0 in exact arithmetic; rounding (an FMA under jit) can make it a tiny
                 # negative, whose root is NaN. The clamp changes nothing where torch is finite.
-                lambda g, v, m: g / (jnp.sqrt(jnp.maximum(v - m * m, 0)) + eps),
+                lambda g, v, m: (cast(g, v) / (safe_sqrt(jnp.maximum(v - m * m, 0)) + eps)).astype(
+                    g.dtype
+                ),
                 updates,
                 square_avg,
                 grad_avg,
             )
         else:
             grad_avg = None
-            out = jax.tree.map(lambda g, v: g / (jnp.sqrt(v) + eps), updates, square_avg)
+            out = jax.tree.map(
+                lambda g, v: (cast(g, v) / (safe_sqrt(v) + eps)).astype(g.dtype),
+                updates,
+                square_avg,
+            )
         return out, ScaleByRmspropState(square_avg, grad_avg)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -90,6 +111,9 @@ def rmsprop(
     weight_decay: ScalarOrSchedule = 0.0,
     momentum: float = 0.0,
     centered: bool = False,
+    *,
+    nu_dtype: Any | None = None,
+    accumulator_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RMSprop (Hinton 2012) with torch.optim.RMSprop's update rule and defaults.
 
@@ -109,6 +133,8 @@ def rmsprop(
         weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.
         momentum: mu >= 0; 0 disables the buffer.
         centered: normalise by the estimated variance instead of the second moment.
+        nu_dtype: dtype of the running means of g^2 and g (default: the param's).
+        accumulator_dtype: dtype of the momentum buffer (default: the param's).
 
     Returns:
         An `optax.GradientTransformationExtraArgs`.
@@ -128,10 +154,13 @@ def rmsprop(
     owner = "rmsprop"
     check_non_negative(owner, weight_decay=weight_decay, eps=eps, momentum=momentum)
     check_range(owner, "decay", decay, 0.0, 1.0)
+    check_float_dtype(owner, nu_dtype=nu_dtype, accumulator_dtype=accumulator_dtype)
     return optimizer(
         owner,
         weight_decay_block(weight_decay),
-        scale_by_rmsprop(decay, eps, centered),
-        None if is_static_zero(momentum) else scale_by_momentum(momentum),
+        scale_by_rmsprop(decay, eps, centered, nu_dtype=nu_dtype),
+        None
+        if is_static_zero(momentum)
+        else scale_by_momentum(momentum, accumulator_dtype=accumulator_dtype),
         learning_rate=learning_rate,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,13 @@ import optax
 
 from sharpax._tree import zeros_like_tree
 from sharpax._types import Array, Params, ScalarOrSchedule, Schedule, State, Updates
-from sharpax._validation import check_non_negative, check_range, check_tree_match, is_static_number
+from sharpax._validation import (
+    check_float_dtype,
+    check_non_negative,
+    check_range,
+    check_tree_match,
+    is_static_number,
+)
 from sharpax.transforms._build import is_static_zero, optimizer, weight_decay_block
 from sharpax.transforms._numerics import increment
 from sharpax.transforms._scheduled import scheduled, value_at
@@ -32,7 +38,11 @@ class ScaleByMomentumState(NamedTuple):
 
 
 def scale_by_momentum(
-    momentum: float | Schedule, dampening: float = 0.0, nesterov: bool = False
+    momentum: float | Schedule,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    *,
+    accumulator_dtype: Any | None = None,
 ) -> optax.GradientTransformation:
     r"""Heavy-ball momentum as torch.optim.SGD applies it, dampening and Nesterov included.
 
@@ -48,6 +58,8 @@ def scale_by_momentum(
             `sharpax.lr_scheduler.one_cycle_lr(...).momentum`).
         dampening: tau in [0, 1].
         nesterov: use the Nesterov form.
+        accumulator_dtype: dtype of the buffer (default: the param's), e.g. `jnp.float32` over bfloat16
+            params (optax's `trace` has the same option); the update comes back in the gradient's dtype.
 
     Returns:
         An `optax.GradientTransformation` with state `ScaleByMomentumState`.
@@ -64,6 +76,7 @@ def scale_by_momentum(
     owner = "scale_by_momentum"
     check_non_negative(owner, momentum=momentum)
     check_range(owner, "dampening", dampening, 0.0, 1.0)
+    check_float_dtype(owner, accumulator_dtype=accumulator_dtype)
 
     undampened = is_static_zero(dampening)
     momentum = scheduled(owner, "momentum", momentum)
@@ -71,7 +84,7 @@ def scale_by_momentum(
 
     def init_fn(params: Params) -> State:
         count = jnp.zeros([], jnp.int32) if counted else None
-        return ScaleByMomentumState(count=count, buf=zeros_like_tree(params))
+        return ScaleByMomentumState(count=count, buf=zeros_like_tree(params, accumulator_dtype))
 
     def update_fn(updates, state, params=None) -> tuple[Updates, State]:
         del params
@@ -84,15 +97,21 @@ def scale_by_momentum(
         if undampened:
             # The buffer starts at zero, so the first step already gives momentum * 0 + g = g: no select,
             # which saves an op per leaf (compile time) and matches optax.trace's graph.
-            buf = jax.tree.map(lambda g, b: weight(b) * b + g, updates, state.buf)
+            buf = jax.tree.map(lambda g, b: weight(b) * b + g.astype(b.dtype), updates, state.buf)
         else:
             first = state.count == 0
             buf = jax.tree.map(
-                lambda g, b: jnp.where(first, g, weight(b) * b + (1 - dampening) * g),
+                lambda g, b: jnp.where(
+                    first, g.astype(b.dtype), weight(b) * b + (1 - dampening) * g.astype(b.dtype)
+                ),
                 updates,
                 state.buf,
             )
-        out = jax.tree.map(lambda g, b: g + weight(b) * b, updates, buf) if nesterov else buf
+        if nesterov:
+            nesterov_step = lambda g, b: (g.astype(b.dtype) + weight(b) * b).astype(g.dtype)
+            out = jax.tree.map(nesterov_step, updates, buf)
+        else:
+            out = jax.tree.map(lambda g, b: b.astype(g.dtype), updates, buf)
         count = increment(state.count) if counted else None
         return out, ScaleByMomentumState(count=count, buf=buf)
 
@@ -105,6 +124,8 @@ def sgd(
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: ScalarOrSchedule = 0.0,
+    *,
+    accumulator_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Stochastic gradient descent with torch.optim.SGD's momentum, dampening, Nesterov and L2 rule.
 
@@ -122,6 +143,7 @@ def sgd(
         dampening: tau in [0, 1].
         nesterov: Nesterov momentum; needs `momentum > 0` and `dampening == 0` (torch's rule).
         weight_decay: L2 coefficient lambda >= 0 added to the gradient, or a schedule.
+        accumulator_dtype: dtype of the momentum buffer (default: the param's), as in `optax.sgd`.
 
     Returns:
         An `optax.GradientTransformationExtraArgs`.
@@ -141,6 +163,7 @@ def sgd(
     owner = "sgd"
     check_non_negative(owner, momentum=momentum, weight_decay=weight_decay)
     check_range(owner, "dampening", dampening, 0.0, 1.0)
+    check_float_dtype(owner, accumulator_dtype=accumulator_dtype)
     if (
         nesterov
         and not callable(momentum)
@@ -155,6 +178,8 @@ def sgd(
     return optimizer(
         owner,
         weight_decay_block(weight_decay),
-        scale_by_momentum(momentum, dampening, nesterov) if use_momentum else None,
+        scale_by_momentum(momentum, dampening, nesterov, accumulator_dtype=accumulator_dtype)
+        if use_momentum
+        else None,
         learning_rate=learning_rate,
     )

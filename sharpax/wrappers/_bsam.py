@@ -73,6 +73,14 @@ def _scale_by_bsam(
     owner = "bsam"
 
     def init_fn(params):
+        for path, x in jax.tree_util.tree_leaves_with_path(params):
+            if is_float_leaf(x) and jnp.iscomplexobj(x):
+                raise TypeError(
+                    f"{owner}: complex params are not supported (the param at "
+                    f"{jax.tree_util.keystr(path)} is {jnp.result_type(x)}): BSAM's Gaussian posterior "
+                    "is over real weights; view complex params as pairs of real ones"
+                )
+
         def precision(x):
             return (
                 jnp.full_like(x, s_init, _state_dtype(x)) if is_float_leaf(x) else jnp.zeros_like(x)

@@ -88,14 +88,32 @@ def _slow_copy(params: Params) -> Params:
     return jax.tree.map(lambda p: jnp.array(p, copy=True) if is_float_leaf(p) else None, params)
 
 
+def _times(alpha: Any, x: Array) -> Array:
+    """`alpha * x` for a real scalar `alpha`; a complex `x` is scaled part by part (no complex product)."""
+    if jnp.iscomplexobj(x):
+        a = jnp.asarray(alpha, jnp.finfo(x.dtype).dtype)
+        return lax.complex(a * jnp.real(x), a * jnp.imag(x))
+    return jnp.asarray(alpha, x.dtype) * x
+
+
 def _lerp(start: PyTree, end: PyTree, alpha: Any) -> PyTree:
     """`start + alpha * (end - start)`, leafwise, with `None` leaves of `start` kept as `None`."""
     return jax.tree.map(
-        lambda s, e: None if s is None else s + jnp.asarray(alpha, s.dtype) * (e - s),
+        lambda s, e: None if s is None else s + _times(alpha, e - s),
         start,
         end,
         is_leaf=_is_none,
     )
+
+
+def _cast_like(fresh: PyTree, current: PyTree) -> PyTree:
+    """`fresh` (a new inner state) with the dtypes of `current` (the running one), leaf by leaf.
+
+    Both branches of the sync's `lax.cond` must give the same types. Unlike `optax.tree.cast_like`,
+    Python scalars (a flag or a count kept as a Python bool or int by the inner transform, which
+    `lax.cond` has turned into arrays in `current`) are converted, not called `.astype` on.
+    """
+    return jax.tree.map(lambda f, c: jnp.asarray(f, dtype=jnp.result_type(c)), fresh, current)
 
 
 def lookahead(
@@ -208,7 +226,7 @@ def lookahead(
     def sync_inner(operands):
         inner_state, slow_momentum, params, step_alpha = operands
         if reset_state:
-            return optax.tree.cast_like(inner.init(params), inner_state), slow_momentum
+            return _cast_like(inner.init(params), inner_state), slow_momentum
         buffers = get_momentum_buffers(inner_state)
         if pullback_momentum == "reset":
             return set_momentum_buffers(inner_state, optax.tree.zeros_like(buffers)), slow_momentum
@@ -239,7 +257,7 @@ def lookahead(
             if s is None:  # no slow copy of non-floating leaves: they take the inner update
                 return u
             fast = (p + u).astype(p.dtype)  # rounded as `apply_updates` rounds it
-            jump = (s + jnp.asarray(step_alpha, s.dtype) * (fast - s) - p).astype(u.dtype)
+            jump = (s + _times(step_alpha, fast - s) - p).astype(u.dtype)
             return jnp.where(is_sync, jump, u)
 
         new_updates = jax.tree.map(select, slow, params, inner_updates, is_leaf=_is_none)

@@ -32,13 +32,30 @@ def check_batch(owner: str, args: tuple, parts: dict[str, int], *, sharded: bool
     given = ", ".join(
         name for i, name in enumerate(names) if parts[name] > 1 or (sharded and i == 0)
     )
-    for x in jax.tree.leaves(args):
+    # Checked before anything converts the leaves, so that a non-array leaf (a function or a string kept
+    # in a model's pytree) gets this message, naming the argument, rather than JAX's conversion error.
+    for path, x in jax.tree_util.tree_leaves_with_path(args):
+        where = _describe_arg(path)
+        if not hasattr(x, "shape") and not isinstance(x, (int, float, complex)):
+            raise ValueError(
+                f"{owner}: with {given}, every leaf of the positional batch arguments must be an "
+                f"array with a leading batch axis; {where} is a {type(x).__name__} ({x!r:.60}). Pass "
+                "values that are not batched as keywords (or close over them)."
+            )
         shape = np.shape(x)
         if not shape or shape[0] % total:
             raise ValueError(
                 f"{owner}: with {given}, every leaf of the positional batch arguments needs a leading "
-                f"axis divisible by {total}, got shape {shape} (pass unbatched values as keywords)"
+                f"axis divisible by {total}, got shape {shape} at {where} (pass unbatched values as "
+                "keywords)"
             )
+
+
+def _describe_arg(path: tuple) -> str:
+    """Where a leaf of the positional batch arguments sits, counting `params` as argument 0."""
+    index, rest = path[0].idx, path[1:]
+    at = f" at {jax.tree_util.keystr(rest)}" if rest else ""
+    return f"positional argument {index + 1} (params is 0){at}"
 
 
 def split_microbatches(args: PyTree, count: int) -> PyTree:

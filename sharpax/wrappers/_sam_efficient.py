@@ -25,6 +25,7 @@ from sharpax._validation import (
     check_transformation,
     check_tree_match,
 )
+from sharpax.transforms._build import RealImag
 from sharpax.transforms._numerics import increment
 from sharpax.wrappers._lookahead import MOMENTUM_FIELDS, get_momentum_buffers
 from sharpax.wrappers._loss_scale import DynamicLossScale, all_finite
@@ -317,7 +318,25 @@ def _direction(owner: str, state: MomentumSAMState) -> Updates:
 
 def _has_direction(d: Any) -> bool:
     # None: a non-floating leaf of sharpax's optimizers; optax.MaskedNode: a leaf `optax.masked` skips.
-    return d is not None and hasattr(d, "dtype")
+    return d is not None and (hasattr(d, "dtype") or isinstance(d, RealImag))
+
+
+def _as_leaf(d: Any) -> Any:
+    """A direction leaf shaped like its param: sharpax's buffer of a complex param is a `RealImag`."""
+    return lax.complex(d.real, d.imag) if isinstance(d, RealImag) else d
+
+
+def _work_dtype(*dtypes: Any) -> Any:
+    """The dtype to combine leaves of `dtypes` in: standard promotion of their real parts (spelled out,
+    as strict promotion refuses e.g. bfloat16 with float32), complex if any of them is."""
+    reals = {jnp.dtype(jnp.finfo(dtype).dtype) for dtype in dtypes}
+    if len(reals) == 1:
+        (real,) = reals
+    else:
+        real = jnp.dtype(jnp.float64 if jnp.dtype(jnp.float64) in reals else jnp.float32)
+    if not any(jnp.issubdtype(dtype, jnp.complexfloating) for dtype in dtypes):
+        return real
+    return jnp.dtype(jnp.complex128 if real == jnp.float64 else jnp.complex64)
 
 
 def _shift(params: Params, direction: Updates, scale: Array) -> Params:
@@ -326,8 +345,8 @@ def _shift(params: Params, direction: Updates, scale: Array) -> Params:
     def shift(p, d):
         if not _has_direction(d) or not is_float_leaf(p):
             return p
-        p = jnp.asarray(p)
-        dtype = jnp.promote_types(jnp.promote_types(p.dtype, d.dtype), scale.dtype)
+        p, d = jnp.asarray(p), _as_leaf(d)
+        dtype = _work_dtype(p.dtype, d.dtype, scale.dtype)
         return (p.astype(dtype) + scale.astype(dtype) * d.astype(dtype)).astype(p.dtype)
 
     return jax.tree.map(shift, params, direction, is_leaf=_is_none)
@@ -469,7 +488,8 @@ def momentum_sam(
         def move(u, d_old, d_new):
             if not _has_direction(d_old) or not is_float_leaf(u):
                 return u
-            dtype = jnp.promote_types(jnp.promote_types(u.dtype, d_old.dtype), scale.dtype)
+            d_old, d_new = _as_leaf(d_old), _as_leaf(d_new)
+            dtype = _work_dtype(u.dtype, d_old.dtype, scale.dtype)
             back = state.scale.astype(dtype) * d_old.astype(dtype)
             ahead = scale.astype(dtype) * d_new.astype(dtype)
             return (back + u.astype(dtype) - ahead).astype(u.dtype)
@@ -587,7 +607,9 @@ def ae_sam(
     (float64 under x64). The second pass sits in a loop of 0 or 1 trips (a cond would copy the
     gradients on every step): under `jit` a plain step runs one forward-backward pass (`grad_fn` is not
     called); under `vmap` it runs when any element of the batch takes a SAM step, and each keeps its own.
-    `ae_sam_fraction(opt_state)` reads the fraction of SAM steps taken. No public reference code was
+    `ae_sam_fraction(opt_state)` reads the fraction of SAM steps taken. Under `jit` the loop is
+    not reverse-differentiable: differentiate through `update` (e.g. for a learned learning rate) in
+    forward mode (`jax.jvp`, `jax.jacfwd`). No public reference code was
     found: this follows the paper's Algorithm 1. No optax or torch.optim namesake.
 
     Called as `tx.update(grads, state, params, grad_fn=grad_fn, **extra_args)`, the convention of

@@ -23,6 +23,7 @@ from sharpax.wrappers._sam_geometry import (
     filter_noise_perturb,
     keep_tensors_at_random,
 )
+from sharpax.wrappers._sam_gradients import ascent_direction
 
 ESAM_EPS = 1e-7
 """dydjw9/Efficient_SAM's constant in rho / (||g|| + eps) (davda54/sam's, used by SAM here, is 1e-12)."""
@@ -325,7 +326,8 @@ def esam_value_and_grad(
         )
         if draws:
             grads = keep_tensors_at_random(owner, grads, params, mask, key, beta)
-        perturbed = perturbation.perturb(params, grads, sam_step)
+        # Complex params: along conj(jax.grad), as sam_value_and_grad (the returned grads are JAX's).
+        perturbed = perturbation.perturb(params, ascent_direction(grads), sam_step)
         if k < count:
             rise = losses_of(perturbed, args, kwargs)[0] - losses
             if _explicit_spec(rise) is not None:

@@ -2,6 +2,7 @@
 
 Every SAM form (gradient wrapper or transformation) takes its perturbation and direction from here.
 Norms and inner products are global over the whole tree (and over all devices when arrays are sharded).
+A complex leaf counts as its real and imaginary parts (torch's view_as_real): |g|^2 = re^2 + im^2.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sharpax._tree import float_leaves, is_float_leaf
+from sharpax._tree import float_leaves, is_float_leaf, real_parts
 from sharpax._types import Array, Mask, Params, PyTree, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_norm_order
 
@@ -189,8 +190,15 @@ class Perturbation:
         selected = [i for i, s in enumerate(_mask_leaves(self.owner, self.mask, params)) if s]
         if not selected:
             return params
-        ws = [p_leaves[i] for i in selected]
-        gs = [g_leaves[i] for i in selected]
+        for i in selected:
+            if jnp.iscomplexobj(p_leaves[i]) != jnp.iscomplexobj(g_leaves[i]):
+                raise TypeError(
+                    f"{self.owner}: a complex param needs a complex gradient and a real one a real "
+                    f"gradient, got param {p_leaves[i].dtype} and gradient {g_leaves[i].dtype}"
+                )
+        # Complex leaves as their real and imaginary parts: T_w, the norm and sign act on each part.
+        ws, _ = real_parts([p_leaves[i] for i in selected])
+        gs, rebuild = real_parts([g_leaves[i] for i in selected])
         dtype = accumulation_dtype(ws + gs)
         rho = jnp.asarray(resolve_rho(self.owner, self.rho, step), dtype)
         if self.adaptive:
@@ -213,7 +221,7 @@ class Perturbation:
             )
             es = [times(t, d) * rho for t, d in zip(scales, direction, strict=True)]
         out = list(p_leaves)
-        for i, e in zip(selected, es, strict=True):
+        for i, e in zip(selected, rebuild(es), strict=True):
             out[i] = p_leaves[i] + e.astype(p_leaves[i].dtype)
         return jax.tree.unflatten(treedef, out)
 
@@ -358,12 +366,15 @@ def gsam_direction(grads: Updates, sam_grads: Updates, alpha) -> Updates:
     `grads` is the first-pass gradient g at w, `sam_grads` the SAM gradient g_p at w + e(w)
     (Zhuang et al. 2022, Algorithm 1; juntang-zhuang/GSAM `gradient_decompose`).
     """
-    g, _ = float_leaves(grads)
-    gp, rebuild = float_leaves(sam_grads)
+    g, _ = real_parts(float_leaves(grads)[0])
+    gp_leaves, rebuild = float_leaves(sam_grads)
+    gp, rebuild_complex = real_parts(gp_leaves)
     dtype = accumulation_dtype(g + gp)
     perp = _orthogonal_part(g, gp, dtype)
     a = jnp.asarray(alpha, dtype)
-    return rebuild([x.astype(dtype) - a * v for x, v in zip(gp, perp, strict=True)])
+    return rebuild(
+        rebuild_complex([x.astype(dtype) - a * v for x, v in zip(gp, perp, strict=True)])
+    )
 
 
 def looksam_vertical_direction(grads: Updates, sam_grads: Updates) -> Updates:
@@ -371,41 +382,50 @@ def looksam_vertical_direction(grads: Updates, sam_grads: Updates) -> Updates:
 
     Liu et al. 2022, Algorithm 1: g_v = g_s - ||g_s|| cos(theta) g / ||g||; only its direction is reused.
     """
-    g, _ = float_leaves(grads)
-    gs, rebuild = float_leaves(sam_grads)
+    g, _ = real_parts(float_leaves(grads)[0])
+    gs_leaves, rebuild = float_leaves(sam_grads)
+    gs, rebuild_complex = real_parts(gs_leaves)
     dtype = accumulation_dtype(g + gs)
-    return rebuild(unit(_orthogonal_part(gs, g, dtype), dtype))
+    return rebuild(rebuild_complex(unit(_orthogonal_part(gs, g, dtype), dtype)))
 
 
 def looksam_direction(grads: Updates, vertical_direction: Updates, alpha) -> Updates:
     """LookSAM's cheap step `g + alpha * ||g|| * g_v / ||g_v||`, from one gradient and the stored direction."""
-    g, rebuild = float_leaves(grads)
-    v, _ = float_leaves(vertical_direction)
+    g_leaves, rebuild = float_leaves(grads)
+    g, rebuild_complex = real_parts(g_leaves)
+    v, _ = real_parts(float_leaves(vertical_direction)[0])
     dtype = accumulation_dtype(g + v)
     scale = jnp.asarray(alpha, dtype) * global_norm(g, dtype)
-    return rebuild([x.astype(dtype) + scale * y.astype(dtype) for x, y in zip(g, v, strict=True)])
+    steps = [x.astype(dtype) + scale * y.astype(dtype) for x, y in zip(g, v, strict=True)]
+    return rebuild(rebuild_complex(steps))
 
 
 def wsam_direction(grads: Updates, sam_grads: Updates, alpha) -> Updates:
     """WSAM's coupled gradient `g + alpha * (g_s - g)`, alpha = gamma / (1 - gamma) (Yue et al. 2023)."""
-    g, _ = float_leaves(grads)
-    gs, rebuild = float_leaves(sam_grads)
+    g, _ = real_parts(float_leaves(grads)[0])
+    gs_leaves, rebuild = float_leaves(sam_grads)
+    gs, rebuild_complex = real_parts(gs_leaves)
     dtype = accumulation_dtype(g + gs)
     a = jnp.asarray(alpha, dtype)
     return rebuild(
-        [
-            x.astype(dtype) + a * (y.astype(dtype) - x.astype(dtype))
-            for x, y in zip(g, gs, strict=True)
-        ]
+        rebuild_complex(
+            [
+                x.astype(dtype) + a * (y.astype(dtype) - x.astype(dtype))
+                for x, y in zip(g, gs, strict=True)
+            ]
+        )
     )
 
 
 def sharpness_gradient(grads: Updates, sam_grads: Updates) -> Updates:
     """`g_s - g`, the gradient of the sharpness term L(w + e) - L(w) to first order (WSAM's decoupled term)."""
-    g, _ = float_leaves(grads)
-    gs, rebuild = float_leaves(sam_grads)
+    g, _ = real_parts(float_leaves(grads)[0])
+    gs_leaves, rebuild = float_leaves(sam_grads)
+    gs, rebuild_complex = real_parts(gs_leaves)
     dtype = accumulation_dtype(g + gs)
-    return rebuild([y.astype(dtype) - x.astype(dtype) for x, y in zip(g, gs, strict=True)])
+    return rebuild(
+        rebuild_complex([y.astype(dtype) - x.astype(dtype) for x, y in zip(g, gs, strict=True)])
+    )
 
 
 def friendly_direction(
@@ -417,8 +437,10 @@ def friendly_direction(
     and the direction is g itself (plain SAM); afterwards the direction takes the *previous* m, and only
     then m <- lmbda m + (1 - lmbda) g. Returns `(direction, new_momentum)`, each cast like its input.
     """
-    g, rebuild_g = float_leaves(grads)
-    m, rebuild_m = float_leaves(momentum)
+    g_leaves, rebuild_g = float_leaves(grads)
+    m_leaves, rebuild_m = float_leaves(momentum)
+    g, complex_g = real_parts(g_leaves)
+    m, complex_m = real_parts(m_leaves)
     dtype = accumulation_dtype(g + m)
     s, lam = jnp.asarray(sigma, dtype), jnp.asarray(lmbda, dtype)
     directions, moments = [], []
@@ -426,4 +448,4 @@ def friendly_direction(
         x, y = x.astype(dtype), y.astype(dtype)
         directions.append(jnp.where(first, x, x - s * y))
         moments.append(jnp.where(first, x, lam * y + (1 - lam) * x))
-    return rebuild_g(directions), rebuild_m(moments)
+    return rebuild_g(complex_g(directions)), rebuild_m(complex_m(moments))

@@ -27,6 +27,15 @@ Direction = Callable[[PyTree, PyTree], PyTree]
 LocalFn = Callable[[PyTree, Any, Any, tuple, dict], tuple[Any, PyTree]]
 
 
+def ascent_direction(grads: PyTree) -> PyTree:
+    """The direction of steepest ascent from `jax.grad`'s output: its conjugate at complex leaves.
+
+    For a real loss of complex params, `jax.grad` returns dL/dx - i dL/dy (JAX's convention); the
+    perturbation must move along dL/dx + i dL/dy, torch's gradient and what the optimizers take.
+    """
+    return jax.tree.map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, grads)
+
+
 def per_device(
     owner: str,
     local: LocalFn,
@@ -137,7 +146,7 @@ def two_pass_value_and_grad(
         if loss_scale is not None:
             value = value[1] if has_aux else value[1][0]  # the unscaled loss (and aux)
             grads = loss_scale.unscale(grads)
-        perturbed = perturbation.perturb(params, grads, step)
+        perturbed = perturbation.perturb(params, ascent_direction(grads), step)
         sam_grads = mean_over_microbatches(
             owner, lambda batch: second(perturbed, batch), microbatches, args
         )

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import float_leaves, is_float_leaf, zeros_like_tree
+from sharpax._tree import float_leaves, is_float_leaf, real_parts, zeros_like_tree
 from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import (
     check_beta,
@@ -549,8 +549,10 @@ def wsam(
 
 def _add_scaled(updates: Updates, term: Updates, factor) -> Updates:
     """`updates + factor * term` on the floating leaves, in float32 (or float64), cast like `updates`."""
-    u, rebuild = float_leaves(updates)
-    t, _ = float_leaves(term)
+    u_leaves, rebuild = float_leaves(updates)
+    u, rebuild_complex = real_parts(u_leaves)  # a complex leaf as its two parts
+    t, _ = real_parts(float_leaves(term)[0])
     dtype = accumulation_dtype(u + t)
     f = jnp.asarray(factor, dtype)
-    return rebuild([x.astype(dtype) + f * y.astype(dtype) for x, y in zip(u, t, strict=True)])
+    sums = [x.astype(dtype) + f * y.astype(dtype) for x, y in zip(u, t, strict=True)]
+    return rebuild(rebuild_complex(sums))
