@@ -114,7 +114,8 @@ def rwp_value_and_grad(
     `filter_axis` (an output unit of a dense layer, an output channel of a convolution), scaled by its
     own norm; a tensor of at most one axis (bias, norm scale) is one filter, scaled by
     gamma (||w|| + 1e-16), as in the reference, which perturbs every parameter. The weights are never
-    moved in place, so there is nothing to restore. No optax or torch.optim namesake.
+    moved in place, so there is nothing to restore. Complex params are refused (filter-wise noise is
+    defined for real weights; leave them out with `mask=`). No optax or torch.optim namesake.
 
     Call it as `rwp_grad(params, *args, key, **kwargs)`, with a new `key` (a `jax.random.key`) at
     every step, e.g. `jax.random.fold_in(key, step)`: the same key gives the same noise. Every leaf of
@@ -231,7 +232,9 @@ def esam_value_and_grad(
     example's loss increase, and the second forward-backward pass runs on the k examples whose loss
     rose most, gathered, so its cost is gamma of a pass. With gamma = 1 the selection and its forward
     pass are skipped; with beta = 1 and gamma = 1 this is `sam_value_and_grad` with 1e-7 in place of
-    SAM's 1e-12 in the norm. No optax or torch.optim namesake.
+    SAM's 1e-12 in the norm. A complex param counts as its real and imaginary parts and is perturbed
+    along conj(jax.grad), as in `sam_value_and_grad`; the returned gradient is JAX's. No optax or
+    torch.optim namesake.
 
     Differences from the reference, all in the selection and the draw: (1) it keeps the examples whose
     loss rose strictly more than the k-th largest rise, i.e. k - 1 of them (ties aside); here exactly
