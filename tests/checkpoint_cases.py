@@ -11,7 +11,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from tests import reliability_common as rc
-from tests.optimizer_table import CASES, CASES_BY_ID
+from tests.optimizer_table import CASES, CASES_BY_ID, WRAPPERS
 
 STEPS_BEFORE = 2  # steps trained before the checkpoint
 STEPS_AFTER = 2  # steps trained after it (equal, so the jitted run compiles one program)
@@ -37,7 +37,7 @@ def optimizers(entries: tuple[str, ...] | None = None) -> dict[str, optax.Gradie
     """The checkpoint's entries by name (default: all): the table's cases, the wrappers, and the
     sharded run's optimizer."""
     makers = {case.id: case.build for case in CASES}
-    makers.update(rc.WRAPPERS)
+    makers.update(WRAPPERS)
     makers[SHARDED] = lambda: CASES_BY_ID["adamw_amsgrad"].build(weight_decay=0.1)
     return {name: make() for name, make in makers.items() if entries is None or name in entries}
 
@@ -62,7 +62,7 @@ def _batches(first: bool):
 
 
 def _train(entry: str, tx, params, state, grads, first: bool):
-    if entry in rc.WRAPPERS:  # the wrappers need grad_fn: they train on the loss
+    if entry in WRAPPERS:  # the wrappers need grad_fn: they train on the loss
         return rc.train_with_grad_fn_eager(tx, params, state, *_batches(first))
     if entry == SHARDED:
         grads = rc.put(grads, rc.mesh_2x4(), _grad_specs())

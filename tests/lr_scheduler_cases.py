@@ -1,7 +1,7 @@
 """The scheduler table: each sharpax twin next to the torch 2.13 scheduler it must reproduce, and the
 torch runner that records torch's rates (and momenta) step by step.
 
-Shared by `tests/golden/make_lr_scheduler_goldens.py` (which writes the goldens) and
+Shared by `tests/references/make_lr_scheduler_goldens.py` (which writes the goldens) and
 `tests/test_lr_scheduler.py`. torch is imported lazily, so importing this module never needs it.
 """
 
@@ -10,15 +10,14 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
 from sharpax import lr_scheduler as ls
+from tests.references import GOLDEN_DIR
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
 SCHEDULER_GOLDEN = GOLDEN_DIR / "lr_schedulers.npz"
 PLATEAU_GOLDEN = GOLDEN_DIR / "lr_plateau.npz"
 BASE_LR = 0.1

@@ -1,7 +1,8 @@
 """The one table of optimizers that every battery of tests runs through.
 
 Each case names a sharpax factory, representative keyword arguments, the torch.optim (or lion-pytorch)
-class and keyword arguments that define the same update rule, and capability flags.
+class and keyword arguments that define the same update rule, and capability flags. `WRAPPERS` (at the
+end) are the SAM-family and Lookahead configurations over table optimizers that the batteries also run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class OptimizerCase:
     # A learning-rate factor `count -> float` (jnp-traceable): sharpax gets `lr * lr_schedule(count)`,
     # torch a `LambdaLR(lr_schedule)` stepped after every update; both see factor(0) at the first update.
     lr_schedule: Callable[[Any], Any] | None = None
-    # The parity problem (`tests/torch_reference.py`): "default", or "matrices" (rectangular 2-D and
+    # The parity problem (`tests/references/torch_reference.py`): "default", or "matrices" (rectangular 2-D and
     # 3-D leaves, for the optimizers that are not elementwise).
     problem: str = "default"
     # Elementwise rules run the parity problem as one flat leaf (faster); the others need the tree.
@@ -588,3 +589,34 @@ ALL_CASES: list[OptimizerCase] = CASES + OPTION_CASES + SCHEDULE_CASES + MOMENTU
 """Every case with a torch twin (the goldens cover all of them); `CASES` is the battery's core set."""
 
 CASES_BY_ID = {case.id: case for case in ALL_CASES}
+
+
+# The wrappers (SAM family, Lookahead) over table optimizers, by name: each needs `grad_fn` in `update`,
+# so the batteries train them on a loss (`reliability_common.train_with_grad_fn*`) rather than on a fixed
+# gradient sequence. Every battery that runs the table's optimizers runs these too.
+WRAPPERS: dict[str, Callable[[], Any]] = {
+    "sam(adam)": lambda: sharpax.sam(sharpax.adam(1e-2), rho=0.05),
+    "asam(sgd_momentum)": lambda: sharpax.sam(
+        sharpax.sgd(0.1, momentum=0.9), rho=0.5, adaptive=True
+    ),
+    "gsam(adamw)": lambda: sharpax.gsam(sharpax.adamw(1e-2), rho=0.05, alpha=0.1),
+    "friendly_sam(sgd_momentum)": lambda: sharpax.friendly_sam(
+        sharpax.sgd(0.1, momentum=0.9), rho=0.05
+    ),
+    "wsam(adam)": lambda: sharpax.wsam(sharpax.adam(1e-2), 1e-2, rho=0.05, gamma=0.8),
+    "bsam": lambda: sharpax.bsam(1e-2, num_data=64, rho=0.05),
+    # A static scale of 1 (factor 1): the loss is not scaled here, but the counter still moves.
+    "sam(adam, loss_scale)": lambda: sharpax.sam(
+        sharpax.adam(1e-2),
+        rho=0.05,
+        loss_scale=sharpax.dynamic_loss_scale(1.0, period=3, factor=1.0),
+    ),
+    "lookahead(adamw)": lambda: sharpax.lookahead(sharpax.adamw(1e-2), sync_period=2),
+    "lookahead(sam(radam))": lambda: sharpax.lookahead(
+        sharpax.sam(sharpax.radam(1e-2), rho=0.05), sync_period=3, alpha=0.5
+    ),
+    "momentum_sam(sgd_momentum)": lambda: sharpax.momentum_sam(
+        sharpax.sgd(0.1, momentum=0.9), rho=0.3
+    ),
+    "ae_sam(adamw)": lambda: sharpax.ae_sam(sharpax.adamw(1e-2), rho=0.05, total_steps=8),
+}

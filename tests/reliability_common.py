@@ -121,42 +121,6 @@ def apply_grads_eager(tx: optax.GradientTransformation, params, state, grads):
     return params, state
 
 
-# The wrappers (SAM family, Lookahead) over table optimizers: each needs `grad_fn` in `update`, so
-# they train on `loss` with `train_with_grad_fn*` rather than on a fixed gradient sequence.
-def _wrappers() -> dict:
-    import sharpax
-
-    return {
-        "sam(adam)": lambda: sharpax.sam(sharpax.adam(1e-2), rho=0.05),
-        "asam(sgd_momentum)": lambda: sharpax.sam(
-            sharpax.sgd(0.1, momentum=0.9), rho=0.5, adaptive=True
-        ),
-        "gsam(adamw)": lambda: sharpax.gsam(sharpax.adamw(1e-2), rho=0.05, alpha=0.1),
-        "friendly_sam(sgd_momentum)": lambda: sharpax.friendly_sam(
-            sharpax.sgd(0.1, momentum=0.9), rho=0.05
-        ),
-        "wsam(adam)": lambda: sharpax.wsam(sharpax.adam(1e-2), 1e-2, rho=0.05, gamma=0.8),
-        "bsam": lambda: sharpax.bsam(1e-2, num_data=64, rho=0.05),
-        # A static scale of 1 (factor 1): the loss is not scaled here, but the counter still moves.
-        "sam(adam, loss_scale)": lambda: sharpax.sam(
-            sharpax.adam(1e-2),
-            rho=0.05,
-            loss_scale=sharpax.dynamic_loss_scale(1.0, period=3, factor=1.0),
-        ),
-        "lookahead(adamw)": lambda: sharpax.lookahead(sharpax.adamw(1e-2), sync_period=2),
-        "lookahead(sam(radam))": lambda: sharpax.lookahead(
-            sharpax.sam(sharpax.radam(1e-2), rho=0.05), sync_period=3, alpha=0.5
-        ),
-        "momentum_sam(sgd_momentum)": lambda: sharpax.momentum_sam(
-            sharpax.sgd(0.1, momentum=0.9), rho=0.3
-        ),
-        "ae_sam(adamw)": lambda: sharpax.ae_sam(sharpax.adamw(1e-2), rho=0.05, total_steps=8),
-    }
-
-
-WRAPPERS = _wrappers()
-
-
 def train_with_grad_fn_eager(tx, params, state, xs, ys):
     """`train_with_grad_fn` op by op: a cheap one-device reference."""
     for x, y in zip(xs, ys, strict=True):

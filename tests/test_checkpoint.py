@@ -16,7 +16,7 @@ import pytest
 
 from tests import checkpoint_cases as cc
 from tests import reliability_common as rc
-from tests.optimizer_table import CASES
+from tests.optimizer_table import CASES, WRAPPERS
 
 ocp = pytest.importorskip("orbax.checkpoint")
 
@@ -100,7 +100,7 @@ def state_tree_paths(tx, params) -> list[str]:
 
 
 def _all_optimizers() -> dict:
-    return {**{case.id: case.build for case in CASES}, **rc.WRAPPERS}
+    return {**{case.id: case.build for case in CASES}, **WRAPPERS}
 
 
 def current_snapshot() -> dict[str, list[str]]:

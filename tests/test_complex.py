@@ -1,6 +1,6 @@
 """Complex params: every optimizer and wrapper treats a complex leaf as its real and imaginary parts, as
-torch does (`torch.view_as_real`), checked against torch goldens (`tests/golden/complex.npz`, written by
-`tests/golden/make_complex_goldens.py`).
+torch does (`torch.view_as_real`), checked against torch goldens (`tests/references/complex.npz`, written by
+`tests/references/make_complex_goldens.py`).
 
 Gradient convention (optax's and torch's): an optimizer takes dL/dx + i dL/dy, the conjugate of what
 `jax.grad` returns for a real loss of complex params; the `*_value_and_grad` wrappers are drop-ins for
@@ -23,8 +23,8 @@ import pytest
 
 import sharpax
 from sharpax.wrappers._sam_geometry import Perturbation
-from tests.golden import make_complex_goldens as ref
 from tests.optimizer_table import CASES, CASES_BY_ID
+from tests.references import make_complex_goldens as ref
 
 RTOL, ATOL = 1e-5, 1e-6
 SAM_RTOL, SAM_ATOL = 2e-5, 2e-6
@@ -154,7 +154,7 @@ def test_optimizer_matches_torch_on_complex_params(case, jit):
 @pytest.mark.parametrize("case_id", ["adam_l2_amsgrad"])
 def test_complex_golden_matches_live_torch(case_id):
     pytest.importorskip("torch")
-    from tests.torch_reference import GOLDEN_VS_LIVE
+    from tests.references.torch_reference import GOLDEN_VS_LIVE
 
     live = ref.optimizer_trajectory(CASES_BY_ID[case_id], real_view=False)
     assert_close(live, golden_tree(f"opt/{case_id}"), "live torch", **GOLDEN_VS_LIVE)

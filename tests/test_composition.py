@@ -1,5 +1,6 @@
 """The wrappers compose: Lookahead over SAM forwards `grad_fn`, inside optax chains, as the math says."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,8 +26,13 @@ def _reference_sam_gradient(params, rho):
     return jax.grad(_loss)(perturbed)
 
 
-@pytest.mark.parametrize("jit", [False, True])
-def test_lookahead_over_sam_over_adam_matches_hand_composition(jit):
+class LookaheadOverSAMTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_lookahead_over_sam_over_adam_matches_hand_composition(self):
+        _lookahead_over_sam_over_adam(self.variant)
+
+
+def _lookahead_over_sam_over_adam(variant):
     rho, k, alpha, lr = 0.1, 3, 0.5, 0.05
     tx = sharpax.lookahead(sharpax.sam(sharpax.adam(lr), rho=rho), sync_period=k, alpha=alpha)
     grad_fn = jax.grad(_loss)
@@ -35,7 +41,7 @@ def test_lookahead_over_sam_over_adam_matches_hand_composition(jit):
         updates, state = tx.update(grad_fn(params), state, params, grad_fn=grad_fn)
         return optax.apply_updates(params, updates), state
 
-    step = jax.jit(step) if jit else step
+    step = variant(step)
     params = _params()
     state = tx.init(params)
     # Reference: the SAM gradient fed to plain adam on the fast weights; every k steps

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,8 +26,7 @@ import optax
 import pytest
 
 import sharpax
-from tests import reliability_common as rc
-from tests.optimizer_table import CASES
+from tests.optimizer_table import CASES, WRAPPERS
 
 # --- the entries: the table's cases and the wrappers ------------------------------------------------
 
@@ -116,7 +116,7 @@ COMPLEX_UNSUPPORTED = {
     "muon_adamw": "torch.optim.Muon refuses complex params, and so does sharpax's",
 }
 
-# The wrappers of `rc.WRAPPERS`, at a given rate; SAM's rho is the caller's (Rosenbrock's valley is
+# The wrappers of the table's `WRAPPERS`, at a given rate; SAM's rho is the caller's (Rosenbrock's valley is
 # narrower than the default 0.05, SAM's minimum would sit off the true one).
 WRAPPER_TUNED: dict[str, tuple] = {
     "sam(adam)": (lambda lr, rho: sharpax.sam(sharpax.adam(lr), rho=rho), 1e-2, 1e-2),
@@ -199,7 +199,7 @@ def _entries() -> dict[str, Entry]:
             skip_complex_rosenbrock=SKIP_COMPLEX_ROSENBROCK.get(case.id),
             complex_unsupported=COMPLEX_UNSUPPORTED.get(case.id),
         )
-    for name, build in rc.WRAPPERS.items():
+    for name, build in WRAPPERS.items():
         if name in WRAPPER_TUNED:
             out[name] = Entry(
                 name, build, *WRAPPER_TUNED[name], complex_unsupported=COMPLEX_UNSUPPORTED.get(name)
@@ -213,7 +213,7 @@ ENTRIES = _entries()
 def test_every_table_entry_has_conformance_settings():
     """A case or wrapper added to the table needs its rates here (a missing one would go untested)."""
     assert set(CASE_RATES) == {case.id for case in CASES}
-    assert set(WRAPPER_TUNED) == set(rc.WRAPPERS)
+    assert set(WRAPPER_TUNED) == set(WRAPPERS)
 
 
 def params_of(names, fast: tuple[str, ...]):
@@ -287,16 +287,7 @@ def step(tx, params, state, grad_fn, grads=None):
 
 
 def assert_trees_close(got, want, rtol=1e-6, atol=1e-7, what=""):
-    for (path, g), w in zip(
-        jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want), strict=True
-    ):
-        np.testing.assert_allclose(
-            np.asarray(g),
-            np.asarray(w),
-            rtol=rtol,
-            atol=atol,
-            err_msg=what + jax.tree_util.keystr(path),
-        )
+    chex.assert_trees_all_close(got, want, rtol=rtol, atol=atol, custom_message=what or None)
 
 
 # --- convergence (optax's test_optimization) --------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +14,8 @@ import optax
 import pytest
 
 import sharpax
-from tests.optimizer_table import CASES
+from tests.optimizer_table import CASES, OPTION_CASES
+from tests.references.torch_reference import load_inputs
 
 STEPS = 30
 
@@ -30,18 +32,21 @@ def _problem():
     return params, loss
 
 
-def _train(tx, steps=STEPS, between=None):
+def _train(tx, steps=STEPS, between=None, max_traces=None):
     """`steps` updates of one jitted step (update and apply fused, as in a training loop).
 
-    `between(i, state)` may replace the state before step i. Returns the params and the step
-    function (for its compilation count)."""
+    `between(i, state)` may replace the state before step i; with `max_traces`, the step fails once it
+    is traced (compiled) more often. Returns the params and the step function (for its compilation
+    count)."""
     params, loss = _problem()
 
-    @jax.jit
     def step(p, s):
         updates, s = tx.update(jax.grad(loss)(p), s, p)
         return optax.apply_updates(p, updates), s
 
+    if max_traces is not None:
+        step = chex.assert_max_traces(step, n=max_traces)
+    step = jax.jit(step)
     state = tx.init(params)
     for i in range(steps):
         if between is not None:
@@ -51,8 +56,7 @@ def _train(tx, steps=STEPS, between=None):
 
 
 def _assert_bitwise(a, b):
-    for key in a:
-        np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+    chex.assert_trees_all_equal(a, b)
 
 
 def _non_unit_lr(case):
@@ -115,8 +119,8 @@ def test_changing_the_learning_rate_does_not_recompile_and_matches_a_piecewise_s
         return sharpax.set_hyperparams(state, learning_rate=lrs[i]) if i in lrs else state
 
     tx = sharpax.inject_hyperparams(sharpax.adam)(learning_rate=5.0)  # overwritten before step 0
-    injected, state, step = _train(tx, between=between)
-    assert step._cache_size() == 1  # one compilation for all 30 steps and 3 learning rates
+    # one compilation for all 30 steps and 3 learning rates
+    injected, state, _ = _train(tx, between=between, max_traces=1)
     assert sharpax.current_learning_rate(state) == np.float32(1e-3)
 
     piecewise = sharpax.join_schedules(
@@ -317,3 +321,89 @@ def test_set_hyperparams_keeps_the_sharding_of_the_value_it_replaces():
     state = sharpax.set_hyperparams(state, learning_rate=1e-3)
     lr = state.hyperparams["learning_rate"]
     assert lr.sharding == replicated and float(lr) == np.float32(1e-3)
+
+
+# ---- optax.inject_hyperparams over sharpax's optimizers ----
+
+# Under jit the hyperparameters are tracers, which is where a chain built from their values breaks;
+# the `*_defaults` cases inject every default (zeros included). Eagerly they are concrete, so a few
+# cases suffice there.
+DEFAULTS = [case for case in OPTION_CASES if case.id.endswith("_defaults")]
+INJECT_CASES = [
+    *(pytest.param(case, True, id=f"{case.id}-jit") for case in CASES + DEFAULTS),
+    *(pytest.param(case, False, id=f"{case.id}-nojit") for case in CASES[::4]),
+]
+
+
+@pytest.mark.parametrize(("case", "jit"), INJECT_CASES)
+def test_optax_inject_hyperparams_updates_equal_the_plain_ones(case, jit):
+    """Every float hyperparameter becomes state (defaults included); the updates equal the plain ones."""
+    params = {"a": jnp.linspace(-1.0, 1.0, 3), "b": jnp.ones((2, 2))}
+    grads = [jax.tree.map(lambda p, k=k: jnp.cos(p * (k + 1)), params) for k in range(2)]
+    injected = optax.inject_hyperparams(case.make)(**case.kwargs)
+    plain = case.build()
+
+    def both(g, states):  # one compilation for the two optimizers
+        (u_inj, s_inj), (u_plain, s_plain) = (
+            injected.update(g, states[0], params),
+            plain.update(g, states[1], params),
+        )
+        return (u_inj, u_plain), (s_inj, s_plain)
+
+    both = jax.jit(both) if jit else both
+    states = (injected.init(params), plain.init(params))
+    for g in grads:  # the first step is special (momentum seeds, bias corrections), so two
+        (u_inj, u_plain), states = both(g, states)
+        chex.assert_trees_all_close(u_inj, u_plain, rtol=2e-6, atol=1e-7)
+    assert "learning_rate" in states[0].hyperparams
+
+
+def test_inject_hyperparams_changes_the_learning_rate_in_the_state():
+    tx = optax.inject_hyperparams(sharpax.adam)(learning_rate=1e-3)
+    p = jnp.ones(2)
+    state = tx.init(p)
+    state.hyperparams["learning_rate"] = jnp.asarray(0.5)
+    u, _ = jax.jit(tx.update)(p, state, p)
+    np.testing.assert_allclose(u, [-0.5, -0.5], rtol=1e-6)
+
+
+def test_bsam_under_inject_hyperparams():
+    # Every number becomes state (the seed too, as an int32 array); the step is the plain one.
+    loss = lambda w: 0.5 * jnp.sum(w**2) + jnp.sum(jnp.sin(w))
+    w = jnp.linspace(-1.0, 1.0, 5)
+    injected = optax.inject_hyperparams(sharpax.bsam)(learning_rate=0.1, num_data=10, rho=0.1)
+    plain = sharpax.bsam(0.1, num_data=10, rho=0.1)
+
+    @jax.jit
+    def both(states):
+        return [
+            tx.update(None, s, w, grad_fn=jax.grad(loss))[0]
+            for tx, s in zip((injected, plain), states, strict=True)
+        ]
+
+    u_injected, u_plain = both((injected.init(w), plain.init(w)))
+    np.testing.assert_allclose(u_injected, u_plain, rtol=1e-6)
+
+
+def test_radam_traced_threshold_decides_like_the_static_one():
+    """optax.inject_hyperparams makes b2 and threshold traced: rho_t is then compared in float32.
+
+    On the torch parity problem (50 steps), where the rectifier switches on within the run."""
+    params, grads = load_inputs()
+
+    def trajectory(tx):
+        @jax.jit
+        def step(p, s, g):
+            updates, s = tx.update(g, s, p)
+            return optax.apply_updates(p, updates), s
+
+        p = {k: jnp.asarray(v) for k, v in params.items()}
+        s, out = tx.init(p), []
+        for t in range(next(iter(grads.values())).shape[0]):
+            p, s = step(p, s, {k: jnp.asarray(v[t]) for k, v in grads.items()})
+            out.append(p)
+        return out
+
+    static = trajectory(sharpax.radam(1e-2, b2=0.99, threshold=6.0))
+    injected = optax.inject_hyperparams(sharpax.radam)(learning_rate=1e-2, b2=0.99, threshold=6.0)
+    chex.assert_trees_all_close(trajectory(injected), static, rtol=2e-6, atol=1e-7)

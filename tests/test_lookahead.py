@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import make_lookahead_goldens as ref
 
 import sharpax
+from tests.references import make_lookahead_goldens as ref
 
 SHARPAX_INNER = {
     "adam": lambda: sharpax.adam(0.05),
@@ -448,20 +448,7 @@ def test_jit_donation_bfloat16_and_sharding():
     assert all(np.all(np.isfinite(np.asarray(x, np.float32))) for x in jax.tree.leaves(state.slow))
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        (dict(sync_period=0), "sync_period must be an integer >= 1"),
-        (dict(sync_period=2.0), "sync_period must be an integer >= 1"),
-        (dict(alpha=-0.1), r"alpha must be in \[0.0, 1.0\]"),
-        (dict(alpha=1.5), r"alpha must be in \[0.0, 1.0\]"),
-        (dict(pullback_momentum="nesterov"), "pullback_momentum must be one of"),
-        (dict(reset_state=True, pullback_momentum="reset"), "pullback_momentum must be 'none'"),
-    ],
-)
-def test_validation(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        sharpax.lookahead(sharpax.sgd(0.1), **kwargs)
+# Bad arguments: the rows of tests/bad_input_table.py.
 
 
 @pytest.mark.parametrize("mode", ["reset", "pullback"])

@@ -1,9 +1,9 @@
 """Momentum-SAM and AE-SAM against their references, step by step, under jit, vmap and 8 devices.
 
-References: `golden/sam_msam.npz`, 30-step trajectories of MarlonBecker/MSAM's own torch optimizers
-(`MSAM`, `AdamW_MSAM`), and `golden/sam_ae_sam.npz`, AE-SAM from a float64 transcription of the paper's
-Algorithm 1 (no public code was found), both written by `golden/make_sam_efficient_goldens.py`. The
-float64 transcriptions of `golden/sam_efficient_references.py` are checked against the goldens and run
+References: `references/sam_msam.npz`, 30-step trajectories of MarlonBecker/MSAM's own torch optimizers
+(`MSAM`, `AdamW_MSAM`), and `references/sam_ae_sam.npz`, AE-SAM from a float64 transcription of the paper's
+Algorithm 1 (no public code was found), both written by `references/make_sam_efficient_goldens.py`. The
+float64 transcriptions of `references/sam_efficient_references.py` are checked against the goldens and run
 live; the MSAM generator itself is re-run live when torch and an MSAM checkout (`MSAM_REPO`) are present.
 """
 
@@ -19,16 +19,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import sam_efficient_references as eref
-from golden import sam_references as ref
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import sharpax
 from tests import reliability_common as rc
-from tests.torch_reference import GOLDEN_VS_LIVE, GOLDEN_VS_LIVE_F64
+from tests.references import GOLDEN_DIR
+from tests.references import sam_efficient_references as eref
+from tests.references import sam_references as ref
+from tests.references.torch_reference import GOLDEN_VS_LIVE, GOLDEN_VS_LIVE_F64
 
-GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
 MSAM = np.load(GOLDEN_DIR / "sam_msam.npz")
 AE = np.load(GOLDEN_DIR / "sam_ae_sam.npz")
 # float32 JAX against float32 torch (or float64 numpy) over 30 steps: the two round in different orders,
@@ -280,7 +280,7 @@ def test_msam_goldens_against_live_msam():
     if not checkout or not (pathlib.Path(checkout) / "optimizer" / "msam.py").exists():
         pytest.skip("set MSAM_REPO to a checkout of github.com/MarlonBecker/MSAM")
     pytest.importorskip("torch")
-    from golden import make_sam_efficient_goldens as gen
+    from tests.references import make_sam_efficient_goldens as gen
 
     classes = gen.load_msam(pathlib.Path(checkout))
     for case in eref.MSAM_CASES:

@@ -1,7 +1,7 @@
 """RWP and ESAM (`rwp_value_and_grad`, `esam_value_and_grad`) against their reference code, step by step.
 
-References: `golden/sam_rwp_nblt.npz` and `golden/sam_esam_dydjw9.npz`, written by
-`golden/make_sam_efficient_gradient_goldens.py` from torch transcriptions of nblt/RWP's training step and
+References: `references/sam_rwp_nblt.npz` and `references/sam_esam_dydjw9.npz`, written by
+`references/make_sam_efficient_gradient_goldens.py` from torch transcriptions of nblt/RWP's training step and
 dydjw9/Efficient_SAM's `ESAM.step` (the ESAM one checked bit for bit against the reference's own class),
 with the random draws taken from the same JAX keys; hand-worked 2-parameter cases; SAM itself; the
 generator re-run live when torch is importable.
@@ -10,7 +10,6 @@ generator re-run live when torch is importable.
 from __future__ import annotations
 
 import functools
-import pathlib
 
 import jax
 import jax.extend
@@ -18,18 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import make_sam_efficient_gradient_goldens as gen
-from golden import sam_references as ref
 from jax import lax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import sharpax
-from tests.torch_reference import GOLDEN_VS_LIVE
+from tests.references import GOLDEN_DIR
+from tests.references import make_sam_efficient_gradient_goldens as gen
+from tests.references import sam_references as ref
+from tests.references.torch_reference import GOLDEN_VS_LIVE
 
-HERE = pathlib.Path(__file__).parent
-RWP_GOLDEN = np.load(HERE / "golden" / "sam_rwp_nblt.npz")
-ESAM_GOLDEN = np.load(HERE / "golden" / "sam_esam_dydjw9.npz")
+RWP_GOLDEN = np.load(GOLDEN_DIR / "sam_rwp_nblt.npz")
+ESAM_GOLDEN = np.load(GOLDEN_DIR / "sam_esam_dydjw9.npz")
 # float32 on both sides, 10 steps of SGD with momentum: torch and XLA round in different orders.
 TOL = dict(rtol=2e-5, atol=2e-6)
 

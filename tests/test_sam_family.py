@@ -1,25 +1,23 @@
 """GSAM, LookSAM, periodic SAM and m-sharpness against numpy references written from their papers.
 
-Goldens: `golden/sam_gsam.npz` and `golden/sam_looksam.npz` from `golden/sam_references.py` (float64
+Goldens: `references/sam_gsam.npz` and `references/sam_looksam.npz` from `references/sam_references.py` (float64
 numpy, hand-written backprop); the references are also re-run live, and checked on tiny hand cases.
 """
 
 from __future__ import annotations
-
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import sam_references as ref
 
 import sharpax
 from sharpax.wrappers._sam_geometry import gsam_direction
-from tests.torch_reference import GOLDEN_VS_LIVE_F64
+from tests.references import GOLDEN_DIR
+from tests.references import sam_references as ref
+from tests.references.torch_reference import GOLDEN_VS_LIVE_F64
 
-GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
 # float32 JAX against float64 numpy over 30 steps.
 TOL = dict(rtol=1e-5, atol=1e-5)
 

@@ -8,17 +8,18 @@ and through the whole-batch forms (checked against davda54/sam and the papers' r
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import sam_references as ref
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import sharpax
 from sharpax.wrappers._microbatches import split_microbatches
+from tests.references import sam_references as ref
 
 RHO = 0.1
 # float32 sums in another order (per microbatch, then the mean) against the whole batch at once.
@@ -46,10 +47,7 @@ def problem(batch=16, seed=0):
 
 
 def assert_trees_close(got, want, **tol):
-    for (path, a), b in zip(
-        jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want), strict=True
-    ):
-        np.testing.assert_allclose(a, b, **(tol or TOL), err_msg=jax.tree_util.keystr(path))
+    chex.assert_trees_all_close(got, want, **(tol or TOL))
 
 
 def test_microbatches_are_strided_rows():

@@ -1,25 +1,25 @@
 """SAM and ASAM against davda54/sam's PyTorch SAM, step by step over 30 steps, both sharpax forms, jitted.
 
-References: `golden/sam_davda54.npz`, written by `golden/make_sam_goldens.py` from davda54's `SAM`
+References: `references/sam_davda54.npz`, written by `references/make_sam_goldens.py` from davda54's `SAM`
 (always checked), and the same generator run live when torch is importable.
 """
 
 from __future__ import annotations
 
 import functools
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from golden import sam_references as ref
 
 import sharpax
-from tests.torch_reference import GOLDEN_VS_LIVE
+from tests.references import GOLDEN_DIR
+from tests.references import sam_references as ref
+from tests.references.torch_reference import GOLDEN_VS_LIVE
 
-GOLDEN = np.load(pathlib.Path(__file__).parent / "golden" / "sam_davda54.npz")
+GOLDEN = np.load(GOLDEN_DIR / "sam_davda54.npz")
 
 # case -> (base optimizer, rho, adaptive): the sharpax twins of make_sam_goldens.DAVDA_CASES.
 CASES = {
@@ -121,7 +121,7 @@ def test_golden_trajectories_move_and_differ():
 @pytest.mark.parametrize("case", CASES)
 def test_matches_davda54_live(case):
     pytest.importorskip("torch")
-    from golden import make_sam_goldens
+    from tests.references import make_sam_goldens
 
     torch_trajectory, torch_losses = make_sam_goldens.davda_trajectory(case)
     np.testing.assert_allclose(torch_trajectory, GOLDEN[f"{case}_params"], **GOLDEN_VS_LIVE)

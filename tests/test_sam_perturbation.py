@@ -4,7 +4,6 @@ build-time and call-time errors of every SAM-family constructor."""
 from __future__ import annotations
 
 import math
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +13,7 @@ import pytest
 
 import sharpax
 from sharpax.wrappers._sam_geometry import Perturbation
+from tests.references import GOLDEN_DIR
 
 
 def _e(params, grads, **kwargs):
@@ -248,7 +248,7 @@ def test_grad_fn_with_the_wrong_tree_is_reported():
 
 # --- any p-norm ---------------------------------------------------------------------------------------
 
-GOLDEN_P2 = pathlib.Path(__file__).parent / "golden" / "sam_p2_perturbations.npz"
+GOLDEN_P2 = GOLDEN_DIR / "sam_p2_perturbations.npz"
 P_VALUES = [1, 1.5, 3, 4, math.inf]
 
 
@@ -396,7 +396,7 @@ def _main_p2_perturb(params, grads, rho, adaptive=False, eta=0.0):
 
 
 def test_p2_is_bit_for_bit_main():
-    from tests.golden import make_pnorm_goldens as gen
+    from tests.references import make_pnorm_goldens as gen
 
     cases = gen.cases()
     perturb = lambda fn: jax.jit(

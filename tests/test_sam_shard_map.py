@@ -3,6 +3,7 @@
 References: the `m = devices` chunked vmap, and a numpy loop over the shards with closed-form gradients.
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,7 +64,7 @@ def problem(batch=32):
 
 
 def assert_tree_close(a, b, rtol=1e-5, atol=1e-6):
-    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=rtol, atol=atol), a, b)
+    chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
 
 
 # Each axis type and each of jit / eager once in the default run; the other two pairs are slow.

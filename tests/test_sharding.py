@@ -6,16 +6,16 @@ Data parallel (params replicated, batch split over 8 devices) and model parallel
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.extend
-import numpy as np
 import optax
 import pytest
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from tests import reliability_common as rc
-from tests.optimizer_table import CASES
+from tests.optimizer_table import CASES, WRAPPERS
 
 # Elementwise optimizer math is the same on every shard; only the gradient's all-reduce (data parallel)
 # sums in another order, a few ulps of float32.
@@ -27,12 +27,7 @@ _put = rc.put
 
 
 def _assert_close(got, want):
-    for (path, g), w in zip(
-        jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want), strict=True
-    ):
-        np.testing.assert_allclose(
-            np.asarray(g), np.asarray(w), rtol=RTOL, atol=ATOL, err_msg=jax.tree_util.keystr(path)
-        )
+    chex.assert_trees_all_close(got, want, rtol=RTOL, atol=ATOL)
 
 
 def _assert_state_follows_params(tx, state, params):
@@ -218,13 +213,13 @@ WRAPPERS_FAST = ("lookahead(sam(radam))", "bsam")
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=() if n in WRAPPERS_FAST else pytest.mark.slow) for n in rc.WRAPPERS],
+    [pytest.param(n, marks=() if n in WRAPPERS_FAST else pytest.mark.slow) for n in WRAPPERS],
 )
 @pytest.mark.parametrize("layout", ["data_parallel", "params_2x4"])
 def test_wrappers_sharded_match_one_device(name, layout):
     """SAM's perturbation norm is a global reduction: with the batch split over 8 devices, or the
     params over a 2x4 mesh, the step equals one device's (a per-shard norm would not)."""
-    tx = rc.WRAPPERS[name]()
+    tx = WRAPPERS[name]()
     params, (xs, ys) = rc.make_params(), rc.make_batches()
     want = rc.train_with_grad_fn_eager(tx, params, tx.init(params), xs, ys)
     if layout == "data_parallel":

@@ -1,6 +1,6 @@
 """sharpax.sharpness against exact references: the dense Hessian (`jax.hessian`, float64) and its
 `numpy.linalg.eigh`, PyHessian's own stochastic Lanczos quadrature and density (goldens from
-`golden/make_sharpness_goldens.py`), brute-force searches of the rho-ball, and direct evaluations of the
+`references/make_sharpness_goldens.py`), brute-force searches of the rho-ball, and direct evaluations of the
 loss; then jit, vmap over keys, float32/bfloat16 params, a loss over batches, and 8-device sharding.
 """
 
@@ -24,10 +24,11 @@ from sharpax.sharpness import _operator
 from sharpax.sharpness._lanczos import lanczos
 from sharpax.sharpness._operator import HessianOperator
 from sharpax.wrappers._sam_geometry import Perturbation
+from tests.references import GOLDEN_DIR
 
 S = sharpax.sharpness
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-GOLDEN = np.load(ROOT / "tests" / "golden" / "sharpness_pyhessian.npz")
+GOLDEN = np.load(GOLDEN_DIR / "sharpness_pyhessian.npz")
 
 
 # ------------------------------------------------------------------------------------------- problems

@@ -155,8 +155,9 @@ def from_real_view(tree: PyTree) -> PyTree:
 
 def _refuse_complex(owner: str, tree: PyTree) -> None:
     for path, x in jax.tree_util.tree_leaves_with_path(tree):
+        # A Python float leaf has no dtype (and is real).
         if isinstance(x, complex) or (
-            is_float_leaf(x) and jnp.issubdtype(x.dtype, jnp.complexfloating)
+            hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.complexfloating)
         ):
             raise TypeError(
                 f"{owner}: complex params are not supported (as in torch.optim), got "

@@ -1,25 +1,21 @@
 """Write the torch goldens that `tests/test_lr_scheduler.py` checks `sharpax.lr_scheduler` against.
 
 For every case of `tests/lr_scheduler_cases.py`: torch 2.13's rate (and momentum or beta_1, for the
-cycling schedulers) at each optimizer step, to `tests/golden/lr_schedulers.npz`; and for every
+cycling schedulers) at each optimizer step, to `tests/references/lr_schedulers.npz`; and for every
 ReduceLROnPlateau case, the metric sequence and torch's rate after each `scheduler.step(metric)`, to
-`tests/golden/lr_plateau.npz`. Values are torch's float64, stored as such. Needs torch==2.13.0:
+`tests/references/lr_plateau.npz`. Values are torch's float64, stored as such. Needs torch==2.13.0:
 
-    python tests/golden/make_lr_scheduler_goldens.py            # from the repository root
+    python -m tests.references.make_lr_scheduler_goldens            # from the repository root
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests.lr_scheduler_cases import (  # noqa: E402
+from tests.lr_scheduler_cases import (
     CASES,
     PLATEAU_CASES,
     PLATEAU_GOLDEN,

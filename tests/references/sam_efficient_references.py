@@ -8,13 +8,9 @@ are checked against those trajectories in `tests/test_sam_efficient.py`, and re-
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import sam_references as ref  # noqa: E402
+from tests.references import sam_references as ref
 
 STEPS = 30
 NORM_EPS = 1e-12  # MSAM's `1 / (norm + 1e-12)`, SAM's `rho / (norm + 1e-12)`

@@ -1,6 +1,6 @@
 """Write `sam_p2_perturbations.npz`: SAM's p = 2 perturbation as main computed it before any p-norm existed.
 
-    PYTHONPATH=. python tests/golden/make_pnorm_goldens.py
+    python -m tests.references.make_pnorm_goldens
 
 Run once on main at commit 371cbe4 (before the p-norm work), under `jax.jit`, on this machine's CPU. The test
 (`tests/test_sam_perturbation.py`) checks that the p = 2 path still gives these values, so that adding the

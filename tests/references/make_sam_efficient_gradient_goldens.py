@@ -1,5 +1,5 @@
-"""Write the RWP and ESAM goldens: `python tests/golden/make_sam_efficient_gradient_goldens.py` (needs torch; run
-from the repo root). `--esam-checkout DIR` also runs dydjw9/Efficient_SAM's own `utils/Esam.py` from a
+"""Write the RWP and ESAM goldens: `python -m tests.references.make_sam_efficient_gradient_goldens`
+(needs torch; run from the repo root). `--esam-checkout DIR` also runs dydjw9/Efficient_SAM's own `utils/Esam.py` from a
 checkout DIR and checks that it agrees with the transcription below before anything is written.
 
 - sam_rwp_nblt.npz: 10 steps of nblt/RWP's training step (`train_rwp_parallel.py`, `train()`) with SGD
@@ -24,13 +24,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import pathlib
-import sys
 
 import jax
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import sam_references as ref  # noqa: E402
+from tests.references import sam_references as ref
 
 HERE = pathlib.Path(__file__).resolve().parent
 STEPS = 10

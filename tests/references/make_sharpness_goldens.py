@@ -1,4 +1,4 @@
-"""Write the PyHessian goldens of `sharpax.sharpness`: `python tests/golden/make_sharpness_goldens.py
+"""Write the PyHessian goldens of `sharpax.sharpness`: `python -m tests.references.make_sharpness_goldens
 --pyhessian PATH` (needs torch and a checkout of github.com/amirgholami/PyHessian; run from the repo root).
 
 PyHessian is GPL-3.0: its code is imported from the checkout given, never copied here.

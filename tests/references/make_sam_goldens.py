@@ -1,4 +1,4 @@
-"""Write the SAM-family goldens: `python tests/golden/make_sam_goldens.py` (needs torch; run from the repo root).
+"""Write the SAM-family goldens: `python -m tests.references.make_sam_goldens` (needs torch; run from the repo root).
 
 - sam_davda54.npz: 30-step trajectories of davda54/sam's PyTorch `SAM` (SGD+momentum+L2 and Adam bases,
   SAM and ASAM) on the problem of `sam_references.make_problem`, in float32.
@@ -16,12 +16,10 @@ the same `rho / (norm + 1e-12)` scale, `p^2` for `adaptive=True`, weights restor
 from __future__ import annotations
 
 import pathlib
-import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import sam_references as ref  # noqa: E402
+from tests.references import sam_references as ref
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -233,7 +231,7 @@ def main() -> None:
         )
     np.savez_compressed(HERE / "sam_fsam_wsam_numpy.npz", **numpy_refs)
 
-    import bsam_reference
+    from tests.references import bsam_reference
 
     params, precisions = bsam_reference.bsam_trajectory()
     np.savez_compressed(HERE / "sam_bsam.npz", params=params, precision=precisions)

@@ -1,7 +1,7 @@
 """Write the momentum-SAM and AE-SAM goldens (run from the repo root; needs torch for momentum-SAM):
 
     git clone https://github.com/MarlonBecker/MSAM /tmp/MSAM   # commit 780fa4f
-    python tests/golden/make_sam_efficient_goldens.py --msam /tmp/MSAM
+    python -m tests.references.make_sam_efficient_goldens --msam /tmp/MSAM
 
 - sam_msam.npz: 30-step trajectories of MarlonBecker/MSAM's own `MSAM` and `AdamW_MSAM` (its
   `optimizer/msam.py` and `optimizer/adamW_msam.py`, imported from the checkout, float32 torch) on the
@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import pathlib
-import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import sam_efficient_references as eref  # noqa: E402
-import sam_references as ref  # noqa: E402
+from tests.references import sam_efficient_references as eref
+from tests.references import sam_references as ref
 
 HERE = pathlib.Path(__file__).resolve().parent
 MSAM_COMMIT = "780fa4f623fe0c99760fd7cfb1a94d14f00179ee"

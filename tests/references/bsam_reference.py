@@ -18,15 +18,11 @@ One step (per chunk, then averaged over chunks; `msharpness = 1` in the goldens)
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import sam_references as ref  # noqa: E402
+from tests.references import sam_references as ref
 
 # The goldens' settings: a small N so that the noise (std 1/8 at s = 1) matters, b2 = 0.9 so that s
 # moves within 30 steps.

@@ -1,7 +1,7 @@
 """Reference trajectories of pytorch_optimizer's Lookahead (and Ranger) for tests/test_lookahead.py.
 
-Run `python tests/golden/make_lookahead_goldens.py` (needs torch 2.13 and pytorch_optimizer 4.1.0) to
-rewrite `tests/golden/lookahead_<inner>.npz`. The tests also import this module to run the same
+Run `python -m tests.references.make_lookahead_goldens` (needs torch 2.13 and pytorch_optimizer 4.1.0) to
+rewrite `tests/references/lookahead_<inner>.npz`. The tests also import this module to run the same
 reference live when torch is importable; torch is imported inside the functions only, so the module
 imports (and the goldens are checked) without it.
 

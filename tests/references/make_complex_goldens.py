@@ -1,7 +1,7 @@
-"""Write the complex-parameter goldens: `python tests/golden/make_complex_goldens.py` (needs torch).
+"""Write the complex-parameter goldens: `python -m tests.references.make_complex_goldens` (needs torch).
 
 torch.optim treats a complex tensor as its real and imaginary parts (`torch.view_as_real` in every
-single-tensor step); sharpax follows it. `tests/golden/complex.npz` holds, in complex64:
+single-tensor step); sharpax follows it. `tests/references/complex.npz` holds, in complex64:
 
 - `opt/<case>`: every case of `tests/optimizer_table.CASES` (but Adafactor and Muon, which torch and
   sharpax refuse complex params for) on the complex problem of
@@ -23,7 +23,6 @@ The problem definitions live here, import without torch, and are shared with `te
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -191,8 +190,7 @@ def sam_trajectory(case: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """davda54/sam over the torch base on `sam_loss`: params after each step (complex), and grad0."""
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from make_sam_goldens import davda_sam_class
+    from tests.references.make_sam_goldens import davda_sam_class
 
     base, kwargs, rho, adaptive = SAM_CASES[case]
     torch.set_num_threads(1)
@@ -226,7 +224,6 @@ def sam_trajectory(case: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
 def main() -> None:
     from importlib.metadata import version
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests.optimizer_table import CASES
 
     arrays: dict[str, np.ndarray] = {}

@@ -1,6 +1,6 @@
 """The parity problem (params and a seeded gradient sequence) and the torch runner that solves it.
 
-Shared by `tests/golden/make_torch_goldens.py` (which writes the goldens) and the live torch tests.
+Shared by `tests/references/make_torch_goldens.py` (which writes the goldens) and the live torch tests.
 torch is imported lazily, so importing this module never needs it.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-# Its own folder: tests/golden/ also holds other batteries' goldens.
-GOLDEN_DIR = Path(__file__).parent / "golden" / "optimizers"
+# Its own folder: tests/references/ also holds other batteries' goldens.
+GOLDEN_DIR = Path(__file__).resolve().parent / "optimizers"
 STEPS = 50
 SEED = 0
 

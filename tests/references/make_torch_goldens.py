@@ -1,13 +1,13 @@
 """Write the torch golden trajectories that `tests/test_parity_torch.py` checks sharpax against.
 
 For every case of `tests/optimizer_table.py` (`ALL_CASES`), run the torch twin (torch.optim's
-single-tensor path, or lion_pytorch.Lion) on its seeded problem of `tests/torch_reference.py` and save
+single-tensor path, or lion_pytorch.Lion) on its seeded problem of `tests/references/torch_reference.py` and save
 the params (and the torch state the case records, ASGD's averaged weights) after every step, in
-float32, to `tests/golden/optimizers/<case id>.npz`; the problems themselves go to
-`tests/golden/optimizers/inputs*.npz`. Needs torch==2.13.0 and lion-pytorch==0.2.5 (the `torch` extra):
+float32, to `tests/references/optimizers/<case id>.npz`; the problems themselves go to
+`tests/references/optimizers/inputs*.npz`. Needs torch==2.13.0 and lion-pytorch==0.2.5 (the `torch` extra):
 
-    python tests/golden/make_torch_goldens.py            # from the repository root
-    python tests/golden/make_torch_goldens.py rprop asgd # only these cases (and the inputs)
+    python -m tests.references.make_torch_goldens            # from the repository root
+    python -m tests.references.make_torch_goldens rprop asgd # only these cases (and the inputs)
 
 torch's float32 CPU kernels round differently from machine to machine (the live tests allow for it),
 so rewrite only the cases you add or change.
@@ -18,14 +18,11 @@ from __future__ import annotations
 import json
 import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests.optimizer_table import ALL_CASES  # noqa: E402
-from tests.torch_reference import (  # noqa: E402
+from tests.optimizer_table import ALL_CASES
+from tests.references.torch_reference import (
     GOLDEN_DIR,
     PROBLEMS,
     STEPS,
