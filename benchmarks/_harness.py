@@ -203,18 +203,20 @@ class TorchRunner:
 class StepRunner:
     """Advances a carry with a jitted step: `step(*carry, *args)` returns the new carry first, then
     any other outputs (a loss); `k` calls are timed together and blocked on at the end. With an empty
-    carry it times `step(*args)`, whatever that returns."""
+    carry it times `step(*args)`, whatever that returns. With `cycle` (e.g. PRNG keys made before
+    timing), the i-th step of every sample also gets `cycle[i % len(cycle)]` as its last argument."""
 
-    def __init__(self, step: Callable, carry: tuple, *args, on_sample: Callable | None = None):
-        self.step, self.carry, self.args, self.on_sample = step, tuple(carry), args, on_sample
+    def __init__(self, step: Callable, carry: tuple, *args, cycle: Sequence | None = None):
+        self.step, self.carry, self.args, self.cycle = step, tuple(carry), args, cycle
 
     def __call__(self, k: int) -> float:
         carry, n = self.carry, len(self.carry)
         out = carry
+        extra = [()] if self.cycle is None else [(c,) for c in self.cycle]
         jax.block_until_ready(carry)
         t0 = now()
-        for _ in range(k):
-            out = self.step(*carry, *self.args)
+        for i in range(k):
+            out = self.step(*carry, *self.args, *extra[i % len(extra)])
             if n:  # with no carry (a plain function of fixed arguments), the output is anything
                 carry = tuple(out[:n])
         jax.block_until_ready(out)

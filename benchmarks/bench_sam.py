@@ -2,9 +2,11 @@
 
     python -m benchmarks.bench_sam [--tree mlp --hidden 512 --batch 256 --rounds 15 --clock process]
     python -m benchmarks.bench_sam --tree transformer --batch 8 --seq 64 --rounds 5 --steps 3
+    python -m benchmarks.bench_sam --suite efficient [--tree transformer ...]
     python -m benchmarks.bench_sam --sections memory   # microbatches=4 vs 1 only
 
-Results go to `benchmarks/results/<device>/bench_sam_<tree>.json` unless `--out` says otherwise.
+Results go to `benchmarks/results/<device>/bench_sam[_efficient]_<tree>.json` unless `--out` says
+otherwise.
 
 Trees: `mlp` (a ReLU MLP on random inputs, 10 classes) and `transformer` (the Flax Transformer LM of
 `_trees.py`, next-token loss on random tokens).
@@ -27,6 +29,11 @@ and glibc serves blocks above its mmap threshold with fresh pages, so steps with
 SAM second pass, even a skipped one) pay page faults a longer-lived heap would not. To time the steps
 without them: MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 python ...
 
+`--suite efficient` (issue 15) times the cheap members against adam instead: rwp_value_and_grad's one
+vmapped pass (target <= 1.3x a plain full-batch step; also with an `rbg` key, and as two separate
+half-batch passes), and ESAM with its selection fraction gamma (a forward-backward, a forward at w + e
+and gamma of a forward-backward), next to ESAM at beta = gamma = 1 and SAM.
+
 The memory section (`_sam_memory.py`) compiles a SAM + Adam step with `microbatches=4` and 1 on the MLP
 and the Transformer LM of `_trees.py` and reports XLA's compiled memory analysis (issue 14: the peak must
 drop).
@@ -47,8 +54,11 @@ import optax.contrib
 import sharpax
 from benchmarks import _harness as h
 from benchmarks import _trees
+from sharpax.wrappers._sam_geometry import filter_noise_perturb
 
 RHO, LR, K = 0.05, 1e-3, 5
+RWP_GAMMA, RWP_ALPHA = 0.01, 0.5  # nblt/RWP's CIFAR defaults
+ESAM_BETA, ESAM_GAMMA = 0.5, 0.5  # dydjw9/Efficient_SAM's run.sh
 MOMENTUM_RHO = 0.5  # momentum-SAM's rho is of order 1 (its perturbation is not scaled by the lr)
 
 
@@ -60,34 +70,42 @@ def init_mlp(key, sizes):
     ]
 
 
-def mlp_loss(params, x, y):
+def mlp_per_example_loss(params, x, y):
     h = x
     for layer in params[:-1]:
         h = jax.nn.relu(h @ layer["w"] + layer["b"])
     logits = h @ params[-1]["w"] + params[-1]["b"]
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+
+
+def mlp_loss(params, x, y):
+    return mlp_per_example_loss(params, x, y).mean()
 
 
 def mlp_problem(args):
-    """(params, loss_fn, x, y, description) of the MLP tree."""
+    """(params, loss_fn, x, y, description, per-example loss) of the MLP tree."""
     sizes = [args.inputs] + [args.hidden] * args.layers + [10]
     x = jax.random.normal(jax.random.key(1), (args.batch, args.inputs))
     y = jax.random.randint(jax.random.key(2), (args.batch,), 0, 10)
-    return lambda: init_mlp(jax.random.key(0), sizes), mlp_loss, x, y, f"MLP {sizes}"
+    make_params = lambda: init_mlp(jax.random.key(0), sizes)
+    return make_params, mlp_loss, x, y, f"MLP {sizes}", mlp_per_example_loss
 
 
 def transformer_problem(args):
-    """(params, loss_fn, x, y, description) of the Transformer LM tree, next-token cross-entropy."""
+    """(params, loss_fn, x, y, description, per-example loss) of the Transformer LM tree, next-token
+    cross-entropy (an example is a sequence)."""
     model = _trees.transformer_lm()
 
-    def loss(params, tokens, targets):
+    def per_sequence(params, tokens, targets):
         logits = model.apply({"params": params}, tokens)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean(axis=1)
 
+    loss = lambda params, tokens, targets: per_sequence(params, tokens, targets).mean()
     tokens = jax.random.randint(jax.random.key(1), (args.batch, args.seq), 0, 4096)
     targets = jnp.roll(tokens, -1, axis=1)
     n = sum(x.size for x in jax.tree.leaves(_trees.transformer_params()))
-    return _trees.transformer_params, loss, tokens, targets, f"Transformer LM ({n:,} floats)"
+    description = f"Transformer LM ({n:,} floats), {args.seq} tokens per sequence"
+    return _trees.transformer_params, loss, tokens, targets, description, per_sequence
 
 
 def plain_step(tx, loss_fn):
@@ -170,6 +188,57 @@ def variants(loss_fn, total_steps):
     }
 
 
+# The cheap members (issue 15): a step is `step(params, state, x, y, key)`.
+
+
+def keyed_step(tx, grad_fn, takes_key=True):
+    def step(params, state, x, y, key):
+        loss, grads = grad_fn(params, x, y, key=key) if takes_key else grad_fn(params, x, y)
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    return step
+
+
+def rwp_two_passes(loss_fn, gamma, alpha):
+    """RWP's gradient as two separate half-batch passes (what the one vmapped pass replaces)."""
+
+    def grad_fn(params, x, y, key):
+        (x0, x1), (y0, y1) = jnp.split(x, 2), jnp.split(y, 2)
+        noisy = filter_noise_perturb("bench", params, key, gamma, -1, None)
+        value, g0 = jax.value_and_grad(loss_fn)(params, x0, y0)
+        g1 = jax.grad(loss_fn)(noisy, x1, y1)
+        return value, jax.tree.map(lambda a, b: (1 - alpha) * a + alpha * b, g0, g1)
+
+    return grad_fn
+
+
+ESAM_NAME = f"esam(b={ESAM_BETA},g={ESAM_GAMMA})+adam"
+
+
+def efficient_variants(loss_fn, per_example_loss):
+    """name -> (optimizer, step, key implementation), against a plain adam step."""
+    adam = lambda: sharpax.adam(LR)
+    plain = plain_step(adam(), loss_fn)
+    rwp = sharpax.rwp_value_and_grad(loss_fn, RWP_GAMMA, RWP_ALPHA)
+    esam = lambda beta, gamma: sharpax.esam_value_and_grad(per_example_loss, RHO, beta, gamma)
+    sam = sharpax.sam_value_and_grad(loss_fn, RHO)
+    threefry = "threefry2x32"
+    return {
+        "adam": (adam(), lambda p, s, x, y, key: plain(p, s, x, y), threefry),
+        "rwp+adam": (adam(), keyed_step(adam(), rwp), threefry),
+        "rwp+adam (rbg key)": (adam(), keyed_step(adam(), rwp), "rbg"),
+        "rwp two half passes+adam": (
+            adam(),
+            keyed_step(adam(), rwp_two_passes(loss_fn, RWP_GAMMA, RWP_ALPHA)),
+            threefry,
+        ),
+        ESAM_NAME: (adam(), keyed_step(adam(), esam(ESAM_BETA, ESAM_GAMMA)), threefry),
+        "esam(b=1,g=1)+adam": (adam(), keyed_step(adam(), esam(1.0, 1.0), False), threefry),
+        "sam_value_and_grad+adam": (adam(), keyed_step(adam(), sam, False), threefry),
+    }
+
+
 def state_bytes(state) -> int:
     return sum(x.nbytes for x in jax.tree.leaves(state))
 
@@ -177,6 +246,12 @@ def state_bytes(state) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", choices=["mlp", "transformer"], default="mlp")
+    parser.add_argument(
+        "--suite",
+        choices=["family", "efficient"],
+        default="family",
+        help="the SAM family, or the cheap members (RWP, ESAM)",
+    )
     parser.add_argument("--seq", type=int, default=64, help="transformer: tokens per sequence")
     parser.add_argument("--inputs", type=int, default=256)
     parser.add_argument("--hidden", type=int, default=512)
@@ -189,15 +264,20 @@ def main() -> None:
         "--out",
         type=pathlib.Path,
         default=None,
-        help="write the results as JSON here (default: bench_sam_<tree>.json in benchmarks/results/<device>/)",
+        help="write the results as JSON here (default: bench_sam_<tree>.json, or "
+        "bench_sam_efficient_<tree>.json, in benchmarks/results/<device>/)",
     )
     parser.add_argument(
-        "--sections", default="timing,memory", help="comma-separated: timing, memory (microbatches)"
+        "--sections",
+        default=None,
+        help="comma-separated: timing, memory (microbatches); default both, timing for --suite efficient",
     )
     args = parser.parse_args()
     h.set_clock(args.clock)
-    args.out = args.out or h.results_dir() / f"bench_sam_{args.tree}.json"
-    sections = set(args.sections.split(","))
+    suite = "" if args.suite == "family" else f"_{args.suite}"
+    args.out = args.out or h.results_dir() / f"bench_sam{suite}_{args.tree}.json"
+    default_sections = "timing" if args.suite == "efficient" else "timing,memory"
+    sections = set((args.sections or default_sections).split(","))
     results = {}
     if "timing" in sections:
         results.update(timing(args))
@@ -216,51 +296,82 @@ def main() -> None:
 def timing(args) -> dict:
     """The step-time comparison: every variant in interleaved rounds; returns what --out records."""
     problem = mlp_problem if args.tree == "mlp" else transformer_problem
-    make_params, loss_fn, x, y, description = problem(args)
+    make_params, loss_fn, x, y, description, per_example_loss = problem(args)
     total_steps = 2 * K + args.rounds * args.steps
-    runners, faults, state_sizes = {}, {}, {}
-    for name, (tx, step) in variants(loss_fn, total_steps).items():
+    if args.suite == "family":
+        chosen = {
+            name: (tx, step, None) for name, (tx, step) in variants(loss_fn, total_steps).items()
+        }
+    else:
+        chosen = efficient_variants(loss_fn, per_example_loss)
+    runners, faults, state_sizes, ae_sam = {}, {}, {}, None
+    for name, (tx, step, key_impl) in chosen.items():
         params = make_params()
         state = tx.init(params)
         state_sizes[name] = state_bytes(state)
         faults[name] = []
-        runner = h.StepRunner(jax.jit(step, donate_argnums=(0, 1)), (params, state), x, y)
+        # A fresh key per step, made before timing (a step's key costs no host work).
+        keys = None
+        if key_impl is not None:
+            keys = list(jax.random.split(jax.random.key(0, impl=key_impl), max(args.steps, 2 * K)))
+        runner = h.StepRunner(
+            jax.jit(step, donate_argnums=(0, 1)), (params, state), x, y, cycle=keys
+        )
         runners[name] = h.with_page_faults(runner, faults[name])
         if name == "ae_sam(adam)":
             ae_sam = runner
 
     for run in runners.values():  # compile and warm up, a whole number of periods
         run(2 * K)
-    sam_steps = lambda: int(ae_sam.carry[1].sam_count)
+    sam_steps = lambda: 0 if ae_sam is None else int(ae_sam.carry[1].sam_count)
     sam_steps_in_warmup = sam_steps()
     samples = h.interleaved(runners, args.rounds, 0.0, warmup=0, steps=args.steps)
 
     median = {name: h.median(v) for name, v in samples.items()}
     ratio = lambda a, b: h.paired_ratio(samples[a], samples[b])
-    sam_tx, optax_sam = "sharpax.sam(adam)", "optax.contrib.sam(adam, opaque)"
-    looksam, periodic = f"looksam(adam, k={K})", f"periodic_sam(adam, k={K})"
-    ratios = {
-        "sam_value_and_grad+adam / adam (target <= 2.15)": ratio("sam_value_and_grad+adam", "adam"),
-        "sharpax.sam(adam) / optax.contrib.sam opaque (target <= 1.0)": ratio(sam_tx, optax_sam),
-        "sharpax.sam(adam) / adam": ratio(sam_tx, "adam"),
-        f"looksam(k={K}) / adam (target <= 1.35)": ratio(looksam, "adam"),
-        f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(periodic, "adam"),
-    }
-    for name in ("friendly_sam(adam)", "wsam(adam)", "wsam(adam, coupled)", "bsam"):
-        ratios[f"{name} / adam"] = ratio(name, "adam")
-        ratios[f"{name} / sharpax.sam(adam)"] = ratio(name, sam_tx)
-    ratios["momentum_sam(adam) / adam (target <= 1.15)"] = ratio("momentum_sam(adam)", "adam")
-    ratios["momentum_sam(sgd_momentum) / sgd_momentum (target <= 1.15)"] = ratio(
-        "momentum_sam(sgd_momentum)", "sgd_momentum"
-    )
-    ratios["ae_sam(adam, never SAM) / adam"] = ratio("ae_sam(adam, never SAM)", "adam")
-    # The fraction of SAM steps among the timed ones (`sharpax.ae_sam_fraction` counts the warm-up too),
-    # and the average cost: mean step times over the run (see the module docstring).
-    fraction = (sam_steps() - sam_steps_in_warmup) / (args.rounds * args.steps)
-    mean = lambda name: statistics.fmean(samples[name])
-    ae_average = mean("ae_sam(adam)") / mean("adam")
-    ae_expected = 1 + fraction * (ratios["sharpax.sam(adam) / adam"]["ratio"] - 1)
     faults_per_step = {name: h.median(f[-args.rounds :]) for name, f in faults.items()}
+    extra = {}
+    if args.suite == "efficient":
+        selected = int(ESAM_GAMMA * args.batch)
+        ratios = {
+            "rwp+adam / adam (target <= 1.3)": ratio("rwp+adam", "adam"),
+            "rwp+adam (rbg key) / adam": ratio("rwp+adam (rbg key)", "adam"),
+            "rwp two half passes / rwp one vmapped pass": ratio(
+                "rwp two half passes+adam", "rwp+adam"
+            ),
+            f"{ESAM_NAME} / adam (selects {selected} of {args.batch})": ratio(ESAM_NAME, "adam"),
+            "esam(b=1,g=1)+adam / adam (SAM's two passes)": ratio("esam(b=1,g=1)+adam", "adam"),
+            "sam_value_and_grad+adam / adam": ratio("sam_value_and_grad+adam", "adam"),
+        }
+    else:
+        sam_tx, optax_sam = "sharpax.sam(adam)", "optax.contrib.sam(adam, opaque)"
+        looksam, periodic = f"looksam(adam, k={K})", f"periodic_sam(adam, k={K})"
+        ratios = {
+            "sam_value_and_grad+adam / adam (target <= 2.15)": ratio(
+                "sam_value_and_grad+adam", "adam"
+            ),
+            "sharpax.sam(adam) / optax.contrib.sam opaque (target <= 1.0)": ratio(
+                sam_tx, optax_sam
+            ),
+            "sharpax.sam(adam) / adam": ratio(sam_tx, "adam"),
+            f"looksam(k={K}) / adam (target <= 1.35)": ratio(looksam, "adam"),
+            f"periodic_sam(k={K}) / adam (target <= 1.35)": ratio(periodic, "adam"),
+        }
+        for name in ("friendly_sam(adam)", "wsam(adam)", "wsam(adam, coupled)", "bsam"):
+            ratios[f"{name} / adam"] = ratio(name, "adam")
+            ratios[f"{name} / sharpax.sam(adam)"] = ratio(name, sam_tx)
+        ratios["momentum_sam(adam) / adam (target <= 1.15)"] = ratio("momentum_sam(adam)", "adam")
+        ratios["momentum_sam(sgd_momentum) / sgd_momentum (target <= 1.15)"] = ratio(
+            "momentum_sam(sgd_momentum)", "sgd_momentum"
+        )
+        ratios["ae_sam(adam, never SAM) / adam"] = ratio("ae_sam(adam, never SAM)", "adam")
+        # The fraction of SAM steps among the timed ones (`sharpax.ae_sam_fraction` counts the warm-up too),
+        # and the average cost: mean step times over the run (see the module docstring).
+        fraction = (sam_steps() - sam_steps_in_warmup) / (args.rounds * args.steps)
+        mean = lambda name: statistics.fmean(samples[name])
+        ae_average = mean("ae_sam(adam)") / mean("adam")
+        ae_expected = 1 + fraction * (ratios["sharpax.sam(adam) / adam"]["ratio"] - 1)
+        extra = {"ae_sam_fraction": fraction, "ae_sam_mean_ratio": ae_average}
     device = jax.devices()[0]
     print(
         f"device: {device.platform} {device.device_kind}, {description}, batch {args.batch}, "
@@ -272,24 +383,24 @@ def timing(args) -> dict:
             f"  {name:34s} {median[name] * 1e3:8.3f} ms/step  (min {spread[0]:.3f}, max {spread[1]:.3f})"
             f"  state {state_sizes[name]:>10,d} B  {faults_per_step[name]:8.0f} page faults/step"
         )
-    print(
-        f"  ae_sam(adam): SAM on {fraction:.1%} of steps; mean step time over the run "
-        f"{ae_average:.3f}x adam's; 1 + fraction x (sam/adam - 1) = {ae_expected:.3f}x"
-    )
+    if extra:
+        print(
+            f"  ae_sam(adam): SAM on {fraction:.1%} of steps; mean step time over the run "
+            f"{ae_average:.3f}x adam's; 1 + fraction x (sam/adam - 1) = {ae_expected:.3f}x"
+        )
     print(f"  {'ratio (median of per-round ratios [interquartile range])':64s}")
     for name, r in ratios.items():
         print(f"  {name:64s} {r['ratio']:7.3f}x [{r['p25']:.3f}-{r['p75']:.3f}]")
     return {
         "tree": description,
+        "suite": args.suite,
         "batch": args.batch,
         "rounds": args.rounds,
         "steps": args.steps,
-        "clock": args.clock,
         "median_ms": {k: v * 1e3 for k, v in median.items()},
         "state_bytes": state_sizes,
         "page_faults_per_step": faults_per_step,
-        "ae_sam_fraction": fraction,
-        "ae_sam_mean_ratio": ae_average,
+        **extra,
         "ratios": ratios,
     }
 

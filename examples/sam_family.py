@@ -51,6 +51,13 @@ digits = _load_digits()
 loss_fn, init_params = digits.loss_fn, digits.init_params
 grad_fn = jax.grad(loss_fn)
 
+
+def per_example_loss_fn(params, x, y):
+    """ESAM ranks examples by how much their own loss rises under the perturbation."""
+    logits = digits.MODEL.apply(params, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+
+
 # ------------------------------------------------------------------------------------------- methods
 
 Step = Callable[..., tuple[Any, Any, jax.Array]]
@@ -174,6 +181,23 @@ METHODS: dict[str, Method] = {
         (0.1, 0.3, 1.0),
         "rho",
         1,
+    ),
+    # One pass over the batch: the clean gradient on one half, the noisy one on the other, vmapped.
+    "rwp": Method(
+        gradient_form(lambda gamma: sharpax.rwp_value_and_grad(loss_fn, gamma), keyed=True),
+        (0.005, 0.01, 0.02),
+        "gamma",
+        1,
+    ),
+    # The second pass on the half of the batch whose loss rose most: 1.5 passes.
+    "esam": Method(
+        gradient_form(
+            lambda rho: sharpax.esam_value_and_grad(per_example_loss_fn, rho, beta=0.5, gamma=0.5),
+            keyed=True,
+        ),
+        SAM_RHOS,
+        "rho",
+        1.5,
     ),
     "ae_sam": Method(
         transformation_form(

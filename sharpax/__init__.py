@@ -105,6 +105,7 @@ from sharpax.wrappers import bsam_sample as bsam_sample
 from sharpax.wrappers import bsam_variance as bsam_variance
 from sharpax.wrappers import current_loss_scale as current_loss_scale
 from sharpax.wrappers import dynamic_loss_scale as dynamic_loss_scale
+from sharpax.wrappers import esam_value_and_grad as esam_value_and_grad
 from sharpax.wrappers import friendly_sam as friendly_sam
 from sharpax.wrappers import gsam as gsam
 from sharpax.wrappers import gsam_value_and_grad as gsam_value_and_grad
@@ -116,6 +117,7 @@ from sharpax.wrappers import momentum_sam as momentum_sam
 from sharpax.wrappers import momentum_sam_params as momentum_sam_params
 from sharpax.wrappers import periodic_sam as periodic_sam
 from sharpax.wrappers import ranger as ranger
+from sharpax.wrappers import rwp_value_and_grad as rwp_value_and_grad
 from sharpax.wrappers import sam as sam
 from sharpax.wrappers import sam_value_and_grad as sam_value_and_grad
 from sharpax.wrappers import wsam as wsam
@@ -151,6 +153,7 @@ __all__ = [
     "cyclic",
     "dynamic_loss_scale",
     "DynamicLossScale",
+    "esam_value_and_grad",
     "exponential_warmup",
     "filter_normalized_direction",
     "friendly_sam",
@@ -191,6 +194,7 @@ __all__ = [
     "ReduceLROnPlateauState",
     "rmsprop",
     "rprop",
+    "rwp_value_and_grad",
     "sam",
     "sam_sharpness",
     "sam_value_and_grad",

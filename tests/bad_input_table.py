@@ -199,6 +199,26 @@ OUT_OF_RANGE = [
         for v, rng in [(-0.3, NON_NEGATIVE), (math.nan, NON_NEGATIVE)]
     ],
     *[
+        (sharpax.rwp_value_and_grad, {"loss_fn": jnp.sum}, name, value, rng)
+        for name, value, rng in [
+            ("gamma", -0.01, NON_NEGATIVE),
+            ("gamma", math.inf, NON_NEGATIVE),
+            ("alpha", -0.1, UNIT),
+            ("alpha", 1.5, UNIT),
+        ]
+    ],
+    *[
+        (sharpax.esam_value_and_grad, {"per_example_loss_fn": jnp.square}, name, value, rng)
+        for name, value, rng in [
+            ("rho", -0.05, NON_NEGATIVE),
+            ("beta", 0.0, "(0.0, 1.0]"),
+            ("beta", 1.5, "(0.0, 1.0]"),
+            ("gamma", 0.0, "(0.0, 1.0]"),
+            ("gamma", 1.01, "(0.0, 1.0]"),
+            ("eta", -0.1, NON_NEGATIVE),
+        ]
+    ],
+    *[
         (sharpax.lion, {}, name, value, rng)
         for name, value, rng in [
             ("learning_rate", -1e-4, NON_NEGATIVE),
@@ -246,6 +266,17 @@ def _sam_step(grad_fn):
     return jax.jit(lambda g, s, p: tx.update(g, s, p, grad_fn=grad_fn))(
         GRADS, tx.init(PARAMS), PARAMS
     )
+
+
+KEY = jax.random.key(0)
+
+
+def _sum_loss(params, x):
+    return jnp.sum(params["w"]) * jnp.mean(x)
+
+
+def _per_example(params, x):
+    return jnp.sum(params["w"]) * jnp.mean(x, axis=1)
 
 
 BAD_INPUTS: list[BadInput] = [
@@ -667,5 +698,54 @@ BAD_INPUTS: list[BadInput] = [
         lambda: sharpax.lookahead_params(sharpax.adam().init(PARAMS), PARAMS),
         ValueError,
         r"lookahead_params: expected exactly one LookaheadState in the optimizer state, found 0",
+    ),
+    # RWP and ESAM (their calls: the batch and the key are only seen there).
+    BadInput(
+        "RWP batch of odd size",
+        lambda: sharpax.rwp_value_and_grad(_sum_loss)(PARAMS, jnp.ones((5, 2)), key=KEY),
+        ValueError,
+        r"rwp_value_and_grad: every leaf of the positional batch arguments needs the same even "
+        r"leading axis .*got shapes \[\(5, 2\)\]",
+    ),
+    BadInput(
+        "RWP without a key",
+        lambda: sharpax.rwp_value_and_grad(_sum_loss)(PARAMS, jnp.ones((4, 2))),
+        TypeError,
+        r"rwp_value_and_grad: this call draws random numbers: pass a fresh key at every step",
+    ),
+    BadInput(
+        "RWP filter axis beyond the param's axes",
+        lambda: sharpax.rwp_value_and_grad(
+            lambda p, x: jnp.sum(p["k"]) * jnp.sum(x), filter_axis=2
+        )({"k": jnp.ones((3, 2))}, jnp.ones((4, 2)), key=KEY),
+        ValueError,
+        r"rwp_value_and_grad: filter_axis=2 at \['k'\] does not name distinct axes of a 2-d param",
+    ),
+    BadInput(
+        "ESAM loss that is already the mean",
+        lambda: sharpax.esam_value_and_grad(_sum_loss, beta=1.0)(PARAMS, jnp.ones((4, 2))),
+        ValueError,
+        r"esam_value_and_grad: per_example_loss_fn must return one loss per example, shape \(4,\), "
+        r"got shape \(\)",
+    ),
+    BadInput(
+        "ESAM gamma too small to select an example of the batch",
+        lambda: sharpax.esam_value_and_grad(_per_example, beta=1.0, gamma=0.1)(
+            PARAMS, jnp.ones((4, 2))
+        ),
+        ValueError,
+        r"esam_value_and_grad: gamma \* batch = 0.1 \* 4 selects no example",
+    ),
+    BadInput(
+        "ESAM gamma traced (it sets a shape)",
+        lambda: jax.jit(lambda g: sharpax.esam_value_and_grad(_per_example, gamma=g))(0.5),
+        TypeError,
+        r"esam_value_and_grad: gamma must be a static Python number, got .*Tracer",
+    ),
+    BadInput(
+        "ESAM with beta < 1 and no key",
+        lambda: sharpax.esam_value_and_grad(_per_example, beta=0.5)(PARAMS, jnp.ones((4, 2))),
+        TypeError,
+        r"esam_value_and_grad: this call draws random numbers: pass a fresh key",
     ),
 ]

@@ -15,6 +15,9 @@ its form, built on the geometry, plus a row in the table below:
 - `_sam_efficient.py`: the one-pass and near-one-pass transformation forms: `looksam` and `periodic_sam`
   (the second pass every k-th step), `ae_sam` (the second pass where the gradient norm is high),
   `momentum_sam` (no second pass: the perturbation follows the momentum).
+- `_sam_efficient_gradients.py`: the cheap gradient-wrapper forms (RWP, ESAM), which draw from a key
+  passed at each call; their random perturbations (RWP's filter-wise noise, ESAM's random subset of
+  tensors) are in the geometry.
 - `_bsam.py`: Bayesian SAM. It is a whole optimizer (its own momentum, precision and PRNG key, and the
   posterior accessors `bsam_variance`, `bsam_sample`), not a wrapper around a base optimizer, so it has a
   module of its own; it shares the transformation forms' `grad_fn` convention and checks.
@@ -41,12 +44,15 @@ The family (docs/sam.md, "The SAM family: which to pick", has the same table and
 | momentum-SAM | the gradient at w - rho v / norm(v), v the base's momentum buffer; the params are that perturbed point (`momentum_sam_params` gives w) | | `momentum_sam` | 1 | a scalar (plus the last update, for a base without momentum) | Becker et al. 2024 (MarlonBecker/MSAM) |
 | AE-SAM | SAM where norm(g)^2 >= mu + c_t sigma (its moving mean and deviation), else g | | `ae_sam` | 2 on SAM steps, else 1 (`ae_sam_fraction`) | four scalars | Jiang et al. 2023 |
 | Bayesian SAM | a whole optimizer: noisy first pass, e = rho g / s, precision s | | `bsam` | 2 | momentum and precision, like the params; a PRNG key | Möllenhoff & Khan 2023 |
+| RWP (m-RWP) | (1 - alpha) g(w) on one half of the batch + alpha g(w + n) on the other, n filter-wise Gaussian | `rwp_value_and_grad` | | 1 (one vmapped pass over both halves) | none (a key per call) | Li et al. 2024 (TMLR) |
+| ESAM | SAM on a random subset of tensors (probability beta), second pass on the gamma fraction of examples whose loss rose most | `esam_value_and_grad` | | 1 + a forward + gamma (2 at gamma = 1) | none (a key per call) | Du et al. 2022 |
 
 A rho schedule (e.g. `sharpax.lr_proportional_rho`) adds a step count to the transformation forms.
 Every form takes `p` in [1, inf] and a dynamic loss scale for float16 (`loss_scale=`: at call time in
 the gradient forms, at build time in the transformation forms, whose state it then wraps); the gradient
 forms take `microbatches=` (and the transformation forms a `grad_fn` built with
-`microbatched_value_and_grad`).
+`microbatched_value_and_grad`). RWP and ESAM take none of these (nor `m=` or `mesh_axis=`): their
+options are `mask=`, ESAM's rho schedule and `adaptive=`, and a key per call.
 """
 
 from sharpax.wrappers._bsam import BSAMState as BSAMState
@@ -75,6 +81,8 @@ from sharpax.wrappers._sam_efficient import looksam as looksam
 from sharpax.wrappers._sam_efficient import momentum_sam as momentum_sam
 from sharpax.wrappers._sam_efficient import momentum_sam_params as momentum_sam_params
 from sharpax.wrappers._sam_efficient import periodic_sam as periodic_sam
+from sharpax.wrappers._sam_efficient_gradients import esam_value_and_grad as esam_value_and_grad
+from sharpax.wrappers._sam_efficient_gradients import rwp_value_and_grad as rwp_value_and_grad
 from sharpax.wrappers._sam_gradients import gsam_value_and_grad as gsam_value_and_grad
 from sharpax.wrappers._sam_gradients import sam_value_and_grad as sam_value_and_grad
 from sharpax.wrappers._sam_gradients import wsam_value_and_grad as wsam_value_and_grad
@@ -97,6 +105,7 @@ __all__ = [
     "current_loss_scale",
     "dynamic_loss_scale",
     "DynamicLossScale",
+    "esam_value_and_grad",
     "friendly_sam",
     "FriendlySAMState",
     "gsam",
@@ -114,6 +123,7 @@ __all__ = [
     "periodic_sam",
     "PeriodicSAMState",
     "ranger",
+    "rwp_value_and_grad",
     "sam",
     "sam_value_and_grad",
     "SAMState",

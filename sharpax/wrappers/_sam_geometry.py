@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from sharpax._tree import float_leaves, is_float_leaf, real_parts
-from sharpax._types import Array, Mask, Params, ScalarOrSchedule, Updates
+from sharpax._types import Array, Mask, Params, PyTree, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_norm_order
 
 NORM_EPS = 1e-12
@@ -151,7 +151,8 @@ class Perturbation:
 
     with T_w = |w| + eta under ASAM and T_w = 1 otherwise: the maximiser of g . e over
     ||T_w^{-1} e||_p <= rho (the dual-norm formula in the coordinates T_w^{-1} w), so ||e-hat||_p = rho.
-    p = 2 is e = rho T_w^2 g / (||T_w g||_2 + 1e-12) (davda54/sam's form, its own code path);
+    p = 2 is e = rho T_w^2 g / (||T_w g||_2 + eps) (davda54/sam's form, its own code path; eps is
+    its 1e-12, or ESAM's 1e-7);
     p = inf is e = rho T_w sign(g); p = 1 is the limit p -> 1: all of rho on the entries of largest
     |v| over the whole tree, split evenly between ties. The general p is computed from v / max|v|
     (no overflow, and the denominator is >= 1), in float32 or float64 (`accumulation_dtype`).
@@ -163,6 +164,7 @@ class Perturbation:
     eta: float = 0.0
     p: float = 2
     mask: Mask = None
+    eps: float = NORM_EPS
 
     def __post_init__(self):
         check_non_negative(self.owner, rho=self.rho, eta=self.eta)
@@ -206,7 +208,7 @@ class Perturbation:
         times = lambda t, x: x if t is None else t * x
         if self.p == 2:
             v = [times(t, g.astype(dtype)) for t, g in zip(scales, gs, strict=True)]
-            factor = rho / (global_norm(v, dtype) + jnp.asarray(NORM_EPS, dtype))
+            factor = rho / (global_norm(v, dtype) + jnp.asarray(self.eps, dtype))
             es = [times(t, x) * factor for t, x in zip(scales, v, strict=True)]
         elif self.p == math.inf:
             es = [
@@ -222,6 +224,128 @@ class Perturbation:
         for i, e in zip(selected, rebuild(es), strict=True):
             out[i] = p_leaves[i] + e.astype(p_leaves[i].dtype)
         return jax.tree.unflatten(treedef, out)
+
+
+# Random perturbations: RWP's filter-wise Gaussian noise and ESAM's random subset of tensors. Each
+# draws from a key passed in, one key per perturbed leaf in tree-flatten order (documented, so that a
+# reference can redraw the same numbers).
+
+RWP_EPS = 1e-16
+"""Added to a whole-tensor norm before it scales RWP's noise (nblt/RWP's constant, on 1-D tensors)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Axes:
+    """One leaf's entry of a filter-axis tree (None and tuples are not pytree leaves, so wrap them)."""
+
+    value: Any
+
+
+def _filter_axes(owner: str, filter_axis: Any, params: Params) -> list[tuple[int, ...] | None]:
+    """Per params leaf, the axes that index its filters (None: the whole tensor is one filter).
+
+    `filter_axis` is an int, a tuple of ints, None, or a pytree of those shaped like the params (or a
+    prefix of it), or a callable `params -> such a tree`.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    if callable(filter_axis):
+        filter_axis = filter_axis(params)
+    one = lambda a: a is None or isinstance(a, (int, tuple))
+    if one(filter_axis):
+        spec = [filter_axis] * len(leaves)
+    else:
+        wrapped = jax.tree.map(_Axes, filter_axis, is_leaf=one)
+        try:
+            full = jax.tree.map(lambda a, sub: jax.tree.map(lambda _: a, sub), wrapped, params)
+        except ValueError as err:
+            raise ValueError(
+                f"{owner}: filter_axis must be an int, a tuple of ints, None, or a pytree of those "
+                f"shaped like the params (or a prefix of it): {err}"
+            ) from None
+        spec = [a.value for a in treedef.flatten_up_to(full)]
+    out = []
+    for (path, x), axis in zip(jax.tree_util.tree_leaves_with_path(params), spec, strict=True):
+        ndim = jnp.ndim(x)
+        axes = (axis,) if isinstance(axis, int) else axis
+        if axes is not None and not all(
+            isinstance(a, int) and not isinstance(a, bool) for a in axes
+        ):
+            raise TypeError(
+                f"{owner}: filter_axis at {jax.tree_util.keystr(path)} must be an int, a tuple of "
+                f"ints or None, got {axis!r}"
+            )
+        if axes is None or ndim < 2:
+            out.append(None)
+            continue
+        if not all(-ndim <= a < ndim for a in axes) or len({a % ndim for a in axes}) != len(axes):
+            raise ValueError(
+                f"{owner}: filter_axis={axis!r} at {jax.tree_util.keystr(path)} does not name "
+                f"distinct axes of a {ndim}-d param"
+            )
+        out.append(tuple(sorted(a % ndim for a in axes)))
+    return out
+
+
+def filter_noise_perturb(
+    owner: str, params: Params, key: Any, gamma: Any, filter_axis: Any, mask: Mask
+) -> Params:
+    """`params + n`, n ~ N(0, (gamma ||w_filter||)^2) per filter (nblt/RWP's random weight perturbation).
+
+    A leaf of two or more axes is a stack of filters indexed by `filter_axis` (torch's axis 0, the
+    output channel, is Flax's last axis): each filter gets noise of standard deviation gamma times its
+    own 2-norm over the other axes. A leaf of at most one axis (a bias, a norm scale), or one whose
+    axis is None, gets gamma (||w|| + 1e-16). Leaves outside the mask (and non-float leaves) come back
+    as they are.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    selected = [i for i, s in enumerate(_mask_leaves(owner, mask, params)) if s]
+    if not selected:
+        return params
+    axes = _filter_axes(owner, filter_axis, params)
+    keys = jax.random.split(key, len(selected))
+    out = list(leaves)
+    for k, i in zip(keys, selected, strict=True):
+        w = jnp.asarray(leaves[i])
+        if jnp.iscomplexobj(w):
+            raise TypeError(
+                f"{owner}: the param at {jax.tree_util.keystr(_path(params, i))} is {w.dtype}; "
+                "filter-wise noise is defined for real weights (leave it out with mask=)"
+            )
+        dtype = accumulation_dtype([w])
+        wf = w.astype(dtype)
+        g = jnp.asarray(gamma, dtype)
+        leaf_axes = axes[i]
+        if leaf_axes is None:
+            std = g * (jnp.sqrt(jnp.sum(jnp.square(wf))) + jnp.asarray(RWP_EPS, dtype))
+        else:
+            others = tuple(d for d in range(w.ndim) if d not in leaf_axes)
+            std = g * jnp.sqrt(jnp.sum(jnp.square(wf), axis=others, keepdims=True))
+        out[i] = (wf + std * jax.random.normal(k, w.shape, dtype)).astype(w.dtype)
+    return jax.tree.unflatten(treedef, out)
+
+
+def _path(tree: PyTree, index: int) -> Any:
+    return jax.tree_util.tree_leaves_with_path(tree)[index][0]
+
+
+def keep_tensors_at_random(
+    owner: str, grads: Updates, params: Params, mask: Mask, key: Any, beta: Any
+) -> Updates:
+    """`grads` with each perturbable tensor's gradient kept with probability beta, else zeroed.
+
+    ESAM's stochastic weight perturbation: a zeroed gradient is neither perturbed nor counted in the
+    norm of e(w), as a tensor without a gradient in dydjw9/Efficient_SAM. Tensor j (the j-th
+    perturbable leaf in tree-flatten order) is kept when `jax.random.uniform(key, (n,))[j] < beta`.
+    """
+    selected = [i for i, s in enumerate(_mask_leaves(owner, mask, params)) if s]
+    g_leaves, treedef = jax.tree.flatten(grads)
+    if not selected:
+        return grads
+    keep = jax.random.uniform(key, (len(selected),)) < beta
+    out = list(g_leaves)
+    for j, i in enumerate(selected):
+        out[i] = jnp.where(keep[j], g_leaves[i], jnp.zeros_like(g_leaves[i]))
+    return jax.tree.unflatten(treedef, out)
 
 
 # Update directions built from the two SAM gradients: GSAM's and LookSAM's orthogonal decompositions,
