@@ -96,8 +96,8 @@ def scale_by_adam(
         def step(g, m, v):
             # torch divides sqrt(v) by sqrt(1 - b2^t); sqrt(v / (1 - b2^t)) is the same to an ulp (the
             # torch goldens' worst error is unchanged) and lets XLA:CPU compile one kernel per leaf
-            # shape: with the former, the first leaf of each shape got its own (40 kernels vs optax's 33
-            # on a 70-leaf Transformer, ~15% more compile time).
+            # shape: with the former, the first leaf of each shape got its own (the kernel counts are in
+            # benchmarks/README.md).
             denom = safe_sqrt(v / jnp.asarray(bc2, v.dtype)) + eps
             return ((m / jnp.asarray(bc1, m.dtype)) / denom.astype(m.dtype)).astype(g.dtype)
 

@@ -126,7 +126,7 @@ def scale_by_radam(
 
         # torch multiplies sqrt(1 - b2^t) / (sqrt(v) + eps) by r_t per element; one scalar product first is
         # the same to an ulp, and the per-leaf kernel then has one parameter order for every leaf of a shape,
-        # so XLA:CPU compiles it once per shape (35 distinct kernels on the Transformer, as optax; was 41).
+        # so XLA:CPU compiles it once per shape, as optax's (counts in benchmarks/README.md).
         adaptive_scale = jnp.sqrt(bc2) * rect
 
         def step(g, m, v):
