@@ -1,12 +1,14 @@
-"""Pytree leaf helpers shared by every module: which leaves are floating, zeros like a tree."""
+"""Pytree helpers shared by every module: which leaves are floating, zeros like a tree, the one state of
+a kind inside an optimizer state."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from sharpax._types import Array, PyTree
 
@@ -66,3 +68,23 @@ def at_least_float32(dtype: Any) -> Any:
     Not `jnp.promote_types`, which refuses float16 with float32 under strict dtype promotion.
     """
     return jnp.float32 if jnp.finfo(dtype).bits < 32 else dtype
+
+
+StateT = TypeVar("StateT")
+
+
+def find_state(owner: str, opt_state: Any, cls: type[StateT], hint: str = "") -> StateT:
+    """The single `cls` instance anywhere inside `opt_state` (a chain, a wrapper, or `cls` itself).
+
+    Raises a `ValueError` naming `owner` and how many were found when there is not exactly one; `hint`
+    (e.g. " (the state of sharpax.bsam)") follows "in the optimizer state" in the message.
+    """
+    found = optax.tree_utils.tree_get_all_with_path(
+        opt_state, cls.__name__, filtering=lambda _, value: isinstance(value, cls)
+    )
+    if len(found) != 1:
+        raise ValueError(
+            f"{owner}: expected exactly one {cls.__name__} in the optimizer state{hint}, "
+            f"found {len(found)}"
+        )
+    return found[0][1]

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import zeros_like_tree
+from sharpax._tree import find_state, zeros_like_tree
 from sharpax._types import Array, Params, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_tree_match, checked_schedule
 from sharpax.transforms._build import float_leaves_only, weight_decay_block
@@ -186,17 +186,7 @@ def asgd_averaged_params(opt_state: optax.OptState, params: Params) -> Params:
         >>> sharpax.asgd_averaged_params(sharpax.asgd().init(params), params)
         {'w': Array([1., 1.], dtype=float32)}
     """
-    found = optax.tree_utils.tree_get_all_with_path(
-        opt_state,
-        ScaleByAsgdState.__name__,
-        filtering=lambda _, value: isinstance(value, ScaleByAsgdState),
-    )
-    if len(found) != 1:
-        raise ValueError(
-            "asgd_averaged_params: expected exactly one ScaleByAsgdState in the optimizer state, "
-            f"found {len(found)}"
-        )
-    state = found[0][1]
+    state = find_state("asgd_averaged_params", opt_state, ScaleByAsgdState)
     return jax.tree.map(
         lambda ax, p: p if ax is None else jnp.where(state.count == 0, p, ax),
         state.ax,

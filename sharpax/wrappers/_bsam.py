@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sharpax._tree import is_float_leaf
+from sharpax._tree import find_state, is_float_leaf
 from sharpax._types import Array, Params, ScalarOrSchedule, Updates
 from sharpax._validation import (
     check_beta,
@@ -254,19 +254,6 @@ def bsam(
     )
 
 
-def _find_state(owner: str, state: Any) -> BSAMState:
-    """The one `BSAMState` inside an optimizer state (bsam's own, or a chain or wrapper around it)."""
-    found = optax.tree_utils.tree_get_all_with_path(
-        state, BSAMState.__name__, filtering=lambda _, value: isinstance(value, BSAMState)
-    )
-    if len(found) != 1:
-        raise ValueError(
-            f"{owner}: expected exactly one BSAMState (the state of sharpax.bsam) in the optimizer "
-            f"state, found {len(found)}"
-        )
-    return found[0][1]
-
-
 def bsam_variance(state: optax.OptState, num_data: float) -> Updates:
     r"""The posterior variance 1 / (N s) of `bsam`, elementwise, shaped like the params.
 
@@ -294,7 +281,7 @@ def bsam_variance(state: optax.OptState, num_data: float) -> Updates:
     """
     owner = "bsam_variance"
     check_positive(owner, num_data=num_data)
-    found = _find_state(owner, state)
+    found = find_state(owner, state, BSAMState, " (the state of sharpax.bsam)")
     return jax.tree.map(
         lambda s: 1.0 / (num_data * s) if is_float_leaf(s) else jnp.zeros_like(s),
         found.precision,
@@ -334,7 +321,7 @@ def bsam_sample(key: Array, state: optax.OptState, params: Params, num_data: flo
     """
     owner = "bsam_sample"
     check_positive(owner, num_data=num_data)
-    found = _find_state(owner, state)
+    found = find_state(owner, state, BSAMState, " (the state of sharpax.bsam)")
     w, treedef = jax.tree.flatten(params)
     w = [jnp.asarray(x) if isinstance(x, float) else x for x in w]
     s = treedef.flatten_up_to(found.precision)

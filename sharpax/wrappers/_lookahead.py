@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from sharpax._tree import is_float_leaf
+from sharpax._tree import find_state, is_float_leaf
 from sharpax._types import Array, Params, PyTree, ScalarOrSchedule, State, Updates
 from sharpax._validation import check_choice, check_int, check_range, check_transformation
 from sharpax.transforms import radam
@@ -304,17 +304,7 @@ def lookahead_params(opt_state: optax.OptState, params: Params) -> Params:
         >>> sharpax.lookahead_params(tx.init(params), params)
         {'w': Array([1., 1.], dtype=float32)}
     """
-    found = optax.tree_utils.tree_get_all_with_path(
-        opt_state,
-        LookaheadState.__name__,
-        filtering=lambda _, value: isinstance(value, LookaheadState),
-    )
-    if len(found) != 1:
-        raise ValueError(
-            f"lookahead_params: expected exactly one LookaheadState in the optimizer state, "
-            f"found {len(found)}"
-        )
-    state = found[0][1]
+    state = find_state("lookahead_params", opt_state, LookaheadState)
     return jax.tree.map(
         lambda s, p: p if s is None else jnp.where(state.params_are_slow, p, s),
         state.slow,

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import at_least_float32, is_float_leaf
+from sharpax._tree import at_least_float32, find_state, is_float_leaf
 from sharpax._types import Array, PyTree
 from sharpax._validation import check_int, check_range
 
@@ -202,17 +202,8 @@ def current_loss_scale(opt_state: optax.OptState) -> DynamicLossScale:
         >>> sharpax.current_loss_scale(tx.init(jnp.ones(2))).loss_scale
         Array(256., dtype=float32)
     """
-    found = optax.tree_utils.tree_get_all_with_path(
-        opt_state,
-        LossScaleState.__name__,
-        filtering=lambda _, value: isinstance(value, LossScaleState),
-    )
-    if len(found) != 1:
-        raise ValueError(
-            "current_loss_scale: expected exactly one LossScaleState in the optimizer state (a SAM "
-            f"transformation built with loss_scale=), found {len(found)}"
-        )
-    return found[0][1].loss_scale
+    hint = " (a SAM transformation built with loss_scale=)"
+    return find_state("current_loss_scale", opt_state, LossScaleState, hint).loss_scale
 
 
 def skip_unless(

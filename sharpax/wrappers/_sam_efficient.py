@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from sharpax._tree import float_leaves, is_float_leaf, zeros_like_tree
+from sharpax._tree import find_state, float_leaves, is_float_leaf, zeros_like_tree
 from sharpax._types import Array, Mask, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import (
     check_beta,
@@ -503,17 +503,6 @@ def momentum_sam(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _find_state(owner: str, opt_state: optax.OptState, cls: type) -> Any:
-    found = optax.tree_utils.tree_get_all_with_path(
-        opt_state, cls.__name__, filtering=lambda _, value: isinstance(value, cls)
-    )
-    if len(found) != 1:
-        raise ValueError(
-            f"{owner}: expected exactly one {cls.__name__} in the optimizer state, found {len(found)}"
-        )
-    return found[0][1]
-
-
 def momentum_sam_params(opt_state: optax.OptState, params: Params) -> Params:
     r"""The unperturbed weights of the (single) `momentum_sam` anywhere inside `opt_state`.
 
@@ -538,7 +527,7 @@ def momentum_sam_params(opt_state: optax.OptState, params: Params) -> Params:
         {'w': Array([1., 1.], dtype=float32)}
     """
     owner = "momentum_sam_params"
-    state = _find_state(owner, opt_state, MomentumSAMState)
+    state = find_state(owner, opt_state, MomentumSAMState)
     return _shift(params, _direction(owner, state), state.scale)
 
 
@@ -728,5 +717,5 @@ def ae_sam_fraction(opt_state: optax.OptState) -> Array:
         >>> sharpax.ae_sam_fraction(tx.init(jnp.ones(3)))
         Array(0., dtype=float32)
     """
-    state = _find_state("ae_sam_fraction", opt_state, AESAMState)
+    state = find_state("ae_sam_fraction", opt_state, AESAMState)
     return (state.sam_count / jnp.maximum(state.count, 1)).astype(jnp.float32)
