@@ -38,13 +38,25 @@ def _squares(x: Array, dtype: Any, divisor: Array | None = None) -> Array:
 def global_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
     """The 2-norm of all `leaves` together, without overflow (1e30**2 is inf in float32).
 
-    The common case is one plain sum of squares. Only when that sum over- or underflows (or is NaN) is it
-    recomputed from the leaves divided by their largest magnitude, as LAPACK's `nrm2` does; `lax.cond`
-    keeps that second pass off the common path (under `vmap` both run).
+    On CPU and TPU the common case is one plain sum of squares; only when that sum over- or underflows
+    (or is NaN) is it recomputed from the leaves divided by their largest magnitude, and `lax.cond`
+    keeps that second pass off the common path (under `vmap` both run). On GPUs a `lax.cond` is a host
+    sync (XLA:GPU copies the branch index to the host and waits for the stream), so there the norm is
+    `blue_norm`, one pass with no branch.
     """
     dtype = dtype or accumulation_dtype(leaves)
     if not leaves:
         return jnp.zeros([], dtype)
+    leaves = list(leaves)
+    return lax.platform_dependent(
+        leaves,
+        cpu=lambda leaves: _norm_rescaled_if_needed(leaves, dtype),
+        tpu=lambda leaves: _norm_rescaled_if_needed(leaves, dtype),
+        default=lambda leaves: blue_norm(leaves, dtype),
+    )
+
+
+def _norm_rescaled_if_needed(leaves: Sequence[Array], dtype: Any) -> Array:
     squares = sum(_squares(x, dtype) for x in leaves)
 
     def rescaled():
@@ -55,6 +67,83 @@ def global_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
     # Below sqrt(tiny), squares of the smallest entries may have been flushed to zero.
     in_range = (squares >= jnp.sqrt(jnp.finfo(dtype).tiny)) & (squares < jnp.inf)
     return lax.cond(in_range, lambda: jnp.sqrt(squares), rescaled)
+
+
+def _blue_constants(dtype: Any) -> tuple[float, float, float, float]:
+    """LAPACK's `la_constants` for `dtype`: thresholds tsml, tbig and scalings ssml, sbig (powers of 2).
+
+    numpy's `finfo` counts exponents from a mantissa in [1, 2), Fortran's model from [0.5, 1): Fortran's
+    MINEXPONENT is `minexp + 1`, MAXEXPONENT is `maxexp`, DIGITS is `nmant + 1`.
+    """
+    info = jnp.finfo(dtype)
+    min_exponent, max_exponent, digits = int(info.minexp) + 1, int(info.maxexp), int(info.nmant) + 1
+    return (
+        2.0 ** math.ceil((min_exponent - 1) * 0.5),
+        2.0 ** math.floor((max_exponent - digits + 1) * 0.5),
+        2.0 ** -math.floor((min_exponent - digits) * 0.5),
+        2.0 ** -math.ceil((max_exponent + digits - 1) * 0.5),
+    )
+
+
+def blue_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
+    r"""The 2-norm of all `leaves` together by Blue's algorithm: one pass, no branch, no overflow.
+
+    Each |x| is accumulated, squared, into one of three sums by its size: below `tsml` scaled up by
+    `ssml`, above `tbig` scaled down by `sbig`, and in between as it is (the three sums are one variadic
+    reduction, a single pass over each leaf); the sums are then combined as LAPACK's `nrm2`
+    (Reference-LAPACK `snrm2.f90`/`dnrm2.f90`, Anderson 2017) combines them: big values present, the
+    big sum with the medium one folded in; else small values present, both medium and small by
+    :math:`y_{max} \sqrt{1 + (y_{min}/y_{max})^2}` or the small sum alone; else the medium sum. A NaN
+    gives NaN and an inf gives inf. The constants are LAPACK's for the accumulation dtype (float32:
+    tsml = 2^-63, tbig = 2^52, ssml = 2^75, sbig = 2^-76).
+
+    References:
+        Blue, "A Portable Fortran Program to Find the Euclidean Norm of a Vector", ACM TOMS 4(1), 1978;
+        Anderson, "Algorithm 978: Safe Scaling in the Level 1 BLAS", ACM TOMS 44(1), 2017.
+    """
+    dtype = dtype or accumulation_dtype(leaves)
+    tsml, tbig, ssml, sbig = (jnp.asarray(c, dtype) for c in _blue_constants(dtype))
+    # XLA folds (x * c) * (x * c) into (x * x) * c^2, and c^2 over- or underflows for the two scalings
+    # (2^150 and 2^-152 in float32): behind a barrier they are not constants to fold.
+    ssml, sbig = lax.optimization_barrier((ssml, sbig))
+    zero = jnp.zeros([], dtype)
+    small_sum, medium_sum, big_sum = zero, zero, zero
+    for x in leaves:
+        ax = jnp.abs(x).astype(dtype)
+        big, small = ax > tbig, ax < tsml
+        # Each value is selected before it is scaled and squared, so that the other two terms see 0
+        # (a square that overflows where it is not selected would make the gradient NaN).
+        terms = (
+            jnp.square(jnp.where(small, ax, zero) * ssml),
+            jnp.square(jnp.where(big | small, zero, ax)),
+            jnp.square(jnp.where(big, ax, zero) * sbig),
+        )
+        sums = lax.reduce(
+            terms,
+            (zero, zero, zero),
+            lambda a, b: (a[0] + b[0], a[1] + b[1], a[2] + b[2]),
+            tuple(range(ax.ndim)),
+        )
+        small_sum, medium_sum, big_sum = (
+            small_sum + sums[0],
+            medium_sum + sums[1],
+            big_sum + sums[2],
+        )
+    use_big = big_sum > 0
+    use_small = ~use_big & (small_sum > 0)
+    has_medium = (medium_sum > 0) | jnp.isnan(medium_sum)
+    one = jnp.ones([], dtype)
+    # Every square root gets 1 where its branch is not taken, so that no branch's derivative at 0 (inf
+    # times a zero cotangent) makes the gradient NaN.
+    big_total = big_sum + jnp.where(has_medium, (medium_sum * sbig) * sbig, zero)
+    with_big = jnp.sqrt(jnp.where(use_big, big_total, one)) / sbig
+    small_root = jnp.sqrt(jnp.where(use_small, small_sum, one)) / ssml
+    medium_root = jnp.sqrt(jnp.where(use_small & has_medium, medium_sum, one))
+    low, high = jnp.minimum(medium_root, small_root), jnp.maximum(medium_root, small_root)
+    both = high * jnp.sqrt(1 + jnp.square(low / high))
+    with_small = jnp.where(has_medium, both, small_root)
+    medium_only = jnp.sqrt(jnp.where(use_big | use_small, one, medium_sum))
+    return jnp.where(use_big, with_big, jnp.where(use_small, with_small, medium_only))
 
 
 def global_dot(a: Sequence[Array], b: Sequence[Array], dtype: Any) -> Array:
