@@ -4,6 +4,7 @@
     python -m benchmarks.bench_sam --tree transformer --batch 8 --seq 64 --rounds 5 --steps 3
     python -m benchmarks.bench_sam --suite efficient [--tree transformer ...]
     python -m benchmarks.bench_sam --sections memory   # microbatches=4 vs 1 only
+    python -m benchmarks.bench_sam --only "adam,momentum_sam(adam)"   # a subset of the variants
 
 Results go to `benchmarks/results/<device>/bench_sam[_efficient]_<tree>.json` unless `--out` says
 otherwise.
@@ -268,6 +269,12 @@ def main() -> None:
         "bench_sam_efficient_<tree>.json, in benchmarks/results/<device>/)",
     )
     parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated variant names to time (default: all of the suite); ratios whose two "
+        "sides are not both timed are left out",
+    )
+    parser.add_argument(
         "--sections",
         default=None,
         help="comma-separated: timing, memory (microbatches); default both, timing for --suite efficient",
@@ -304,7 +311,13 @@ def timing(args) -> dict:
         }
     else:
         chosen = efficient_variants(loss_fn, per_example_loss)
-    runners, faults, state_sizes, ae_sam = {}, {}, {}, None
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = sorted(set(wanted) - set(chosen))
+        if unknown:
+            raise SystemExit(f"--only: unknown variants {unknown}; the suite has {sorted(chosen)}")
+        chosen = {name: chosen[name] for name in wanted}
+    runners, faults, state_sizes, temp_sizes, ae_sam = {}, {}, {}, {}, None
     for name, (tx, step, key_impl) in chosen.items():
         params = make_params()
         state = tx.init(params)
@@ -314,9 +327,14 @@ def timing(args) -> dict:
         keys = None
         if key_impl is not None:
             keys = list(jax.random.split(jax.random.key(0, impl=key_impl), max(args.steps, 2 * K)))
-        runner = h.StepRunner(
-            jax.jit(step, donate_argnums=(0, 1)), (params, state), x, y, cycle=keys
+        key_arg = () if keys is None else (keys[0],)
+        compiled = (
+            jax.jit(step, donate_argnums=(0, 1)).lower(params, state, x, y, *key_arg).compile()
         )
+        # XLA:CPU allocates a step's temporaries on every execution (the page faults above glibc's
+        # mmap threshold): their size is part of the explanation of a CPU ratio.
+        temp_sizes[name] = int(compiled.memory_analysis().temp_size_in_bytes)
+        runner = h.StepRunner(compiled, (params, state), x, y, cycle=keys)
         runners[name] = h.with_page_faults(runner, faults[name])
         if name == "ae_sam(adam)":
             ae_sam = runner
@@ -328,7 +346,9 @@ def timing(args) -> dict:
     samples = h.interleaved(runners, args.rounds, 0.0, warmup=0, steps=args.steps)
 
     median = {name: h.median(v) for name, v in samples.items()}
-    ratio = lambda a, b: h.paired_ratio(samples[a], samples[b])
+    ratio = lambda a, b: (
+        h.paired_ratio(samples[a], samples[b]) if {a, b} <= samples.keys() else None
+    )
     faults_per_step = {name: h.median(f[-args.rounds :]) for name, f in faults.items()}
     extra = {}
     if args.suite == "efficient":
@@ -365,6 +385,8 @@ def timing(args) -> dict:
             "momentum_sam(sgd_momentum)", "sgd_momentum"
         )
         ratios["ae_sam(adam, never SAM) / adam"] = ratio("ae_sam(adam, never SAM)", "adam")
+    ratios = {name: r for name, r in ratios.items() if r is not None}
+    if ae_sam is not None and "adam" in samples and "sharpax.sam(adam) / adam" in ratios:
         # The fraction of SAM steps among the timed ones (`sharpax.ae_sam_fraction` counts the warm-up too),
         # and the average cost: mean step times over the run (see the module docstring).
         fraction = (sam_steps() - sam_steps_in_warmup) / (args.rounds * args.steps)
@@ -381,7 +403,8 @@ def timing(args) -> dict:
         spread = (min(times) * 1e3, max(times) * 1e3)
         print(
             f"  {name:34s} {median[name] * 1e3:8.3f} ms/step  (min {spread[0]:.3f}, max {spread[1]:.3f})"
-            f"  state {state_sizes[name]:>10,d} B  {faults_per_step[name]:8.0f} page faults/step"
+            f"  state {state_sizes[name]:>10,d} B  temp {temp_sizes[name] / 1e6:6.1f} MB"
+            f"  {faults_per_step[name]:8.0f} page faults/step"
         )
     if extra:
         print(
@@ -399,6 +422,7 @@ def timing(args) -> dict:
         "steps": args.steps,
         "median_ms": {k: v * 1e3 for k, v in median.items()},
         "state_bytes": state_sizes,
+        "temp_bytes": temp_sizes,
         "page_faults_per_step": faults_per_step,
         **extra,
         "ratios": ratios,
