@@ -3,15 +3,33 @@
 # copy floor, Lookahead vs the bare inner optimizer, the SAM family's costs, and a CPU-vs-GPU sanity check
 # of the torch parity battery. Everything is wall-clock (a GPU step's CPU time is not its cost).
 #   bash benchmarks/gpu.sh OUT_DIR [--smoke]   (--smoke: tiny sizes, to check the script on a CPU)
+#   bash benchmarks/gpu.sh OUT_DIR --sam [--smoke]   (the SAM family only: its step costs on the MLP and
+#     the cheap members, RWP and ESAM, on the MLP and the Flax LM: issue 15's targets, in one call)
 set -uo pipefail
-out=${1:?usage: gpu.sh OUT_DIR [--smoke]}
-smoke=${2:-}
+out=${1:?usage: gpu.sh OUT_DIR [--sam] [--smoke]}
+shift
+sam_only=""; smoke=""
+for arg in "$@"; do
+  case "$arg" in --sam) sam_only=1 ;; --smoke) smoke=1 ;; *) echo "unknown argument $arg"; exit 2 ;; esac
+done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."  # the repository root: the suites run as modules of the benchmarks package
 export PYTHONUNBUFFERED=1
 python3 -c "import jax, optax, flax; print('jax', jax.__version__, 'optax', optax.__version__, 'flax', flax.__version__, jax.devices())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+if [ -n "$sam_only" ]; then
+  if [ -n "$smoke" ]; then
+    mlp=(--hidden 64 --batch 32 --rounds 2); lm=(--tree transformer --batch 4 --seq 16 --rounds 2 --steps 2)
+  else
+    mlp=(--inputs 1024 --hidden 4096 --layers 4 --batch 1024 --rounds 15)
+    lm=(--tree transformer --batch 256 --seq 64 --rounds 15)
+  fi
+  timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/sam.json" 2>&1 | tail -n 40
+  timeout 120 python3 -m benchmarks.bench_sam --suite efficient --clock wall "${mlp[@]}" --out "$out/sam_efficient_mlp.json" 2>&1 | tail -n 20
+  timeout 150 python3 -m benchmarks.bench_sam --suite efficient --clock wall "${lm[@]}" --out "$out/sam_efficient_transformer.json" 2>&1 | tail -n 20
+  exit 0
+fi
 if [ -n "$smoke" ]; then
   regimes=flax_transformer; sam=(--hidden 64 --batch 32 --rounds 2); la=(--width 64 --depth 2 --rounds 2 --warmup 1)
 else
