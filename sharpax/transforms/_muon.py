@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import AxisType
+from jax.sharding import PartitionSpec as P
 
 from sharpax._tree import is_float_leaf, zeros_like_tree
 from sharpax._types import Mask, ScalarOrSchedule, Updates
@@ -80,8 +82,14 @@ def newton_schulz(
     norm = jnp.sqrt(jnp.sum(jnp.square(x.astype(f32)))).astype(bf16)
     x = (x.astype(f32) / jnp.maximum(norm, jnp.asarray(eps, bf16)).astype(f32)).astype(bf16)
 
+    # Under explicit sharding (sharding in types) a product whose contracting axis is sharded needs its
+    # output sharding named: the iteration runs on the whole matrix, replicated, and the result takes
+    # the input's sharding back.
+    sharding = _explicit_sharding(matrix)
+    replicated = None if sharding is None else jax.sharding.NamedSharding(sharding.mesh, P())
+
     def dot(p, q):
-        return jnp.matmul(p, q, preferred_element_type=f32)
+        return jnp.matmul(p, q, preferred_element_type=f32, out_sharding=replicated)
 
     def iteration(x):
         gram = dot(x, x.T).astype(bf16)
@@ -93,7 +101,25 @@ def newton_schulz(
             x = iteration(x)
     else:  # optax.inject_hyperparams makes it an array
         x = jax.lax.fori_loop(0, ns_steps, lambda _, x: iteration(x), x)
-    return x.T if tall else x
+    x = x.T if tall else x
+    return x if sharding is None else jax.sharding.reshard(x, sharding)
+
+
+def _explicit_sharding(x: jax.Array) -> Any:
+    """The sharding of `x`'s type when it uses an explicit mesh axis, else None."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    explicit = {
+        name
+        for name, kind in zip(
+            getattr(mesh, "axis_names", ()), getattr(mesh, "axis_types", ()), strict=True
+        )
+        if kind == AxisType.Explicit
+    }
+    used = set()
+    for entry in getattr(sharding, "spec", ()) or ():
+        used.update(entry if isinstance(entry, tuple) else (entry,))
+    return sharding if explicit & used else None
 
 
 def _adjust_ratio(adjust_lr_fn: str | None, rows: int, cols: int) -> float:
