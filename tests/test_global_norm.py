@@ -4,12 +4,15 @@ its gradient, LAPACK's constants, and agreement with the CPU path (a plain sum o
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from sharpax.wrappers._sam_geometry import _blue_constants, blue_norm, global_norm
+from tests.optimizer_table import WRAPPERS
 
 RNG = np.random.default_rng(0)
 
@@ -89,3 +92,31 @@ def test_the_cpu_path_and_blue_norm_agree(name):
     np.testing.assert_allclose(
         float(jax.jit(global_norm)(leaves)), float(jax.jit(blue_norm)(leaves)), rtol=4e-7, atol=0
     )
+
+
+def _three_steps(tx, params):
+    loss = lambda p: sum(jnp.sum(jnp.sin(x) * x) for x in jax.tree.leaves(p))
+    grad_fn = jax.grad(loss)
+
+    @jax.jit
+    def step(params, state):
+        updates, state = tx.update(grad_fn(params), state, params, grad_fn=grad_fn)
+        return optax.apply_updates(params, updates), state
+
+    state = tx.init(params)
+    for _ in range(3):
+        params, state = step(params, state)
+    return params
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_the_family_steps_alike_on_the_gpu_path(name, monkeypatch):
+    # The GPU path (Blue's norm) run on this CPU, by making `lax.platform_dependent` take its default.
+    params = {
+        "w": jnp.asarray(RNG.normal(size=(4, 3)), jnp.float32),
+        "b": jnp.linspace(-1.0, 1.0, 3),
+    }
+    want = _three_steps(WRAPPERS[name](), params)
+    monkeypatch.setattr(jax.lax, "platform_dependent", lambda *args, default, **_: default(*args))
+    got = _three_steps(WRAPPERS[name](), params)
+    chex.assert_trees_all_close(got, want, rtol=2e-6, atol=1e-7)
