@@ -78,6 +78,20 @@ def test_muon_refuses_non_matrices_and_points_to_the_recipe():
     tx.init({"w": params["w"], "step": jnp.zeros(3, jnp.int32)})
 
 
+@pytest.mark.parametrize("adjust_lr_fn", ["original", "match_rms_adamw"])
+@pytest.mark.parametrize("shape", [(2, 0), (0, 3)])
+def test_muon_steps_an_empty_matrix_beside_a_full_one(shape, adjust_lr_fn):
+    # torch's rate adjustment divides by the fan-in; an empty weight has nothing to scale. The full
+    # matrix's update must not change because an empty one sits beside it.
+    tx = sharpax.muon(0.02, adjust_lr_fn=adjust_lr_fn)
+    w = _random((5, 3))
+    params = {"empty": jnp.zeros(shape), "w": w}
+    updates, _ = jax.jit(tx.update)(params, tx.init(params), params)
+    assert updates["empty"].shape == shape
+    alone, _ = jax.jit(tx.update)({"w": w}, tx.init({"w": w}), {"w": w})
+    np.testing.assert_array_equal(updates["w"], alone["w"])
+
+
 def test_muon_with_adamw_sends_each_leaf_to_its_optimizer():
     params = {"w": _random((5, 3)), "emb": _random((7, 3), 1), "b": _random((3,), 2)}
     grads = {k: _random(v.shape, 10 + i) for i, (k, v) in enumerate(params.items())}

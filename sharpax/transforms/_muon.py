@@ -124,6 +124,9 @@ def _explicit_sharding(x: jax.Array) -> Any:
 
 def _adjust_ratio(adjust_lr_fn: str | None, rows: int, cols: int) -> float:
     """torch's `_adjust_lr` over lr, for a torch-layout `(rows, cols)` = `(fan_out, fan_in)` weight."""
+    # An empty weight has no update to scale (torch divides by zero here).
+    if rows == 0 or cols == 0:
+        return 1.0
     if adjust_lr_fn is None or adjust_lr_fn == "original":
         return math.sqrt(max(1.0, rows / cols))
     return 0.2 * math.sqrt(max(rows, cols))  # "match_rms_adamw"
