@@ -151,9 +151,14 @@ def test_many_tiny_steps_stay_finite(case):
     final, state = run(params)
     _assert_finite((final, state), "")
     # Gradients this small add at most ~1e-12 per step to an adaptive rule (m / eps) and weight decay
-    # only shrinks: no param may grow by more than 1e-3. Lion's step is lr * sign(.) whatever the
-    # gradient's size, so its bound is the number of steps times lr.
-    lion = case.make is sharpax.lion
-    bound = TINY_STEPS * case.kwargs["learning_rate"] if lion else 1e-3
+    # only shrinks: no param may grow by more than 1e-3. The sign-based rules take steps whatever the
+    # gradient's size: lion lr * sign(.), so its bound is the number of steps times lr; Rprop a step
+    # size that grows while the sign holds, up to its largest (50 by default).
+    if case.make is sharpax.lion:
+        bound = TINY_STEPS * case.kwargs["learning_rate"]
+    elif case.make is sharpax.rprop:
+        bound = TINY_STEPS * case.kwargs.get("step_sizes", (1e-6, 50.0))[1]
+    else:
+        bound = 1e-3
     for got, start in zip(jax.tree.leaves(final), jax.tree.leaves(params), strict=True):
         assert bool(jnp.all(jnp.abs(got) <= jnp.abs(start) + bound)), (got, start)
