@@ -9,6 +9,7 @@ the plain optimizer, optax and `optax.flatten` (which ravels everything into one
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +42,9 @@ def grouped(tx: optax.GradientTransformation) -> optax.GradientTransformation:
         stacked, groups, treedef, n = stack(updates)
         stacked_params = None if params is None else stack(params)[0]
         new, state = tx.update(stacked, state, stacked_params)
-        out = [None] * n
-        for g, arr in zip(groups, new, strict=True):
+        out: list[jax.Array | None] = [None] * n
+        # optax types updates as any tree; a transformation keeps its input's structure (this list).
+        for g, arr in zip(groups, cast(list[jax.Array], new), strict=True):
             for j, i in enumerate(g):
                 out[i] = arr[j]
         return jax.tree.unflatten(treedef, out), state

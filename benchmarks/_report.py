@@ -89,12 +89,13 @@ def markdown(res: dict) -> str:
                 verdicts.append(
                     f"- step {regime} {oid}: {_r(r['vs_optax'])} vs <= {STEP_TARGET} -> {v}"
                 )
-            v = None if c is None else _verdict(c["vs_optax"], COMPILE_TARGET)
-            if v not in (None, "met"):
-                verdicts.append(
-                    f"- compile {regime} {oid}: {_r(c['vs_optax'])} vs <= {COMPILE_TARGET} -> {v} "
-                    f"(distinct kernels {c['kernels']['sharpax']} / {c['kernels']['optax']})"
-                )
+            if c is not None:
+                v = _verdict(c["vs_optax"], COMPILE_TARGET)
+                if v != "met":
+                    verdicts.append(
+                        f"- compile {regime} {oid}: {_r(c['vs_optax'])} vs <= {COMPILE_TARGET} -> {v} "
+                        f"(distinct kernels {c['kernels']['sharpax']} / {c['kernels']['optax']})"
+                    )
             if big and oid == "adam":
                 v = _verdict(r["bandwidth"]["vs_floor"], FLOOR_TARGET)
                 verdicts.append(

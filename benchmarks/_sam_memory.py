@@ -54,6 +54,7 @@ def transformer_case(batch=32, length=128):
 
     def loss_fn(params, tokens):
         logits = model.apply({"params": params}, tokens[:, :-1])
+        assert isinstance(logits, jax.Array), "without mutable=, apply returns the output alone"
         return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
 
     n = sum(x.size for x in jax.tree.leaves(params))
@@ -80,6 +81,7 @@ def step_memory(loss_fn, params, batch_args, microbatches: int) -> dict[str, int
     with jax.numpy_dtype_promotion("standard"):
         compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, *batch_args).compile()
     m = compiled.memory_analysis()
+    assert m is not None, "XLA's CPU, GPU and TPU compilers all report a memory analysis"
     out = {
         "arguments": m.argument_size_in_bytes,
         "outputs": m.output_size_in_bytes,

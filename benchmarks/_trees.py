@@ -46,7 +46,9 @@ def transformer_params(
     """The params of `transformer_lm`, ~4.2M floats in ~70 leaves."""
     with jax.numpy_dtype_promotion("standard"):
         model = transformer_lm(vocab, dim, depth, heads, mlp)
-        return model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+        params = model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+    assert isinstance(params, dict), "flax returns plain dicts (flax_return_frozendict is off)"
+    return params
 
 
 def transformer_model(**sizes) -> tuple:

@@ -80,6 +80,7 @@ def variants(sync_period: int, alpha: float, lr: float) -> dict:
 
 
 def main() -> None:
+    assert __doc__ is not None, "the --help text is this docstring; only python -OO strips it"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--depth", type=int, default=4)

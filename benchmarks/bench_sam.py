@@ -99,6 +99,7 @@ def transformer_problem(args):
 
     def per_sequence(params, tokens, targets):
         logits = model.apply({"params": params}, tokens)
+        assert isinstance(logits, jax.Array), "without mutable=, apply returns the output alone"
         return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean(axis=1)
 
     loss = lambda params, tokens, targets: per_sequence(params, tokens, targets).mean()
@@ -245,6 +246,7 @@ def state_bytes(state) -> int:
 
 
 def main() -> None:
+    assert __doc__ is not None, "the --help text is this docstring; only python -OO strips it"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", choices=["mlp", "transformer"], default="mlp")
     parser.add_argument(
@@ -333,7 +335,9 @@ def timing(args) -> dict:
         )
         # XLA:CPU allocates a step's temporaries on every execution (the page faults above glibc's
         # mmap threshold): their size is part of the explanation of a CPU ratio.
-        temp_sizes[name] = int(compiled.memory_analysis().temp_size_in_bytes)
+        m = compiled.memory_analysis()
+        assert m is not None, "XLA's CPU, GPU and TPU compilers all report a memory analysis"
+        temp_sizes[name] = int(m.temp_size_in_bytes)
         runner = h.StepRunner(compiled, (params, state), x, y, cycle=keys)
         runners[name] = h.with_page_faults(runner, faults[name])
         if name == "ae_sam(adam)":

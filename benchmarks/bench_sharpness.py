@@ -31,11 +31,15 @@ import os
 import pathlib
 import platform
 import sys
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 import sharpax
 from benchmarks import _harness, _trees
@@ -64,12 +68,18 @@ def lm_loss(apply):
     return loss
 
 
-def problems(quick: bool) -> dict:
+# A loss of (params, *args), its params and its args: the args' number differs between problems.
+Problem = tuple[Callable[..., jax.Array], Any, tuple[jax.Array, ...]]
+
+
+def problems(quick: bool) -> dict[str, Problem]:
     """name -> (loss, params, args): the MLP and the Transformer LM of `_trees.py` with a batch each."""
     apply, params = _trees.mlp_model()
     x = jax.random.normal(jax.random.key(1), (256, 784))
     y = jax.random.randint(jax.random.key(2), (256,), 0, 10)
-    out = {"mlp 784-1024-1024-10, batch 256": (classification_loss(apply), params, (x, y))}
+    out: dict[str, Problem] = {
+        "mlp 784-1024-1024-10, batch 256": (classification_loss(apply), params, (x, y))
+    }
     apply, params = _trees.transformer_model()
     tokens = jax.random.randint(jax.random.key(3), (4 if quick else 8, 129), 0, 4096)
     out[f"flax transformer LM, {tokens.shape[0]} x 128 tokens"] = (
@@ -173,7 +183,7 @@ def power_iteration_with_deflation(hvp, n, k, max_iter, tol, seed=0):
 
 def bench_accuracy(quick: bool) -> dict:
     loss, params, args = small_problem()
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    flat, unravel = ravel_pytree(params)
     with jax.enable_x64(True):
         flat64 = flat.astype(jnp.float64)
         args64 = (args[0].astype(jnp.float64), args[1])
@@ -288,13 +298,16 @@ def bench_pyhessian(path: pathlib.Path | None, quick: bool) -> dict:
         counter["hvps"] += 1
         return original(*a, **kw)
 
-    pyhessian_module.hessian_vector_product = counted
+    # PyHessian's eigenvalues() calls its module's function: patched there to count the HVPs, and
+    # restored on the way out, an exception included.
     rows = []
-    for k in (1, 3):
-        rows.append(
-            _versus_pyhessian(k, quick, loss, params, x, y, pyhessian_module, model, data, counter)
-        )
-    pyhessian_module.hessian_vector_product = original
+    with mock.patch.object(pyhessian_module, "hessian_vector_product", counted):
+        for k in (1, 3):
+            rows.append(
+                _versus_pyhessian(
+                    k, quick, loss, params, x, y, pyhessian_module, model, data, counter
+                )
+            )
     return {
         "status": "ran",
         "torch": torch.__version__,
@@ -435,6 +448,7 @@ def report(results: dict) -> str:
 
 
 def main() -> None:
+    assert __doc__ is not None, "the --help text is this docstring; only python -OO strips it"
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--pyhessian",

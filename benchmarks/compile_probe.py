@@ -100,6 +100,7 @@ def run_isolated(regime: str, ids: list[str], samples: int, clock: str) -> dict:
 
 
 def main() -> None:
+    assert __doc__ is not None, "the --help text is this docstring; only python -OO strips it"
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regime", default="leaves:100", help="a run.py regime, or leaves:N")
     ap.add_argument("--optimizers", nargs="+", default=["adam"], choices=list(_cases.CASES_BY_ID))

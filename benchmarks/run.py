@@ -80,8 +80,11 @@ def step_regime(name, params, cases, args, use_torch):
         builders = [("sharpax", case.sharpax), ("optax", case.optax)]
         if i % 2:  # alternate who compiles first
             builders.reverse()
-        runners = {label: h.JaxRunner(make(), params, grads) for label, make in builders}
-        runners = {"sharpax": runners["sharpax"], "optax": runners["optax"]}
+        jax_runners = {label: h.JaxRunner(make(), params, grads) for label, make in builders}
+        runners: dict[str, h.JaxRunner | h.TorchRunner | h.CopyRunner] = {
+            "sharpax": jax_runners["sharpax"],
+            "optax": jax_runners["optax"],
+        }
         if use_torch and case.torch is not None:
             runners["torch"] = h.TorchRunner(case.torch, params, grads)
         if name.startswith("large"):
@@ -91,9 +94,9 @@ def step_regime(name, params, cases, args, use_torch):
             "step_s": {k: h.median(v) for k, v in samples.items()},
             "vs_optax": h.paired_ratio(samples["sharpax"], samples["optax"]),
             "state_bytes": {
-                k: r.state_bytes for k, r in runners.items() if hasattr(r, "state_bytes")
+                k: r.state_bytes for k, r in runners.items() if not isinstance(r, h.CopyRunner)
             },
-            "fusions": {k: runners[k].fusions for k in ("sharpax", "optax")},
+            "fusions": {k: jax_runners[k].fusions for k in ("sharpax", "optax")},
             "samples": samples,
         }
         if "torch" in samples:
