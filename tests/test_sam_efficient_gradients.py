@@ -526,6 +526,24 @@ def test_esam_matches_dydjw9_live():
         np.testing.assert_allclose(run_esam(case)[0], params, **TOL)
 
 
+def test_rwp_keeps_the_complex_leaves_the_mask_leaves_unperturbed():
+    """Filter-wise noise is for real weights; a complex leaf masked out of it still gets its mixed
+    gradient, both parts of it (the mix once cast it to float32, dropping the imaginary part)."""
+    x = jnp.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.1], [-1.0, 0.4]])
+    params = {"z": jnp.array([1.0 + 2.0j, -0.5 + 0.3j]), "w": jnp.array([0.2, -0.7])}
+    loss = lambda p, x: jnp.mean(
+        jnp.abs(x.astype(p["z"].dtype) @ p["z"]) ** 2 + jnp.tanh(x @ p["w"])
+    )
+    rwp = sharpax.rwp_value_and_grad(loss, gamma=0.0, alpha=0.3, mask={"z": False, "w": True})
+    _, grads = jax.jit(rwp)(params, x, key=jax.random.key(0))
+    first, second = jax.grad(loss)(params, x[:2]), jax.grad(loss)(params, x[2:])
+    for k in params:
+        np.testing.assert_allclose(grads[k], 0.7 * first[k] + 0.3 * second[k], rtol=1e-6, err_msg=k)
+    assert grads["z"].dtype == jnp.complex64 and np.all(np.imag(grads["z"]) != 0)
+    with pytest.raises(TypeError, match=r"param at \['z'\] is complex64"):
+        sharpax.rwp_value_and_grad(loss, gamma=0.1)(params, x, key=jax.random.key(0))
+
+
 def test_esam_on_complex_params_is_its_real_view():
     """A complex param is its real and imaginary parts (as torch's view_as_real): ESAM on w = a + ib
     perturbs along conj(jax.grad) and returns JAX's gradient, the conjugate of the real view's."""

@@ -715,6 +715,7 @@ W, KEY = jnp.ones(4), jax.random.key(0)
         (lambda: S.loss_landscape(_loss, W, directions=(W,), alphas=jnp.ones((2, 2))), ValueError, "alphas must be a 1-D"),
         (lambda: S.loss_landscape(_loss, W, directions=(W,), alphas=W, batch_size=0), ValueError, "batch_size must be"),
         (lambda: S.filter_normalized_direction(3, W), TypeError, "key must be a JAX PRNG key"),
+        (lambda: S.filter_normalized_direction(KEY, {"w": jnp.ones((2, 2), jnp.complex64)}), TypeError, r"param at \['w'\] is complex"),
     ],
 )  # fmt: skip
 def test_bad_arguments_raise_clear_errors(call, error, message):

@@ -12,7 +12,7 @@ from jax import lax
 from sharpax._tree import is_float_leaf
 from sharpax._types import Array, Params, PyTree
 from sharpax._validation import check_int, check_key
-from sharpax.sharpness._operator import HessianOperator
+from sharpax.sharpness._operator import HessianOperator, refuse_complex
 from sharpax.wrappers._sam_geometry import accumulation_dtype
 
 
@@ -54,6 +54,7 @@ def filter_normalized_direction(key: Array, params: Params) -> PyTree:
         (Array([5., 1.], dtype=float32), Array([0., 0.], dtype=float32))
     """
     check_key("filter_normalized_direction", key)
+    refuse_complex("filter_normalized_direction", params)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
 

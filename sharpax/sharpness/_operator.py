@@ -44,6 +44,16 @@ def _as_array(x: Any) -> Any:
     return jnp.asarray(x) if isinstance(x, (int, float, complex)) and not isinstance(x, bool) else x
 
 
+def refuse_complex(owner: str, params: Params) -> None:
+    """A TypeError naming the first complex leaf: the toolkit measures real params only."""
+    for path, x in jax.tree_util.tree_leaves_with_path(params):
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.complexfloating):
+            raise TypeError(
+                f"{owner}: the param at {jax.tree_util.keystr(path)} is complex ({x.dtype}); "
+                "sharpax.sharpness is defined for real floating-point params only"
+            )
+
+
 class HessianOperator:
     """`loss_fn(params, *args)` as a function of its float leaves, with Hessian-vector products.
 
@@ -53,12 +63,7 @@ class HessianOperator:
     def __init__(self, owner: str, loss_fn: Callable[..., Array], params: Params, args: tuple):
         if not callable(loss_fn):
             raise TypeError(f"{owner}: loss_fn must be callable, got {loss_fn!r}")
-        for path, x in jax.tree_util.tree_leaves_with_path(params):
-            if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.complexfloating):
-                raise TypeError(
-                    f"{owner}: the param at {jax.tree_util.keystr(path)} is complex ({x.dtype}); "
-                    "the Hessian is defined here for real floating-point params only"
-                )
+        refuse_complex(owner, params)
         self.owner, self.loss_fn, self.args = owner, loss_fn, args
         self._leaves, self._treedef = jax.tree.flatten(jax.tree.map(_as_array, params))
         self._where = [i for i, x in enumerate(self._leaves) if _is_real_float(x)]

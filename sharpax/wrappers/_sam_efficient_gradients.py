@@ -181,7 +181,10 @@ def rwp_value_and_grad(
         values, grads = jax.vmap(lambda p, half: value_and_grad(p, *half, **kwargs))(both, halves)
 
         def mix(g):
+            # A complex leaf (one the mask leaves unperturbed) mixes as complex: both parts kept.
             dtype = accumulation_dtype([g])
+            if jnp.iscomplexobj(g):
+                dtype = jnp.complex128 if dtype == jnp.float64 else jnp.complex64
             a = jnp.asarray(alpha, dtype)
             return ((1 - a) * g[0].astype(dtype) + a * g[1].astype(dtype)).astype(g.dtype)
 

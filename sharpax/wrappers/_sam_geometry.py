@@ -25,8 +25,10 @@ NORM_EPS = 1e-12
 
 
 def accumulation_dtype(leaves: Sequence[Array]) -> Any:
-    """float64 when a leaf is float64 (x64 mode), else float32: reductions never run in half precision."""
-    return jnp.float64 if any(x.dtype == jnp.float64 for x in leaves) else jnp.float32
+    """float64 when a leaf is float64 or complex128 (x64 mode), else float32: the real dtype reductions
+    run in, never half precision."""
+    wide = (jnp.dtype(jnp.float64), jnp.dtype(jnp.complex128))
+    return jnp.float64 if any(x.dtype in wide for x in leaves) else jnp.float32
 
 
 def _squares(x: Array, dtype: Any, divisor: Array | None = None) -> Array:
