@@ -32,8 +32,9 @@ without them: MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=429496729
 
 `--suite efficient` (issue 15) times the cheap members against adam instead: rwp_value_and_grad's one
 vmapped pass (target <= 1.3x a plain full-batch step; also with an `rbg` key, and as two separate
-half-batch passes), and ESAM with its selection fraction gamma (a forward-backward, a forward at w + e
-and gamma of a forward-backward), next to ESAM at beta = gamma = 1 and SAM.
+half-batch passes; both forms again without the noise draw, to split its extra cost), and ESAM with
+its selection fraction gamma (a forward-backward, a forward at w + e and gamma of a forward-backward),
+next to ESAM at beta = gamma = 1 and SAM.
 
 The memory section (`_sam_memory.py`) compiles a SAM + Adam step with `microbatches=4` and 1 on the MLP
 and the Transformer LM of `_trees.py` and reports XLA's compiled memory analysis (issue 14: the peak must
@@ -45,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import statistics
 
 import jax
@@ -202,12 +204,14 @@ def keyed_step(tx, grad_fn, takes_key=True):
     return step
 
 
-def rwp_two_passes(loss_fn, gamma, alpha):
-    """RWP's gradient as two separate half-batch passes (what the one vmapped pass replaces)."""
+def rwp_two_passes(loss_fn, gamma, alpha, noise=True):
+    """RWP's gradient as two separate half-batch passes (what the one vmapped pass replaces); without
+    `noise`, both halves at w: the half-batch passes and the mix alone, so that the differences of the
+    timings split RWP's extra cost into the noise, the halving of the batch and the vmap."""
 
     def grad_fn(params, x, y, key):
         (x0, x1), (y0, y1) = jnp.split(x, 2), jnp.split(y, 2)
-        noisy = filter_noise_perturb("bench", params, key, gamma, -1, None)
+        noisy = filter_noise_perturb("bench", params, key, gamma, -1, None) if noise else params
         value, g0 = jax.value_and_grad(loss_fn)(params, x0, y0)
         g1 = jax.grad(loss_fn)(noisy, x1, y1)
         return value, jax.tree.map(lambda a, b: (1 - alpha) * a + alpha * b, g0, g1)
@@ -215,7 +219,24 @@ def rwp_two_passes(loss_fn, gamma, alpha):
     return grad_fn
 
 
+def rwp_vmapped_without_noise(loss_fn, alpha):
+    """RWP's one vmapped pass over (w, w) and the two half-batches: its cost without the noise draw."""
+
+    def grad_fn(params, x, y, key):
+        del key
+        both = jax.tree.map(lambda a: jnp.stack([a, a]), params)
+        halves = (x.reshape(2, -1, *x.shape[1:]), y.reshape(2, -1, *y.shape[1:]))
+        values, grads = jax.vmap(jax.value_and_grad(loss_fn))(both, *halves)
+        return values[0], jax.tree.map(lambda g: (1 - alpha) * g[0] + alpha * g[1], grads)
+
+    return grad_fn
+
+
 ESAM_NAME = f"esam(b={ESAM_BETA},g={ESAM_GAMMA})+adam"
+RWP_BREAKDOWN = (
+    "rwp two half passes without noise+adam",
+    "rwp one vmapped pass without noise+adam",
+)
 
 
 def efficient_variants(loss_fn, per_example_loss):
@@ -233,6 +254,16 @@ def efficient_variants(loss_fn, per_example_loss):
         "rwp two half passes+adam": (
             adam(),
             keyed_step(adam(), rwp_two_passes(loss_fn, RWP_GAMMA, RWP_ALPHA)),
+            threefry,
+        ),
+        RWP_BREAKDOWN[0]: (
+            adam(),
+            keyed_step(adam(), rwp_two_passes(loss_fn, RWP_GAMMA, RWP_ALPHA, noise=False)),
+            threefry,
+        ),
+        RWP_BREAKDOWN[1]: (
+            adam(),
+            keyed_step(adam(), rwp_vmapped_without_noise(loss_fn, RWP_ALPHA)),
             threefry,
         ),
         ESAM_NAME: (adam(), keyed_step(adam(), esam(ESAM_BETA, ESAM_GAMMA)), threefry),
@@ -273,8 +304,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated variant names to time (default: all of the suite); ratios whose two "
-        "sides are not both timed are left out",
+        help="comma-separated variant names to time (default: all of the suite; a comma inside a "
+        "name's parentheses is part of it); ratios whose two sides are not both timed are left out",
     )
     parser.add_argument(
         "--sections",
@@ -314,7 +345,8 @@ def timing(args) -> dict:
     else:
         chosen = efficient_variants(loss_fn, per_example_loss)
     if args.only:
-        wanted = args.only.split(",")
+        # Commas inside parentheses belong to a name: "esam(b=0.5,g=0.5)+adam".
+        wanted = [name.strip() for name in re.split(r",(?![^()]*\))", args.only)]
         unknown = sorted(set(wanted) - set(chosen))
         if unknown:
             raise SystemExit(f"--only: unknown variants {unknown}; the suite has {sorted(chosen)}")
@@ -363,6 +395,13 @@ def timing(args) -> dict:
             "rwp two half passes / rwp one vmapped pass": ratio(
                 "rwp two half passes+adam", "rwp+adam"
             ),
+            "rwp two half passes without noise / adam (the halves and the mix)": ratio(
+                RWP_BREAKDOWN[0], "adam"
+            ),
+            "rwp two half passes / the same without noise (the draw)": ratio(
+                "rwp two half passes+adam", RWP_BREAKDOWN[0]
+            ),
+            "rwp one vmapped pass without noise / adam": ratio(RWP_BREAKDOWN[1], "adam"),
             f"{ESAM_NAME} / adam (selects {selected} of {args.batch})": ratio(ESAM_NAME, "adam"),
             "esam(b=1,g=1)+adam / adam (SAM's two passes)": ratio("esam(b=1,g=1)+adam", "adam"),
             "sam_value_and_grad+adam / adam": ratio("sam_value_and_grad+adam", "adam"),
