@@ -302,6 +302,13 @@ def main() -> None:
         "bench_sam_efficient_<tree>.json, in benchmarks/results/<device>/)",
     )
     parser.add_argument(
+        "--dump-hlo",
+        type=pathlib.Path,
+        default=None,
+        help="write each timed variant's optimised HLO (the compiled step, after fusion) to this "
+        "folder, one text file per variant: the kernels of a GPU run, to read after the lease",
+    )
+    parser.add_argument(
         "--only",
         default=None,
         help="comma-separated variant names to time (default: all of the suite; a comma inside a "
@@ -370,6 +377,10 @@ def timing(args) -> dict:
         m = compiled.memory_analysis()
         assert m is not None, "XLA's CPU, GPU and TPU compilers all report a memory analysis"
         temp_sizes[name] = int(m.temp_size_in_bytes)
+        if args.dump_hlo is not None:
+            args.dump_hlo.mkdir(parents=True, exist_ok=True)
+            file_name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") + ".hlo.txt"
+            (args.dump_hlo / file_name).write_text(compiled.as_text() or "")
         runner = h.StepRunner(compiled, (params, state), x, y, cycle=keys)
         runners[name] = h.with_page_faults(runner, faults[name])
         if name == "ae_sam(adam)":

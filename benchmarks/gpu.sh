@@ -25,12 +25,17 @@ if [ -n "$sam_only" ]; then
     mlp=(--inputs 1024 --hidden 4096 --layers 4 --batch 1024 --rounds 15)
     lm=(--tree transformer --batch 256 --seq 64 --rounds 15)
   fi
-  timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/sam.json" 2>&1 | tail -n 40
+  hlo=$(mktemp -d)  # each step's optimised HLO (its fusions), to read after the lease: one archive back
+  timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/sam.json" \
+    --only "adam,sgd_momentum,sam_value_and_grad+adam,sharpax.sam(adam),optax.contrib.sam(adam, opaque),looksam(adam, k=5),periodic_sam(adam, k=5),momentum_sam(adam),momentum_sam(sgd_momentum),ae_sam(adam),ae_sam(adam, never SAM)" \
+    --dump-hlo "$hlo/family" 2>&1 | tail -n 40
   # The rbg key and ESAM at beta = gamma = 1 (SAM's cost) were measured on the H200 already; their place
   # goes to RWP without its noise draw, which splits RWP's extra cost (the same number of variants).
   efficient=(--suite efficient --clock wall --only "adam,rwp+adam,rwp two half passes+adam,rwp two half passes without noise+adam,rwp one vmapped pass without noise+adam,esam(b=0.5,g=0.5)+adam,sam_value_and_grad+adam")
-  timeout 120 python3 -m benchmarks.bench_sam "${efficient[@]}" "${mlp[@]}" --out "$out/sam_efficient_mlp.json" 2>&1 | tail -n 24
+  timeout 120 python3 -m benchmarks.bench_sam "${efficient[@]}" "${mlp[@]}" --out "$out/sam_efficient_mlp.json" \
+    --dump-hlo "$hlo/efficient_mlp" 2>&1 | tail -n 24
   timeout 150 python3 -m benchmarks.bench_sam "${efficient[@]}" "${lm[@]}" --out "$out/sam_efficient_transformer.json" 2>&1 | tail -n 24
+  tar czf "$out/hlo.tar.gz" -C "$hlo" . && ls -l "$out"
   exit 0
 fi
 if [ -n "$smoke" ]; then
