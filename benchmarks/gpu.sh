@@ -3,8 +3,9 @@
 # copy floor, Lookahead vs the bare inner optimizer, the SAM family's costs, and a CPU-vs-GPU sanity check
 # of the torch parity battery. Everything is wall-clock (a GPU step's CPU time is not its cost).
 #   bash benchmarks/gpu.sh OUT_DIR [--smoke]   (--smoke: tiny sizes, to check the script on a CPU)
-#   bash benchmarks/gpu.sh OUT_DIR --sam [--smoke]   (the SAM family only: its step costs on the MLP and
-#     the cheap members, RWP and ESAM, on the MLP and the Flax LM: issue 15's targets, in one call)
+#   bash benchmarks/gpu.sh OUT_DIR --sam [--smoke]   (the SAM family only: its step costs on the MLP, the
+#     branching members again with conds and loops in command buffers, and the cheap members, RWP and
+#     ESAM, on the MLP and the Flax LM: issue 15's targets, in one call, at most 8 minutes)
 set -uo pipefail
 out=${1:?usage: gpu.sh OUT_DIR [--sam] [--smoke]}
 shift
@@ -29,6 +30,11 @@ if [ -n "$sam_only" ]; then
   timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/sam.json" \
     --only "adam,sgd_momentum,sam_value_and_grad+adam,sharpax.sam(adam),optax.contrib.sam(adam, opaque),looksam(adam, k=5),periodic_sam(adam, k=5),momentum_sam(adam),momentum_sam(sgd_momentum),ae_sam(adam),ae_sam(adam, never SAM)" \
     --dump-hlo "$hlo/family" 2>&1 | tail -n 40
+  # XLA:GPU runs a cond or while by copying its predicate to the host, unless command buffers (CUDA
+  # graphs, conditional nodes) hold it: the members with a per-step branch again, with them on.
+  XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_enable_command_buffer=+CONDITIONAL,+WHILE" timeout 75 \
+    python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/sam_branches_in_command_buffers.json" \
+    --only "adam,sharpax.sam(adam),looksam(adam, k=5),periodic_sam(adam, k=5),ae_sam(adam, never SAM)" 2>&1 | tail -n 12
   # The rbg key and ESAM at beta = gamma = 1 (SAM's cost) were measured on the H200 already; their place
   # goes to RWP without its noise draw, which splits RWP's extra cost (the same number of variants).
   efficient=(--suite efficient --clock wall --only "adam,rwp+adam,rwp two half passes+adam,rwp two half passes without noise+adam,rwp one vmapped pass without noise+adam,esam(b=0.5,g=0.5)+adam,sam_value_and_grad+adam")
