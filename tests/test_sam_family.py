@@ -175,6 +175,35 @@ def test_periodic_sam_matches_numpy():
     np.testing.assert_allclose(got, np.stack(expected), **TOL)
 
 
+def test_periodic_sam_decided_on_the_host_is_periodic_sam():
+    """The branch-free form of docs/sam_efficient.md: two jitted steps around one Adam and its state, the
+    SAM one (`sam_value_and_grad`) called on steps 0, k, 2k, ... by the Python loop, follow
+    `periodic_sam`'s trajectory."""
+    lr, rho, k = 0.02, 0.1, 3
+    x, y, params = _problem()
+    base = sharpax.adam(lr)
+
+    def make_step(value_and_grad):
+        @jax.jit
+        def step(params, state):
+            _, grads = value_and_grad(params, x, y)
+            updates, state = base.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        return step
+
+    sam_step = make_step(sharpax.sam_value_and_grad(mlp_loss, rho))
+    plain_step = make_step(jax.value_and_grad(mlp_loss))
+    state, got = base.init(params), [_flat(params)]
+    for t in range(10):
+        params, state = (sam_step if t % k == 0 else plain_step)(params, state)
+        got.append(_flat(params))
+    want = _run_transform(sharpax.periodic_sam(sharpax.adam(lr), rho, k), steps=10)
+    np.testing.assert_allclose(np.stack(got), want, rtol=1e-6, atol=1e-7)
+    plain = _run_transform(sharpax.adam(lr), steps=10)
+    assert np.max(np.abs(want - plain)) > 1e-3  # the SAM steps made a difference
+
+
 @pytest.mark.parametrize(
     "make", [lambda b: sharpax.periodic_sam(b, 0.1, k=5), lambda b: sharpax.looksam(b, 0.1, k=5)]
 )
