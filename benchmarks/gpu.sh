@@ -28,7 +28,7 @@ if [ -n "$sam_only" ]; then
   fi
   hlo=$(mktemp -d)  # each step's optimised HLO (its fusions), to read after the lease: one archive back
   timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/sam.json" \
-    --only "adam,sgd_momentum,sam_value_and_grad+adam,sharpax.sam(adam),optax.contrib.sam(adam, opaque),looksam(adam, k=5),periodic_sam(adam, k=5),momentum_sam(adam),momentum_sam(sgd_momentum),ae_sam(adam),ae_sam(adam, never SAM)" \
+    --only "adam,sgd_momentum,sam_value_and_grad+adam,sharpax.sam(adam),optax.contrib.sam(adam, opaque),looksam(adam, k=5),periodic_sam(adam, k=5),momentum_sam(adam),momentum_sam(sgd_momentum),momentum_sam(adam, recompute),momentum_sam(sgd_momentum, recompute),ae_sam(adam),ae_sam(adam, never SAM)" \
     --dump-hlo "$hlo/family" 2>&1 | tail -n 40
   # XLA:GPU runs a cond or while by copying its predicate to the host, unless command buffers (CUDA
   # graphs, conditional nodes) hold it: the members with a per-step branch again, with them on.
