@@ -20,19 +20,15 @@ import optax
 from jax import lax
 
 import sharpax
-from sharpax._tree import is_float_leaf
 from sharpax._types import State, Updates
 from sharpax.transforms._numerics import increment
 from sharpax.wrappers._sam_efficient import (
     MomentumSAMState,
-    _as_leaf,
-    _buffer,
     _direction,
-    _has_direction,
     _inverse_norm_scale,
-    _is_none,
+    _move,
+    _new_direction,
     _shift,
-    _work_dtype,
 )
 
 OWNER = "momentum_sam_recompute"
@@ -46,23 +42,12 @@ def momentum_sam_recompute(
     reference = sharpax.momentum_sam(base_optimizer, rho)
     base = optax.with_extra_args_support(base_optimizer)
 
-    def new_direction(state, base_updates, inner_state):
-        if state.direction is None:
-            return None, _buffer(OWNER, inner_state)
-        direction = jax.tree.map(
-            lambda u, d: (-u).astype(d.dtype) if _has_direction(d) else d,
-            base_updates,
-            state.direction,
-            is_leaf=_is_none,
-        )
-        return direction, direction
-
     def update_fn(updates, state, params=None, **extra_args) -> tuple[Updates, State]:
         if params is None:
             raise ValueError(f"{OWNER}: update needs the params, got params=None")
         weights = _shift(params, _direction(OWNER, state), state.scale)
         probe_updates, probe_inner = base.update(updates, state.inner_state, weights, **extra_args)
-        _, probe = new_direction(state, probe_updates, probe_inner)
+        _, probe = _new_direction(OWNER, state, probe_updates, probe_inner)
         scale = _inverse_norm_scale(OWNER, rho, probe, state.count).astype(state.scale.dtype)
         # Past the barrier nothing is the same value as before it, so XLA cannot merge the two updates,
         # and the step's reads of the old buffer come after the norm is known.
@@ -70,18 +55,8 @@ def momentum_sam_recompute(
         old = _direction(OWNER, state)
         weights = _shift(params, old, state.scale)
         base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
-        direction, new = new_direction(state, base_updates, inner_state)
-
-        def move(u, d_old, d_new):
-            if not _has_direction(d_old) or not is_float_leaf(u):
-                return u
-            d_old, d_new = _as_leaf(d_old), _as_leaf(d_new)
-            dtype = _work_dtype(u.dtype, d_old.dtype, scale.dtype)
-            back = state.scale.astype(dtype) * d_old.astype(dtype)
-            ahead = scale.astype(dtype) * d_new.astype(dtype)
-            return (back + u.astype(dtype) - ahead).astype(u.dtype)
-
-        new_updates = jax.tree.map(move, base_updates, old, new, is_leaf=_is_none)
+        direction, new = _new_direction(OWNER, state, base_updates, inner_state)
+        new_updates = _move(base_updates, old, new, state.scale, scale)
         count = None if state.count is None else increment(state.count)
         return new_updates, MomentumSAMState(
             scale=scale, direction=direction, count=count, inner_state=inner_state

@@ -360,6 +360,40 @@ def _inverse_norm_scale(owner: str, rho: ScalarOrSchedule, direction: Updates, s
     return jnp.asarray(resolve_rho(owner, rho, step), dtype) / (norm + jnp.asarray(NORM_EPS, dtype))
 
 
+def _new_direction(
+    owner: str, state: MomentumSAMState, base_updates: Updates, inner_state: optax.OptState
+) -> tuple[Updates | None, Updates]:
+    """`(direction to store, new direction)`: the base's new momentum buffer (nothing to store), or,
+    for a base without one, -u, stored in the state."""
+    if state.direction is None:
+        return None, _buffer(owner, inner_state)
+    direction = jax.tree.map(
+        lambda u, d: (-u).astype(d.dtype) if _has_direction(d) else d,
+        base_updates,
+        state.direction,
+        is_leaf=_is_none,
+    )
+    return direction, direction
+
+
+def _move(
+    base_updates: Updates, old: Updates, new: Updates, old_scale: Array, scale: Array
+) -> Updates:
+    """`c_{t-1} v_{t-1} + u_t - c_t v_t`: from one perturbed point to the next, on the leaves with a
+    direction (the others take the base's update as it is)."""
+
+    def move(u, d_old, d_new):
+        if not _has_direction(d_old) or not is_float_leaf(u):
+            return u
+        d_old, d_new = _as_leaf(d_old), _as_leaf(d_new)
+        dtype = _work_dtype(u.dtype, d_old.dtype, scale.dtype)
+        back = old_scale.astype(dtype) * d_old.astype(dtype)
+        ahead = scale.astype(dtype) * d_new.astype(dtype)
+        return (back + u.astype(dtype) - ahead).astype(u.dtype)
+
+    return jax.tree.map(move, base_updates, old, new, is_leaf=_is_none)
+
+
 def momentum_sam(
     base_optimizer: optax.GradientTransformation, rho: ScalarOrSchedule
 ) -> optax.GradientTransformationExtraArgs:
@@ -473,28 +507,9 @@ def momentum_sam(
         old = _direction(owner, state)
         weights = _shift(params, old, state.scale)
         base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
-        if state.direction is None:
-            direction, new = None, _buffer(owner, inner_state)
-        else:
-            direction = jax.tree.map(
-                lambda u, d: (-u).astype(d.dtype) if _has_direction(d) else d,
-                base_updates,
-                state.direction,
-                is_leaf=_is_none,
-            )
-            new = direction
+        direction, new = _new_direction(owner, state, base_updates, inner_state)
         scale = _inverse_norm_scale(owner, rho, new, state.count).astype(state.scale.dtype)
-
-        def move(u, d_old, d_new):
-            if not _has_direction(d_old) or not is_float_leaf(u):
-                return u
-            d_old, d_new = _as_leaf(d_old), _as_leaf(d_new)
-            dtype = _work_dtype(u.dtype, d_old.dtype, scale.dtype)
-            back = state.scale.astype(dtype) * d_old.astype(dtype)
-            ahead = scale.astype(dtype) * d_new.astype(dtype)
-            return (back + u.astype(dtype) - ahead).astype(u.dtype)
-
-        new_updates = jax.tree.map(move, base_updates, old, new, is_leaf=_is_none)
+        new_updates = _move(base_updates, old, new, state.scale, scale)
         count = None if state.count is None else increment(state.count)
         return new_updates, MomentumSAMState(
             scale=scale, direction=direction, count=count, inner_state=inner_state
