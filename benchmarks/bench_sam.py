@@ -157,9 +157,15 @@ def bsam_step(tx, loss_fn):
     return step
 
 
+# Momentum-SAM's two bases, each timed plain too.
+MOMENTUM_BASES = {
+    "adam": lambda: sharpax.adam(LR),
+    "sgd_momentum": lambda: sharpax.sgd(1e-2, momentum=0.9),
+}
+
+
 def variants(loss_fn, total_steps):
-    adam = lambda: sharpax.adam(LR)
-    sgd_momentum = lambda: sharpax.sgd(1e-2, momentum=0.9)
+    adam, sgd_momentum = MOMENTUM_BASES["adam"], MOMENTUM_BASES["sgd_momentum"]
     optax_sam = optax.contrib.sam(
         adam(),
         optax.chain(optax.contrib.normalize(), optax.sgd(RHO)),
@@ -186,7 +192,7 @@ def variants(loss_fn, total_steps):
         # The experimental form (_momentum_sam_recompute.py): the same numbers, another program.
         **{
             f"momentum_sam({name}, recompute)": momentum_sam_recompute(make(), MOMENTUM_RHO)
-            for name, make in (("adam", adam), ("sgd_momentum", sgd_momentum))
+            for name, make in MOMENTUM_BASES.items()
         },
     }
     bsam = sharpax.bsam(LR, num_data=50_000, rho=RHO)
@@ -366,11 +372,7 @@ def timing(args) -> dict:
         if unknown:
             raise SystemExit(f"--only: unknown variants {unknown}; the suite has {sorted(chosen)}")
         chosen = {name: chosen[name] for name in wanted}
-    bases = {
-        "adam": lambda: sharpax.adam(LR),
-        "sgd_momentum": lambda: sharpax.sgd(1e-2, momentum=0.9),
-    }
-    for base, make in bases.items():
+    for base, make in MOMENTUM_BASES.items():
         name = f"momentum_sam({base}, recompute)"
         if name in chosen:  # the same numbers, or it is not timed (the rest of the run goes on)
             try:
