@@ -397,6 +397,29 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def side_by_side_table(results: dict[str, Any]) -> str:
+    """The README's table: one row per method, the first two noise levels side by side (clean / noisy)."""
+    levels = list(results["noise"])[:2]
+    noise = [f"{float(n):.0%}" for n in levels]
+    accuracy = [f"test acc % {'clean' if n == '0%' else f'{n} noise'}" for n in noise]
+    lines = [
+        f"| method | hyperparameter ({' / '.join(noise)}) | {' | '.join(accuracy)} "
+        "| step time vs SGD (clean / noisy) | passes / step | top Hessian eig (clean / noisy) |",
+        "|" + "---|" * 7,
+    ]
+    tables = [results["noise"][n] for n in levels]
+    for name in tables[0]:
+        rows = [t[name] for t in tables]
+        hp = METHODS[name].hyperparameter
+        chosen = "-" if hp == "-" else f"{hp} " + " / ".join(f"{r[hp]:g}" for r in rows)
+        accs = " | ".join(f"{r['test_acc']:.2f} ± {r['test_acc_std']:.2f}" for r in rows)
+        cost = " / ".join(f"{r['vs_sgd']:.2f}x" for r in rows)
+        passes = " / ".join(f"{r['passes']:.2f}" for r in rows)
+        eig = " / ".join(f"{r['top_eig']:.1f}" for r in rows)
+        lines.append(f"| {name} | {chosen} | {accs} | {cost} | {passes} | {eig} |")
+    return "\n".join(lines)
+
+
 def plot(results: dict[str, Any], path: str, dpi: int) -> None:
     """Test accuracy against step time relative to SGD, one point per method, error bars = 1 std."""
     import matplotlib.pyplot as plt
@@ -468,6 +491,9 @@ def main(argv=None) -> dict[str, Any]:
         json.dump(results, f, indent=1, default=float)
     print()
     print(table)
+    if len(results["noise"]) >= 2:
+        print()
+        print(side_by_side_table(results))
     print(f"\n{time.perf_counter() - started:.0f} s; results in {config.out}/")
     return results
 

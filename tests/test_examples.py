@@ -440,6 +440,17 @@ def test_sam_family_method_takes_a_finite_step_that_moves_the_params(name):
         assert 1.0 <= float(method.passes(state)) <= 2.0
 
 
+@pytest.mark.parametrize("page", ["README.md", "docs/sam.md"])
+def test_sam_family_table_in_the_docs_is_the_committed_results(page):
+    """The study's table in the README and the docs is the one the committed results file gives."""
+    study = load("sam_family")
+    results = json.loads((EXAMPLES / "sam_family_results.json").read_text())
+    assert set(results["noise"]) == {"0", "0.4"}
+    table = study.side_by_side_table(results)
+    assert len(table.splitlines()) == 2 + len(results["config"]["methods"])
+    assert table in (EXAMPLES.parent / page).read_text(encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_sam_family_quick_study_writes_table_plot_and_results(tmp_path, capsys):
     study = load("sam_family")
