@@ -273,6 +273,105 @@ def test_two_momentum_buffers_are_an_error():
         tx.init(_init())
 
 
+def test_lookahead_inside_momentum_sam_steps_the_unperturbed_weights():
+    # The reference: lookahead(sgd) stepping w with the gradient taken at w - c v, v its sgd buffer.
+    x, y = map(jnp.asarray, ref.make_problem()[:2])
+    grad = jax.jit(jax.grad(mlp_loss))
+    rho, la = 0.3, sharpax.lookahead(sharpax.sgd(0.1, momentum=0.9), sync_period=3, alpha=0.5)
+    tx = sharpax.momentum_sam(la, rho)
+    update = jax.jit(tx.update)
+    weights = held = _init()
+    la_state, state = la.init(weights), tx.init(held)
+    perturbation = jax.tree.map(jnp.zeros_like, weights)
+    for _ in range(8):
+        g = grad(jax.tree.map(jnp.subtract, weights, perturbation), x, y)
+        u, la_state = la.update(g, la_state, weights)
+        weights = optax.apply_updates(weights, u)
+        (buf,) = sharpax.wrappers._lookahead.get_momentum_buffers(la_state)
+        scale = rho / (jnp.sqrt(sum(jnp.sum(b**2) for b in jax.tree.leaves(buf))) + 1e-12)
+        perturbation = jax.tree.map(functools.partial(jnp.multiply, scale), buf)
+
+        u, state = update(grad(held, x, y), state, held)
+        held = optax.apply_updates(held, u)
+        unperturbed = sharpax.momentum_sam_params(state, held)
+        np.testing.assert_allclose(_flat(unperturbed), _flat(weights), rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(
+            _flat(held),
+            _flat(jax.tree.map(jnp.subtract, weights, perturbation)),
+            rtol=2e-5,
+            atol=2e-6,
+        )
+        np.testing.assert_allclose(
+            _flat(sharpax.lookahead_params(state, unperturbed)),
+            _flat(sharpax.lookahead_params(la_state, weights)),
+            rtol=2e-5,
+            atol=2e-6,
+        )
+    assert float(state.scale) > 0 and int(la_state.count) == 8  # two syncs happened, perturbed
+
+
+@pytest.mark.parametrize("where", ["inner", "in a chain"])
+def test_lookahead_refuses_momentum_sam_inside_it(where):
+    msam = sharpax.momentum_sam(sharpax.sgd(0.1, momentum=0.9), 0.3)
+    inner = msam if where == "inner" else optax.chain(optax.clip(1.0), msam)
+    tx = sharpax.lookahead(inner)
+    with pytest.raises(
+        ValueError, match=r"^lookahead: .* MomentumSAMState.*momentum_sam\(sharpax\.lookahead"
+    ):
+        tx.init(_init())
+
+
+@pytest.mark.loose_promotion  # optax.MultiSteps mixes its int32 counter with floats
+def test_multisteps_around_momentum_sam_accumulates_at_the_held_params():
+    # Two microbatches at the same (perturbed) params, then one momentum-SAM step with their mean.
+    x, y = map(jnp.asarray, ref.make_problem()[:2])
+    half = x.shape[0] // 2
+    msam = lambda: sharpax.momentum_sam(sharpax.sgd(0.1, momentum=0.9), 0.3)
+    tx, whole = optax.MultiSteps(msam(), every_k_schedule=2), msam()
+    params = reference = _init()
+    state, whole_state = tx.init(params), whole.init(reference)
+    for _ in range(3):
+        for part in (slice(None, half), slice(half, None)):
+            u, state = tx.update(jax.grad(mlp_loss)(params, x[part], y[part]), state, params)
+            params = optax.apply_updates(params, u)
+        g = jax.tree.map(
+            lambda a, b: (a + b) / 2,
+            jax.grad(mlp_loss)(reference, x[:half], y[:half]),
+            jax.grad(mlp_loss)(reference, x[half:], y[half:]),
+        )
+        u, whole_state = whole.update(g, whole_state, reference)
+        reference = optax.apply_updates(reference, u)
+        np.testing.assert_allclose(_flat(params), _flat(reference), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            _flat(sharpax.momentum_sam_params(state, params)),
+            _flat(sharpax.momentum_sam_params(whole_state, reference)),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    assert float(whole_state.scale) > 0
+
+
+def test_apply_if_finite_around_momentum_sam_keeps_the_params_and_state():
+    tx = optax.apply_if_finite(
+        sharpax.momentum_sam(sharpax.adamw(0.1), 0.5), max_consecutive_errors=3
+    )
+    params = _init()
+    state = tx.init(params)
+    u, state = tx.update(jax.tree.map(jnp.ones_like, params), state, params)
+    params = optax.apply_updates(params, u)
+    before = sharpax.momentum_sam_params(state, params)
+    bad = jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), params)
+    u, skipped = tx.update(bad, state, params)
+    assert all(not np.any(np.asarray(leaf)) for leaf in jax.tree.leaves(u))
+    for a, b in zip(
+        jax.tree.leaves(before),
+        jax.tree.leaves(sharpax.momentum_sam_params(skipped, params)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(skipped.notfinite_count) == 1
+
+
 @pytest.mark.torch
 def test_msam_goldens_against_live_msam():
     """Re-run MSAM's own optimizers (needs torch and a checkout of MarlonBecker/MSAM in MSAM_REPO)."""

@@ -79,6 +79,23 @@ class LookaheadState(NamedTuple):
     slow_momentum: tuple[PyTree, ...] | None
 
 
+def _holds_perturbed_params(node: Any) -> bool:
+    return getattr(type(node), "holds_perturbed_params", False) is True
+
+
+def _refuse_perturbed_params(owner: str, inner_state: PyTree) -> None:
+    """A ValueError when the inner state is (or holds) `momentum_sam`'s: its params are perturbed
+    weights, which lookahead would take as fast weights and interpolate, perturbation and all."""
+    nodes = jax.tree.leaves(inner_state, is_leaf=_holds_perturbed_params)
+    found = next((n for n in nodes if _holds_perturbed_params(n)), None)
+    if found is not None:
+        raise ValueError(
+            f"{owner}: the inner optimizer's state holds a {type(found).__name__}, whose params are "
+            "perturbed weights; lookahead would interpolate the perturbation into its slow weights. "
+            "Put lookahead inside it instead: sharpax.momentum_sam(sharpax.lookahead(base, ...), rho)."
+        )
+
+
 def _is_none(x: Any) -> bool:
     return x is None
 
@@ -154,7 +171,9 @@ def lookahead(
     (lookahead reads the fast weights from `params` on each update and caches nothing about them), so
     fast and slow weights stay consistent with what the caller really has, and only the sync step is
     transformed. Transforms meant for the fast steps (clipping, the learning rate) go inside:
-    `lookahead(optax.chain(clip, adam))`.
+    `lookahead(optax.chain(clip, adam))`. `momentum_sam` goes outside: its params are perturbed
+    weights, which lookahead would interpolate into its slow weights, so `init` refuses one inside it;
+    `momentum_sam(lookahead(base), rho)` is Lookahead on the unperturbed weights.
 
     Cost: one copy of the (floating) params in the state, plus one copy of each momentum buffer with
     `pullback_momentum="pullback"`. A non-sync step adds one read of the slow weights to the inner
@@ -204,6 +223,7 @@ def lookahead(
 
     def init_fn(params: Params) -> State:
         inner_state = inner.init(params)
+        _refuse_perturbed_params(owner, inner_state)
         slow_momentum = None
         if uses_momentum:
             buffers = get_momentum_buffers(inner_state)

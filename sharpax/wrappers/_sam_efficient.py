@@ -281,6 +281,10 @@ class MomentumSAMState(NamedTuple):
     count: Array | None
     inner_state: optax.OptState
 
+    # The params of a state holding this are perturbed weights, not the ones the base steps from:
+    # `lookahead` refuses to wrap it (its slow weights would interpolate the perturbation).
+    holds_perturbed_params = True
+
 
 def _is_none(x: Any) -> bool:
     return x is None
@@ -442,6 +446,13 @@ def momentum_sam(
     update, :math:`v_t = -u_t`, kept in the state (one params-sized buffer): for SGD with momentum and
     a constant learning rate that is the buffer's direction, as in MSAM. A state with two or more
     buffers is an error. No optax or torch.optim namesake.
+
+    In a chain, place it last: a transform after it would transform the moves between perturbed
+    points too. Gradient transforms (clipping) go in front of it or inside the base; so does Lookahead,
+    whose slow weights must be unperturbed ones: `momentum_sam(lookahead(base, k), rho)` perturbs along
+    the base's buffer and `lookahead_params(state, momentum_sam_params(state, params))` are its slow
+    weights (`lookahead` refuses a `momentum_sam` inside it). `optax.MultiSteps` and
+    `optax.apply_if_finite` around it leave the params where they are on the steps they skip.
 
     Called as `tx.update(grads, state, params, **extra_args)`: `grads` are the gradients at `params`
     (the perturbed weights the caller holds); no `grad_fn` is needed. Extra args go to the base
