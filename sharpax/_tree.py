@@ -3,6 +3,7 @@ a kind inside an optimizer state."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -88,3 +89,26 @@ def find_state(owner: str, opt_state: Any, cls: type[StateT], hint: str = "") ->
             f"found {len(found)}"
         )
     return found[0][1]
+
+
+def without_nnx_variables(tree: PyTree) -> PyTree:
+    """`tree` with every `flax.nnx.Variable` replaced by its value (`nnx.as_pure`), else as it is.
+
+    `nnx.Optimizer`'s `opt_state` and `nnx.state(model, nnx.Param)` wrap each array in a Variable of a
+    different type (`OptVariable`, `Param`), so the two trees do not map together until unwrapped. A
+    tree holding Variables means flax.nnx is imported: without it there is nothing to unwrap.
+    """
+    nnx = sys.modules.get("flax.nnx")
+    return tree if nnx is None else nnx.as_pure(tree)
+
+
+def check_params_tree(owner: str, params: PyTree, state_tree: PyTree, what: str) -> None:
+    """A readable `ValueError` when `params` is not shaped like `state_tree`, the params-shaped part of
+    an optimizer state (`what` names it); its leaves may be subtrees there (None, a masked leaf)."""
+    try:
+        jax.tree.structure(params).flatten_up_to(state_tree)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"{owner}: params do not match the {what} in the optimizer state (the tree of the params "
+            f"it was initialised with): {err}"
+        ) from None

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sharpax._tree import without_nnx_variables
 from sharpax._types import Array, Params, PyTree, State, Updates
 from sharpax._validation import check_int
 from sharpax.lr_scheduler._plateau_rule import PlateauConfig, plateau_config, worst
@@ -202,7 +203,8 @@ def plateau_step(opt_state: PyTree, value: Any) -> PyTree:
     For a metric computed outside the training step, e.g. a validation loss after each epoch (torch's
     `scheduler.step(val_loss)`): train with `update(...)` without `value`, then
     `opt_state = plateau_step(opt_state, val_loss)`. Pure and jittable; any partial accumulation
-    (`accumulation_size > 1`) is discarded.
+    (`accumulation_size > 1`) is discarded. With `flax.nnx`, pass `optimizer.opt_state` and write the
+    (plain) result back: `nnx.update(optimizer.opt_state, nnx.state(new_state))`.
 
     Args:
         opt_state: an optimizer state holding exactly one `ReduceLROnPlateauState`, at any depth.
@@ -221,6 +223,7 @@ def plateau_step(opt_state: PyTree, value: Any) -> PyTree:
         >>> sharpax.current_learning_rate(state)
         Array(1.e-04, dtype=float32)
     """
+    opt_state = without_nnx_variables(opt_state)
     found = _plateau_states(opt_state)
     if len(found) != 1:
         raise ValueError(
@@ -238,7 +241,7 @@ def plateau_step(opt_state: PyTree, value: Any) -> PyTree:
 
 def plateau_learning_rate(opt_state: PyTree) -> Array | None:
     """The product of the rates of the `reduce_lr_on_plateau` states in `opt_state`, `None` if none."""
-    rates = [node.learning_rate for node in _plateau_states(opt_state)]
+    rates = [node.learning_rate for node in _plateau_states(without_nnx_variables(opt_state))]
     if not rates:
         return None
     out = rates[0]

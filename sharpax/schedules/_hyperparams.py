@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import optax
 from jax.core import Tracer
 
+from sharpax._tree import without_nnx_variables
 from sharpax._types import PyTree
 
 _INJECTED_STATES = (optax.InjectStatefulHyperparamsState, optax.InjectHyperparamsState)
@@ -112,7 +113,7 @@ def current_hyperparams(opt_state: PyTree) -> dict[str, jax.Array]:
         >>> sorted(sharpax.current_hyperparams(tx.init(jnp.zeros(1))))
         ['learning_rate', 'weight_decay']
     """
-    found = _injected_states(opt_state)
+    found = _injected_states(without_nnx_variables(opt_state))
     if len(found) != 1:
         raise ValueError(
             "current_hyperparams: opt_state must hold exactly one injected-hyperparameter state "
@@ -147,6 +148,7 @@ def current_learning_rate(opt_state: PyTree) -> jax.Array:
     # Imported here: sharpax.lr_scheduler builds on this package.
     from sharpax.lr_scheduler._plateau import plateau_learning_rate
 
+    opt_state = without_nnx_variables(opt_state)
     plateau = plateau_learning_rate(opt_state)
     if plateau is not None:
         if len(_injected_states(opt_state)) != 1:
@@ -168,7 +170,8 @@ def set_hyperparams(opt_state: PyTree, **values: Any) -> PyTree:
     Each value is cast to the dtype, shape and sharding of the entry it replaces, so the state keeps
     its abstract signature and a jitted step is not recompiled (a Python float in its place would be
     weakly typed: a new signature, one more compilation). Scheduled hyperparameters are recomputed
-    at every update, so setting them is refused.
+    at every update, so setting them is refused. With `flax.nnx`, pass `optimizer.opt_state` and write
+    the (plain) result back: `nnx.update(optimizer.opt_state, nnx.state(new_state))`.
 
     Args:
         opt_state: a state holding one injected-hyperparameter state.
@@ -185,6 +188,7 @@ def set_hyperparams(opt_state: PyTree, **values: Any) -> PyTree:
         Array([-0.05], dtype=float32)
     """
     owner = "set_hyperparams"
+    opt_state = without_nnx_variables(opt_state)
     found = _injected_states(opt_state)
     if len(found) != 1:
         raise ValueError(

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import find_state, zeros_like_tree
+from sharpax._tree import check_params_tree, find_state, without_nnx_variables, zeros_like_tree
 from sharpax._types import Array, Params, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_tree_match, checked_schedule
 from sharpax.transforms._build import float_leaves_only, weight_decay_block
@@ -171,7 +171,8 @@ def asgd_averaged_params(opt_state: optax.OptState, params: Params) -> Params:
 
     torch keeps them as `optimizer.state[p]["ax"]`; before averaging starts (`t0`) they are the
     current params. Non-floating leaves, which ASGD does not train, come from `params`, and so does
-    everything before the first update.
+    everything before the first update. With `flax.nnx`, pass `optimizer.opt_state` and
+    `nnx.state(model, nnx.Param)`: their Variables are unwrapped (`nnx.as_pure`).
 
     Args:
         opt_state: an optimizer state holding exactly one `ScaleByAsgdState`, at any depth.
@@ -186,7 +187,10 @@ def asgd_averaged_params(opt_state: optax.OptState, params: Params) -> Params:
         >>> sharpax.asgd_averaged_params(sharpax.asgd().init(params), params)
         {'w': Array([1., 1.], dtype=float32)}
     """
-    state = find_state("asgd_averaged_params", opt_state, ScaleByAsgdState)
+    owner = "asgd_averaged_params"
+    opt_state, params = without_nnx_variables((opt_state, params))
+    state = find_state(owner, opt_state, ScaleByAsgdState)
+    check_params_tree(owner, params, state.ax, "averaged weights")
     return jax.tree.map(
         lambda ax, p: p if ax is None else jnp.where(state.count == 0, p, ax),
         state.ax,

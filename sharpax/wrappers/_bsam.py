@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sharpax._tree import find_state, is_float_leaf
+from sharpax._tree import check_params_tree, find_state, is_float_leaf, without_nnx_variables
 from sharpax._types import Array, Params, ScalarOrSchedule, Updates
 from sharpax._validation import (
     check_beta,
@@ -281,7 +281,9 @@ def bsam_variance(state: optax.OptState, num_data: float) -> Updates:
     """
     owner = "bsam_variance"
     check_positive(owner, num_data=num_data)
-    found = find_state(owner, state, BSAMState, " (the state of sharpax.bsam)")
+    found = find_state(
+        owner, without_nnx_variables(state), BSAMState, " (the state of sharpax.bsam)"
+    )
     return jax.tree.map(
         lambda s: 1.0 / (num_data * s) if is_float_leaf(s) else jnp.zeros_like(s),
         found.precision,
@@ -321,7 +323,9 @@ def bsam_sample(key: Array, state: optax.OptState, params: Params, num_data: flo
     """
     owner = "bsam_sample"
     check_positive(owner, num_data=num_data)
+    state, params = without_nnx_variables((state, params))
     found = find_state(owner, state, BSAMState, " (the state of sharpax.bsam)")
+    check_params_tree(owner, params, found.precision, "precision")
     w, treedef = jax.tree.flatten(params)
     w = [jnp.asarray(x) if isinstance(x, float) else x for x in w]
     s = treedef.flatten_up_to(found.precision)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from sharpax._tree import find_state, is_float_leaf
+from sharpax._tree import check_params_tree, find_state, is_float_leaf, without_nnx_variables
 from sharpax._types import Array, Params, PyTree, ScalarOrSchedule, State, Updates
 from sharpax._validation import check_choice, check_int, check_range, check_transformation
 from sharpax.transforms import radam
@@ -307,8 +307,9 @@ def lookahead_params(opt_state: optax.OptState, params: Params) -> Params:
     The state may be a `LookaheadState` or contain one, at any depth (a chain, `inject_hyperparams`,
     `apply_if_finite`, ...). `params` are the current params: right after a sync they *are* the slow
     weights (the state refreshes its copy from them on the next update), and they fill the
-    non-floating leaves, which have no slow copy. With `flax.nnx`, pass
-    `nnx.as_pure(optimizer.opt_state)` and `nnx.as_pure(nnx.state(model, nnx.Param))`.
+    non-floating leaves, which have no slow copy. With `flax.nnx`, pass `optimizer.opt_state` and
+    `nnx.state(model, nnx.Param)`: their Variables are unwrapped (`nnx.as_pure`), and the slow weights
+    come back as arrays, for `nnx.update(model, ...)`.
 
     Args:
         opt_state: an optimizer state holding exactly one `LookaheadState`.
@@ -324,7 +325,10 @@ def lookahead_params(opt_state: optax.OptState, params: Params) -> Params:
         >>> sharpax.lookahead_params(tx.init(params), params)
         {'w': Array([1., 1.], dtype=float32)}
     """
-    state = find_state("lookahead_params", opt_state, LookaheadState)
+    owner = "lookahead_params"
+    opt_state, params = without_nnx_variables((opt_state, params))
+    state = find_state(owner, opt_state, LookaheadState)
+    check_params_tree(owner, params, state.slow, "slow weights")
     return jax.tree.map(
         lambda s, p: p if s is None else jnp.where(state.params_are_slow, p, s),
         state.slow,

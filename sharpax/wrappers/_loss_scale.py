@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import at_least_float32, find_state, is_float_leaf
+from sharpax._tree import at_least_float32, find_state, is_float_leaf, without_nnx_variables
 from sharpax._types import Array, PyTree
 from sharpax._validation import check_int, check_range
 
@@ -203,7 +203,9 @@ def current_loss_scale(opt_state: optax.OptState) -> DynamicLossScale:
         Array(256., dtype=float32)
     """
     hint = " (a SAM transformation built with loss_scale=)"
-    return find_state("current_loss_scale", opt_state, LossScaleState, hint).loss_scale
+    return find_state(
+        "current_loss_scale", without_nnx_variables(opt_state), LossScaleState, hint
+    ).loss_scale
 
 
 def skip_unless(

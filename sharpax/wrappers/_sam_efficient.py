@@ -15,7 +15,14 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from sharpax._tree import find_state, float_leaves, is_float_leaf, zeros_like_tree
+from sharpax._tree import (
+    check_params_tree,
+    find_state,
+    float_leaves,
+    is_float_leaf,
+    without_nnx_variables,
+    zeros_like_tree,
+)
 from sharpax._types import Array, Mask, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import (
     check_beta,
@@ -536,7 +543,9 @@ def momentum_sam_params(opt_state: optax.OptState, params: Params) -> Params:
     :math:`w_t = \tilde w_t + c_t v_t`, computed exactly as the next `update` computes the weights the
     base optimizer steps from (MSAM's `move_back_from_momentumAscent`). Evaluate, and keep at the end of
     training, these weights. The state may be a `MomentumSAMState` or contain one at any depth (a chain,
-    `inject_hyperparams`, ...). Leaves with no direction (non-floating ones) come back as they are.
+    `inject_hyperparams`, ...). Leaves with no direction (non-floating ones) come back as they are. With
+    `flax.nnx`, pass `optimizer.opt_state` and `nnx.state(model, nnx.Param)`: their Variables are
+    unwrapped (`nnx.as_pure`), and the weights come back as arrays, for `nnx.update(model, ...)`.
 
     Args:
         opt_state: an optimizer state holding exactly one `MomentumSAMState`.
@@ -553,8 +562,11 @@ def momentum_sam_params(opt_state: optax.OptState, params: Params) -> Params:
         {'w': Array([1., 1.], dtype=float32)}
     """
     owner = "momentum_sam_params"
+    opt_state, params = without_nnx_variables((opt_state, params))
     state = find_state(owner, opt_state, MomentumSAMState)
-    return _shift(params, _direction(owner, state), state.scale)
+    direction = _direction(owner, state)
+    check_params_tree(owner, params, direction, "perturbation direction")
+    return _shift(params, direction, state.scale)
 
 
 # --- AE-SAM -------------------------------------------------------------------------------------------
@@ -743,5 +755,5 @@ def ae_sam_fraction(opt_state: optax.OptState) -> Array:
         >>> sharpax.ae_sam_fraction(tx.init(jnp.ones(3)))
         Array(0., dtype=float32)
     """
-    state = find_state("ae_sam_fraction", opt_state, AESAMState)
+    state = find_state("ae_sam_fraction", without_nnx_variables(opt_state), AESAMState)
     return (state.sam_count / jnp.maximum(state.count, 1)).astype(jnp.float32)
