@@ -120,3 +120,25 @@ def test_the_family_steps_alike_on_the_gpu_path(name, monkeypatch):
     monkeypatch.setattr(jax.lax, "platform_dependent", lambda *args, default, **_: default(*args))
     got = _three_steps(WRAPPERS[name](), params)
     chex.assert_trees_all_close(got, want, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("path", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_a_zero_size_leaf_changes_nothing(name, path, monkeypatch):
+    # The CPU path's rescaled branch took the max of each leaf, which has no identity on an empty one:
+    # every member failed to trace on a tree with a zero-size leaf.
+    if path == "gpu":
+        monkeypatch.setattr(
+            jax.lax, "platform_dependent", lambda *args, default, **_: default(*args)
+        )
+    params = {
+        "w": jnp.asarray(RNG.normal(size=(4, 3)), jnp.float32),
+        "b": jnp.linspace(-1.0, 1.0, 3),
+    }
+    want = _three_steps(WRAPPERS[name](), params)
+    got = _three_steps(WRAPPERS[name](), params | {"empty": jnp.zeros((0, 3))})
+    assert got["empty"].shape == (0, 3)
+    if name == "bsam":  # its noise keys are split by leaf count, as the reference's: other draws
+        assert all(np.all(np.isfinite(got[k])) for k in params)
+        return
+    chex.assert_trees_all_close({k: got[k] for k in params}, want, rtol=1e-6, atol=1e-7)

@@ -62,7 +62,7 @@ def _norm_rescaled_if_needed(leaves: Sequence[Array], dtype: Any) -> Array:
     squares = sum(_squares(x, dtype) for x in leaves)
 
     def rescaled():
-        largest = jnp.max(jnp.stack([jnp.max(jnp.abs(x)).astype(dtype) for x in leaves]))
+        largest = _largest_magnitude(leaves, dtype)
         safe = jnp.where(largest > 0, largest, jnp.ones([], dtype))
         return safe * jnp.sqrt(sum(_squares(x, dtype, safe) for x in leaves))
 
