@@ -21,13 +21,18 @@ def is_float_leaf(x: Any) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
+def scalars_as_arrays(tree: PyTree) -> PyTree:
+    """`tree` with Python float and complex leaves as 0-d arrays (float params, as optax takes them)."""
+    return jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, (float, complex)) else x, tree)
+
+
 def zeros_like_tree(tree: PyTree, dtype: Any | None = None) -> PyTree:
     """Zeros shaped like `tree`, in `dtype` (default: each leaf's own); works on ShapeDtypeStructs.
 
     `zeros_like` (not `zeros(shape)`) so that each buffer is placed with its leaf's sharding: state
     initialised from sharded params is sharded the same way, not gathered on one device.
     """
-    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype or x.dtype), tree)
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype or jnp.result_type(x)), tree)
 
 
 def float_leaves(tree: PyTree) -> tuple[list[Array], Callable[[list[Array]], PyTree]]:

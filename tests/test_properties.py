@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tests.optimizer_table import CASES, CASES_BY_ID
+import sharpax
+from tests.optimizer_table import CASES, CASES_BY_ID, WRAPPERS
 
 TREE_SETTINGS = settings(
     max_examples=12,
@@ -255,6 +256,64 @@ def check_leaf_kinds(case, tree):
             continue  # passed through: their "gradient" is added, by design
         np.testing.assert_array_equal(np.asarray(after, np.float32), np.asarray(before, np.float32))
         assert not np.any(np.asarray(u, np.float32)), "a zero learning rate must give zero updates"
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_wrappers_on_every_kind_of_leaf(name):
+    """The wrappers (SAM family, Lookahead, momentum-SAM, AE-SAM) on the tree of every kind of leaf:
+    jit == no jit, a state of fixed structure, finite, non-float leaves passed through."""
+    params, grads, kinds = split(ALL_KINDS)
+    flat_kinds = jax.tree.leaves(kinds)
+    tx = WRAPPERS[name]()
+
+    def grad_fn_at(t):
+        # The step's gradient plus 0.1 w on the float leaves: the second pass sees the perturbation.
+        def grad_fn(p):
+            return jax.tree.map(
+                lambda kind, g, w: g if kind in ("int32", "bool") else g + 0.1 * w,
+                kinds,
+                grads[t],
+                p,
+            )
+
+        return grad_fn
+
+    def steps(update):
+        state, p, out = tx.init(params), params, []
+        for t in range(STEPS):
+            updates, state = update(grads[t], state, p, grad_fn_at(t))
+            p = sharpax.apply_updates(p, updates)
+            out.append((updates, state))
+        return p, out
+
+    eager = steps(lambda g, s, p, f: tx.update(g, s, p, grad_fn=f))
+    jitted = steps(
+        lambda g, s, p, f: jax.jit(lambda g, s, p: tx.update(g, s, p, grad_fn=f))(g, s, p)
+    )
+    first_state = tx.init(params)
+    for _, out in (eager, jitted):
+        for updates, state in out:
+            assert jax.tree.structure(state) == jax.tree.structure(first_state)
+            assert all(
+                _is_finite(x)
+                for x in jax.tree.leaves(state)
+                if jnp.issubdtype(x.dtype, jnp.inexact)
+            )
+            assert jax.tree.structure(updates) == jax.tree.structure(grads[0])
+        for kind, g, u in zip(
+            flat_kinds, jax.tree.leaves(grads[-1]), jax.tree.leaves(out[-1][0]), strict=True
+        ):
+            if kind in ("int32", "bool"):
+                np.testing.assert_array_equal(u, g)
+            else:
+                assert _is_finite(u)
+    for kind, a, b in zip(
+        flat_kinds, jax.tree.leaves(eager[0]), jax.tree.leaves(jitted[0]), strict=True
+    ):
+        if kind not in ("int32", "bool"):
+            # Momentum-SAM's global norm includes the bfloat16 leaf's buffer, which jit and eager round
+            # differently: every leaf's perturbation moves by that much (1e-4 relative).
+            _close(a, b, "bfloat16" if name.startswith("momentum_sam") else kind)
 
 
 # ---- 2. Every valid hyperparameter ----

@@ -276,6 +276,7 @@ def lookahead(
         def select(s, p, u):
             if s is None:  # no slow copy of non-floating leaves: they take the inner update
                 return u
+            p = jnp.asarray(p)  # a Python float param too
             fast = (p + u).astype(p.dtype)  # rounded as `apply_updates` rounds it
             jump = (s + _times(step_alpha, fast - s) - p).astype(u.dtype)
             return jnp.where(is_sync, jump, u)

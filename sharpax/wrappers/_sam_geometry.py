@@ -28,11 +28,11 @@ def accumulation_dtype(leaves: Sequence[Array]) -> Any:
     """float64 when a leaf is float64 or complex128 (x64 mode), else float32: the real dtype reductions
     run in, never half precision."""
     wide = (jnp.dtype(jnp.float64), jnp.dtype(jnp.complex128))
-    return jnp.float64 if any(x.dtype in wide for x in leaves) else jnp.float32
+    return jnp.float64 if any(jnp.result_type(x) in wide for x in leaves) else jnp.float32
 
 
 def _squares(x: Array, dtype: Any, divisor: Array | None = None) -> Array:
-    x = jnp.abs(x) if jnp.iscomplexobj(x) else x
+    x = jnp.abs(x) if jnp.iscomplexobj(x) else jnp.asarray(x)
     x = x.astype(dtype)
     return jnp.sum(jnp.square(x if divisor is None else x / divisor))
 
@@ -271,6 +271,7 @@ class Perturbation:
     def perturb(self, params: Params, grads: Updates, step: Any = None) -> Params:
         """`params + e(params, grads)`; leaves outside the mask come back as they are (no `+ 0`)."""
         p_leaves, treedef = jax.tree.flatten(params)
+        p_leaves = [jnp.asarray(p) if isinstance(p, (float, complex)) else p for p in p_leaves]
         try:
             g_leaves = treedef.flatten_up_to(grads)
         except ValueError:
@@ -281,6 +282,7 @@ class Perturbation:
         selected = [i for i, s in enumerate(_mask_leaves(self.owner, self.mask, params)) if s]
         if not selected:
             return params
+        g_leaves = [jnp.asarray(g) if isinstance(g, (float, complex)) else g for g in g_leaves]
         for i in selected:
             if jnp.iscomplexobj(p_leaves[i]) != jnp.iscomplexobj(g_leaves[i]):
                 raise TypeError(

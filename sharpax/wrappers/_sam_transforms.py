@@ -16,7 +16,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sharpax._tree import float_leaves, is_float_leaf, real_parts, zeros_like_tree
+from sharpax._tree import (
+    float_leaves,
+    is_float_leaf,
+    real_parts,
+    scalars_as_arrays,
+    zeros_like_tree,
+)
 from sharpax._types import Array, GradFn, Mask, Params, ScalarOrSchedule, State, Updates
 from sharpax._validation import (
     check_beta,
@@ -115,6 +121,16 @@ def call_grad_fn(owner: str, grad_fn: GradFn, point: Params, like: Updates) -> U
     )
 
 
+def _scalars_as_arrays(updates: Updates, params: Params, grad_fn: GradFn):
+    """Python float leaves (float params, as optax takes them) as 0-d arrays, in the gradients, the
+    params and what `grad_fn` returns: the SAM steps below work on arrays."""
+    return (
+        scalars_as_arrays(updates),
+        scalars_as_arrays(params),
+        lambda p: scalars_as_arrays(grad_fn(p)),
+    )
+
+
 def finish(
     owner: str,
     init_core: Callable[..., State],
@@ -130,6 +146,7 @@ def finish(
         def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
             grad_fn = require_grad_fn(owner, grad_fn, params)
             assert params is not None  # require_grad_fn raised a ValueError otherwise
+            updates, params, grad_fn = _scalars_as_arrays(updates, params, grad_fn)
             new_updates, new_state, _ = update_core(
                 updates, state, params, grad_fn, extra_args, False
             )
@@ -143,6 +160,7 @@ def finish(
     def scaled_update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         grad_fn = require_grad_fn(owner, grad_fn, params)
         assert params is not None  # require_grad_fn raised a ValueError otherwise
+        updates, params, grad_fn = _scalars_as_arrays(updates, params, grad_fn)
         scale = state.loss_scale
         grads = scale.unscale(updates)
         unscaled_grad_fn = lambda p: scale.unscale(grad_fn(p))
