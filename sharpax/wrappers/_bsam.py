@@ -13,7 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sharpax._tree import check_params_tree, find_state, is_float_leaf, without_nnx_variables
+from sharpax._tree import (
+    check_params_tree,
+    find_state,
+    is_float_leaf,
+    scalars_as_arrays,
+    without_nnx_variables,
+)
 from sharpax._types import Array, Params, ScalarOrSchedule, Updates
 from sharpax._validation import (
     check_beta,
@@ -326,8 +332,7 @@ def bsam_sample(key: Array, state: optax.OptState, params: Params, num_data: flo
     state, params = without_nnx_variables((state, params))
     found = find_state(owner, state, BSAMState, " (the state of sharpax.bsam)")
     check_params_tree(owner, params, found.precision, "precision")
-    w, treedef = jax.tree.flatten(params)
-    w = [jnp.asarray(x) if isinstance(x, float) else x for x in w]
+    w, treedef = jax.tree.flatten(scalars_as_arrays(params))
     s = treedef.flatten_up_to(found.precision)
     noise = _normal_like(key, w)
     out = [

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sharpax._tree import float_leaves, is_float_leaf, real_parts
+from sharpax._tree import float_leaves, is_float_leaf, real_parts, scalars_as_arrays
 from sharpax._types import Array, Mask, Params, PyTree, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_norm_order
 
@@ -32,7 +32,7 @@ def accumulation_dtype(leaves: Sequence[Array]) -> Any:
 
 
 def _squares(x: Array, dtype: Any, divisor: Array | None = None) -> Array:
-    x = jnp.abs(x) if jnp.iscomplexobj(x) else jnp.asarray(x)
+    x = jnp.abs(x) if jnp.iscomplexobj(x) else x
     x = x.astype(dtype)
     return jnp.sum(jnp.square(x if divisor is None else x / divisor))
 
@@ -270,8 +270,7 @@ class Perturbation:
 
     def perturb(self, params: Params, grads: Updates, step: Any = None) -> Params:
         """`params + e(params, grads)`; leaves outside the mask come back as they are (no `+ 0`)."""
-        p_leaves, treedef = jax.tree.flatten(params)
-        p_leaves = [jnp.asarray(p) if isinstance(p, (float, complex)) else p for p in p_leaves]
+        p_leaves, treedef = jax.tree.flatten(scalars_as_arrays(params))
         try:
             g_leaves = treedef.flatten_up_to(grads)
         except ValueError:
@@ -282,7 +281,6 @@ class Perturbation:
         selected = [i for i, s in enumerate(_mask_leaves(self.owner, self.mask, params)) if s]
         if not selected:
             return params
-        g_leaves = [jnp.asarray(g) if isinstance(g, (float, complex)) else g for g in g_leaves]
         for i in selected:
             if jnp.iscomplexobj(p_leaves[i]) != jnp.iscomplexobj(g_leaves[i]):
                 raise TypeError(
