@@ -240,8 +240,10 @@ def plateau_step(opt_state: PyTree, value: Any) -> PyTree:
 
 
 def plateau_learning_rate(opt_state: PyTree) -> Array | None:
-    """The product of the rates of the `reduce_lr_on_plateau` states in `opt_state`, `None` if none."""
-    rates = [node.learning_rate for node in _plateau_states(without_nnx_variables(opt_state))]
+    """The product of the rates of the `reduce_lr_on_plateau` states in `opt_state`, `None` if none.
+
+    Its one caller, `current_learning_rate`, has unwrapped any flax.nnx Variables already."""
+    rates = [node.learning_rate for node in _plateau_states(opt_state)]
     if not rates:
         return None
     out = rates[0]
