@@ -24,8 +24,8 @@ whole optimizer; its step computes no first-pass loss, as its two passes run ins
 momentum_sam <= 1.15x a plain step of its base optimizer (adam, sgd with momentum); ae_sam's average cost
 (the ratio of mean step times over the run: its SAM steps cluster late, so per-round ratios depend on
 when a round ran) with its fraction of SAM steps, and, with thresholds it never reaches, the policy alone.
-`momentum_sam(base, recompute)` is an experimental form of momentum_sam with the same numbers
-(`_momentum_sam_recompute.py`), timed beside it.
+`momentum_sam(base, <form>)` are other programs for momentum_sam's numbers (`_momentum_sam_forms.py`),
+timed beside it.
 
 Page faults per step are printed too: XLA:CPU allocates a step's temporary buffers on every execution,
 and glibc serves blocks above its mmap threshold with fresh pages, so steps with larger temporaries (a
@@ -46,6 +46,7 @@ drop).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pathlib
 import re
@@ -59,7 +60,7 @@ import optax.contrib
 import sharpax
 from benchmarks import _harness as h
 from benchmarks import _trees
-from benchmarks._momentum_sam_recompute import check_same_numbers, momentum_sam_recompute
+from benchmarks._momentum_sam_forms import FORMS, check_same_numbers, momentum_sam_form
 from sharpax.wrappers._sam_geometry import filter_noise_perturb
 
 RHO, LR, K = 0.05, 1e-3, 5
@@ -189,10 +190,11 @@ def variants(loss_fn, total_steps):
         "sgd_momentum": sgd_momentum(),
         "momentum_sam(adam)": sharpax.momentum_sam(adam(), MOMENTUM_RHO),
         "momentum_sam(sgd_momentum)": sharpax.momentum_sam(sgd_momentum(), MOMENTUM_RHO),
-        # The experimental form (_momentum_sam_recompute.py): the same numbers, another program.
+        # Other programs for the same numbers (_momentum_sam_forms.py).
         **{
-            f"momentum_sam({name}, recompute)": momentum_sam_recompute(make(), MOMENTUM_RHO)
+            f"momentum_sam({name}, {form})": momentum_sam_form(make(), MOMENTUM_RHO, form)
             for name, make in MOMENTUM_BASES.items()
+            for form in FORMS
         },
     }
     bsam = sharpax.bsam(LR, num_data=50_000, rho=RHO)
@@ -365,11 +367,13 @@ def timing(args) -> dict:
         if unknown:
             raise SystemExit(f"--only: unknown variants {unknown}; the suite has {sorted(chosen)}")
         chosen = {name: chosen[name] for name in wanted}
-    for base, make in MOMENTUM_BASES.items():
-        name = f"momentum_sam({base}, recompute)"
+    for (base, make), form in itertools.product(MOMENTUM_BASES.items(), FORMS):
+        name = f"momentum_sam({base}, {form})"
         if name in chosen:  # the same numbers, or it is not timed (the rest of the run goes on)
             try:
-                check_same_numbers(make(), MOMENTUM_RHO, loss_fn, make_params(), x, y)
+                check_same_numbers(
+                    chosen[name][0], make(), MOMENTUM_RHO, loss_fn, make_params(), x, y
+                )
             except AssertionError as error:
                 print(f"{name}: left out, its numbers differ from momentum_sam's:\n{error}")
                 del chosen[name]
@@ -453,13 +457,10 @@ def timing(args) -> dict:
         ratios["momentum_sam(sgd_momentum) / sgd_momentum (target <= 1.15)"] = ratio(
             "momentum_sam(sgd_momentum)", "sgd_momentum"
         )
-        for base in ("adam", "sgd_momentum"):
-            ratios[f"momentum_sam({base}, recompute) / {base}"] = ratio(
-                f"momentum_sam({base}, recompute)", base
-            )
-            ratios[f"momentum_sam({base}, recompute) / momentum_sam({base})"] = ratio(
-                f"momentum_sam({base}, recompute)", f"momentum_sam({base})"
-            )
+        for base, form in itertools.product(MOMENTUM_BASES, FORMS):
+            name = f"momentum_sam({base}, {form})"
+            ratios[f"{name} / {base}"] = ratio(name, base)
+            ratios[f"{name} / momentum_sam({base})"] = ratio(name, f"momentum_sam({base})")
         ratios["ae_sam(adam, never SAM) / adam"] = ratio("ae_sam(adam, never SAM)", "adam")
     ratios = {name: r for name, r in ratios.items() if r is not None}
     if ae_sam is not None and "adam" in samples and "sharpax.sam(adam) / adam" in ratios:

@@ -6,12 +6,17 @@
 #   bash benchmarks/gpu.sh OUT_DIR --sam [--smoke]   (the SAM family only: its step costs on the MLP, the
 #     branching members again with conds and loops in command buffers, and the cheap members, RWP and
 #     ESAM, on the MLP and the Flax LM: issue 15's targets, in one call, at most 8 minutes)
+#   bash benchmarks/gpu.sh OUT_DIR --momentum-sam [--smoke]   (momentum-SAM against its bases and the other
+#     programs for its numbers, _momentum_sam_forms.py, on the MLP and the Flax LM, at most 5 minutes)
 set -uo pipefail
 out=${1:?usage: gpu.sh OUT_DIR [--sam] [--smoke]}
 shift
-sam_only=""; smoke=""
+sam_only=""; momentum_only=""; smoke=""
 for arg in "$@"; do
-  case "$arg" in --sam) sam_only=1 ;; --smoke) smoke=1 ;; *) echo "unknown argument $arg"; exit 2 ;; esac
+  case "$arg" in
+    --sam) sam_only=1 ;; --momentum-sam) momentum_only=1 ;; --smoke) smoke=1 ;;
+    *) echo "unknown argument $arg"; exit 2 ;;
+  esac
 done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -19,6 +24,27 @@ cd "$(dirname "$0")/.."  # the repository root: the suites run as modules of the
 export PYTHONUNBUFFERED=1
 python3 -c "import jax, optax, flax; print('jax', jax.__version__, 'optax', optax.__version__, 'flax', flax.__version__, jax.devices())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+if [ -n "$smoke" ]; then
+  mlp=(--hidden 64 --batch 32 --rounds 2); lm=(--tree transformer --batch 4 --seq 16 --rounds 2 --steps 2)
+else
+  mlp=(--inputs 1024 --hidden 4096 --layers 4 --batch 1024 --rounds 15)
+  lm=(--tree transformer --batch 256 --seq 64 --rounds 15)
+fi
+if [ -n "$momentum_only" ]; then
+  hlo=$(mktemp -d)
+  forms=""
+  for base in adam sgd_momentum; do
+    forms+=",momentum_sam($base)"
+    for form in "one update" "complex norm" "two-sum norm" "squares norm"; do forms+=",momentum_sam($base, $form)"; done
+  done
+  timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/momentum_sam_mlp.json" \
+    --only "adam,sgd_momentum$forms" --dump-hlo "$hlo/mlp" 2>&1 | tail -n 50
+  timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${lm[@]}" --out "$out/momentum_sam_transformer.json" \
+    --only "adam,sgd_momentum,momentum_sam(adam),momentum_sam(sgd_momentum),momentum_sam(adam, one update),momentum_sam(sgd_momentum, one update),momentum_sam(adam, complex norm),momentum_sam(sgd_momentum, complex norm)" \
+    --dump-hlo "$hlo/transformer" 2>&1 | tail -n 40
+  tar czf "$out/hlo.tar.gz" -C "$hlo" . && ls -l "$out"
+  exit 0
+fi
 if [ -n "$sam_only" ]; then
   if [ -n "$smoke" ]; then
     mlp=(--hidden 64 --batch 32 --rounds 2); lm=(--tree transformer --batch 4 --seq 16 --rounds 2 --steps 2)
@@ -28,7 +54,7 @@ if [ -n "$sam_only" ]; then
   fi
   hlo=$(mktemp -d)  # each step's optimised HLO (its fusions), to read after the lease: one archive back
   timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/sam.json" \
-    --only "adam,sgd_momentum,sam_value_and_grad+adam,sharpax.sam(adam),optax.contrib.sam(adam, opaque),looksam(adam, k=5),periodic_sam(adam, k=5),momentum_sam(adam),momentum_sam(sgd_momentum),momentum_sam(adam, recompute),momentum_sam(sgd_momentum, recompute),ae_sam(adam),ae_sam(adam, never SAM)" \
+    --only "adam,sgd_momentum,sam_value_and_grad+adam,sharpax.sam(adam),optax.contrib.sam(adam, opaque),looksam(adam, k=5),periodic_sam(adam, k=5),momentum_sam(adam),momentum_sam(sgd_momentum),momentum_sam(adam, one update),momentum_sam(sgd_momentum, one update),ae_sam(adam),ae_sam(adam, never SAM)" \
     --dump-hlo "$hlo/family" 2>&1 | tail -n 40
   # XLA:GPU runs a cond or while by copying its predicate to the host, unless command buffers (CUDA
   # graphs, conditional nodes) hold it: the members with a per-step branch again, with them on.

@@ -387,6 +387,33 @@ def _new_direction(
     return direction, direction
 
 
+def _next_scale(
+    owner: str,
+    base: optax.GradientTransformationExtraArgs,
+    rho: ScalarOrSchedule,
+    updates: Updates,
+    state: MomentumSAMState,
+    params: Params,
+    extra_args: dict[str, Any],
+) -> Array:
+    """c_t = rho / (||v_t|| + 1e-12), from a base update of its own: only what feeds v_t is kept of it
+    (for Adam, the first moment), and the norm's reduction reads the gradient and the old buffer."""
+    weights = _shift(params, _direction(owner, state), state.scale)
+    base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
+    _, new = _new_direction(owner, state, base_updates, inner_state)
+    return _inverse_norm_scale(owner, rho, new, state.count).astype(state.scale.dtype)
+
+
+def _barrier(tree: Any) -> Any:
+    """`lax.optimization_barrier` over the array leaves of `tree` (Python scalars stay as they are)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    arrays = [i for i, x in enumerate(leaves) if isinstance(x, jax.Array)]
+    held = lax.optimization_barrier([leaves[i] for i in arrays])
+    for i, x in zip(arrays, held, strict=True):
+        leaves[i] = x
+    return jax.tree.unflatten(treedef, leaves)
+
+
 def _move(
     base_updates: Updates, old: Updates, new: Updates, old_scale: Array, scale: Array
 ) -> Updates:
@@ -463,8 +490,9 @@ def momentum_sam(
 
     Called as `tx.update(grads, state, params, **extra_args)`: `grads` are the gradients at `params`
     (the perturbed weights the caller holds); no `grad_fn` is needed. Extra args go to the base
-    optimizer. Cost: no second pass, but the update reads the old buffer once more (to step back) and
-    the new one for its norm.
+    optimizer. Cost: no second pass; the update reads the gradient and the old buffer once more, for
+    the norm of the new buffer, before the base update proper (a base update of its own, of which
+    XLA keeps only what feeds the buffer: see benchmarks/README.md for what it costs).
 
     Args:
         base_optimizer: the optimizer stepping the unperturbed weights (any
@@ -522,11 +550,16 @@ def momentum_sam(
                 "got params=None"
             )
         check_tree_match(owner, updates, params, "params")
+        scale = _next_scale(owner, base, rho, updates, state, params, extra_args)
+        # The step runs the base update again, from the same inputs: behind the barrier it is not the
+        # same value, so it is not merged with the one above, and its kernels can read the old buffer
+        # and write the new one in its place. Computed once, the new buffer would be needed for the norm
+        # while the old one is still to be read by the move, and XLA would copy the old buffer first.
+        updates, state, params, scale = _barrier((updates, state, params, scale))
         old = _direction(owner, state)
         weights = _shift(params, old, state.scale)
         base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
         direction, new = _new_direction(owner, state, base_updates, inner_state)
-        scale = _inverse_norm_scale(owner, rho, new, state.count).astype(state.scale.dtype)
         new_updates = _move(base_updates, old, new, state.scale, scale)
         count = None if state.count is None else increment(state.count)
         return new_updates, MomentumSAMState(
