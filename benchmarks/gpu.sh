@@ -35,12 +35,12 @@ if [ -n "$momentum_only" ]; then
   forms=""
   for base in adam sgd_momentum; do
     forms+=",momentum_sam($base)"
-    for form in "one update" "complex norm" "two-sum norm" "squares norm"; do forms+=",momentum_sam($base, $form)"; done
+    for form in "one update" "blue norm" "squares norm"; do forms+=",momentum_sam($base, $form)"; done
   done
   timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/momentum_sam_mlp.json" \
     --only "adam,sgd_momentum$forms" --dump-hlo "$hlo/mlp" 2>&1 | tail -n 50
   timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${lm[@]}" --out "$out/momentum_sam_transformer.json" \
-    --only "adam,sgd_momentum,momentum_sam(adam),momentum_sam(sgd_momentum),momentum_sam(adam, one update),momentum_sam(sgd_momentum, one update),momentum_sam(adam, complex norm),momentum_sam(sgd_momentum, complex norm)" \
+    --only "adam,sgd_momentum,momentum_sam(adam),momentum_sam(sgd_momentum),momentum_sam(adam, one update),momentum_sam(sgd_momentum, one update),momentum_sam(adam, blue norm),momentum_sam(sgd_momentum, blue norm)" \
     --dump-hlo "$hlo/transformer" 2>&1 | tail -n 40
   tar czf "$out/hlo.tar.gz" -C "$hlo" . && ls -l "$out"
   exit 0

@@ -1,6 +1,7 @@
 """The SAM family's global norm: Blue's one-pass norm (the GPU path) against float64 norms at every scale,
 its gradient, LAPACK's constants, and agreement with the CPU path (a plain sum of squares, rescaled by a
-`lax.cond` only when it over- or underflows)."""
+`lax.cond` only when it over- or underflows); and momentum-SAM's GPU norm, Blue's without its small
+range, against the float64 norm of what it keeps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import numpy as np
 import optax
 import pytest
 
-from sharpax.wrappers._sam_geometry import _blue_constants, blue_norm, global_norm
+from sharpax.wrappers._sam_geometry import (
+    _blue_constants,
+    blue_norm,
+    global_norm,
+    scale_norm,
+    two_range_norm,
+)
 from tests.optimizer_table import WRAPPERS
 
 RNG = np.random.default_rng(0)
@@ -44,15 +51,47 @@ def test_blue_norm_matches_a_float64_norm(name):
         np.testing.assert_allclose(float(norm(leaves)), want, rtol=2e-7, atol=0)
 
 
-def test_blue_norm_of_nan_is_nan_and_of_inf_is_inf():
+@pytest.mark.parametrize("name", CASES)
+def test_two_range_norm_is_the_norm_of_the_values_whose_squares_are_normal(name):
+    # Values below tsml (2^-63) square below float32's smallest normal: they may count as 0, and the
+    # rest is exact (a big value scaled before it is squared, as in Blue's algorithm).
+    leaves = [jnp.asarray(x, jnp.float32) for x in CASES[name]]
+    kept = [np.where(np.abs(np.asarray(x)) >= 2.0**-63, np.asarray(x), 0) for x in leaves]
+    dropped = [np.asarray(x) - k for x, k in zip(leaves, kept, strict=True)]
+    want = _float64_norm(kept)
+    for norm in (two_range_norm, jax.jit(two_range_norm)):
+        got = float(norm(leaves))
+        assert (
+            want * (1 - 2e-7) - 1e-30 <= got <= np.hypot(want, _float64_norm(dropped)) * (1 + 2e-7)
+        )
+
+
+@pytest.mark.parametrize("norm", [blue_norm, two_range_norm])
+def test_norm_of_nan_is_nan_and_of_inf_is_inf(norm):
     for leaves in (
         [jnp.array([1.0, jnp.nan])],
         [jnp.array([1e30, jnp.nan])],
         [jnp.array([1e-30, jnp.nan])],
     ):
-        assert np.isnan(float(jax.jit(blue_norm)(leaves)))
+        assert np.isnan(float(jax.jit(norm)(leaves)))
     for leaves in ([jnp.array([1.0, jnp.inf])], [jnp.array([1e-30, -jnp.inf])]):
-        assert float(jax.jit(blue_norm)(leaves)) == np.inf
+        assert float(jax.jit(norm)(leaves)) == np.inf
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e30])
+def test_two_range_norm_gradient_is_x_over_the_norm(scale):
+    x = jnp.array([3.0, -4.0, 0.0], jnp.float32) * scale
+    got = jax.jit(jax.grad(lambda x: two_range_norm([x])))(x)
+    np.testing.assert_allclose(got, [0.6, -0.8, 0.0], rtol=1e-6)
+
+
+def test_scale_norm_is_the_global_norm_here_and_two_range_norm_on_the_gpu_path(monkeypatch):
+    leaves = [jnp.asarray(x, jnp.float32) for x in CASES["small"]]
+    want = _float64_norm(leaves)
+    np.testing.assert_allclose(float(jax.jit(scale_norm)(leaves)), want, rtol=2e-7)
+    monkeypatch.setattr(jax.lax, "platform_dependent", lambda *args, default, **_: default(*args))
+    # A new function to trace: jit's cache holds the first one, traced with the CPU path.
+    assert float(jax.jit(lambda x: scale_norm(x))(leaves)) == float(two_range_norm(leaves)) < want
 
 
 def test_blue_norm_of_complex_leaves_counts_real_and_imaginary_parts():

@@ -44,6 +44,7 @@ from sharpax.wrappers._sam_geometry import (
     looksam_direction,
     looksam_vertical_direction,
     resolve_rho,
+    scale_norm,
 )
 from sharpax.wrappers._sam_transforms import finish, sam_gradient
 
@@ -367,7 +368,7 @@ def _inverse_norm_scale(owner: str, rho: ScalarOrSchedule, direction: Updates, s
     """rho / (||direction|| + 1e-12), the norm global over the tree."""
     leaves = [d for d in jax.tree.leaves(direction) if is_float_leaf(d)]
     dtype = accumulation_dtype(leaves)
-    norm = global_norm(leaves, dtype)
+    norm = scale_norm(leaves, dtype)
     return jnp.asarray(resolve_rho(owner, rho, step), dtype) / (norm + jnp.asarray(NORM_EPS, dtype))
 
 
@@ -490,9 +491,10 @@ def momentum_sam(
 
     Called as `tx.update(grads, state, params, **extra_args)`: `grads` are the gradients at `params`
     (the perturbed weights the caller holds); no `grad_fn` is needed. Extra args go to the base
-    optimizer. Cost: no second pass; the update reads the gradient and the old buffer once more, for
-    the norm of the new buffer, before the base update proper (a base update of its own, of which
-    XLA keeps only what feeds the buffer: see benchmarks/README.md for what it costs).
+    optimizer. Cost: no second pass. The norm of the new buffer is needed before the move, so the
+    update runs the base update twice: once for that norm (XLA keeps only what feeds the buffer, and
+    the reduction reads the gradient and the old buffer) and again for the step, which then writes the
+    new buffer in place of the old one (benchmarks/README.md has the cost on CPU and GPU).
 
     Args:
         base_optimizer: the optimizer stepping the unperturbed weights (any

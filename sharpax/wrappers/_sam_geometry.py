@@ -58,6 +58,22 @@ def global_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
     )
 
 
+def scale_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
+    """The 2-norm of all `leaves`, for a scale `rho / (norm + 1e-12)`: `global_norm` on CPU and TPU,
+    `two_range_norm` on GPUs, where it is one pass even when the leaves are an expression that is not
+    stored (momentum-SAM's new buffer, before the step writes it)."""
+    dtype = dtype or accumulation_dtype(leaves)
+    if not leaves:
+        return jnp.zeros([], dtype)
+    leaves = list(leaves)
+    return lax.platform_dependent(
+        leaves,
+        cpu=lambda leaves: _norm_rescaled_if_needed(leaves, dtype),
+        tpu=lambda leaves: _norm_rescaled_if_needed(leaves, dtype),
+        default=lambda leaves: two_range_norm(leaves, dtype),
+    )
+
+
 def _norm_rescaled_if_needed(leaves: Sequence[Array], dtype: Any) -> Array:
     squares = sum(_squares(x, dtype) for x in leaves)
 
@@ -146,6 +162,42 @@ def blue_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
     with_small = jnp.where(has_medium, both, small_root)
     medium_only = jnp.sqrt(jnp.where(use_big | use_small, one, medium_sum))
     return jnp.where(use_big, with_big, jnp.where(use_small, with_small, medium_only))
+
+
+def two_range_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
+    r"""The 2-norm of all `leaves` together by Blue's algorithm without its small range: one pass, no
+    branch, no overflow; values whose squares underflow count as 0.
+
+    Each |x| above `tbig` is scaled down by `sbig` before it is squared, and every other |x| is squared
+    as it is; the two sums are one reduction of two operands, and combine as in `blue_norm` (the big
+    sum with the medium one folded in, when there are big values). Squares below the dtype's smallest
+    normal number (|x| < 2^-63 in float32) are 0 or inexact, so a tree all of whose values are that
+    small has a norm of 0 or less than its own; where the norm only divides, in
+    :math:`\rho / (\lVert v \rVert + 10^{-12})`, that moves the result only when the 1e-12 is most of
+    the divisor anyway. A NaN gives NaN and an inf gives inf.
+
+    Why not `blue_norm`: XLA:GPU fuses a reduction of two operands with the elementwise computation of
+    its input, but not a reduction of three: the input is then written out and read back, two passes
+    over it (benchmarks/README.md, momentum-SAM on the H200).
+    """
+    dtype = dtype or accumulation_dtype(leaves)
+    _, tbig, _, sbig = (jnp.asarray(c, dtype) for c in _blue_constants(dtype))
+    sbig = lax.optimization_barrier(sbig)  # as in blue_norm: sbig^2 is no constant to fold
+    zero = jnp.zeros([], dtype)
+    medium_sum, big_sum = zero, zero
+    for x in leaves:
+        ax = jnp.abs(x).astype(dtype)
+        big = ax > tbig
+        terms = (jnp.square(jnp.where(big, zero, ax)), jnp.square(jnp.where(big, ax, zero) * sbig))
+        sums = lax.reduce(
+            terms, (zero, zero), lambda a, b: (a[0] + b[0], a[1] + b[1]), tuple(range(ax.ndim))
+        )
+        medium_sum, big_sum = medium_sum + sums[0], big_sum + sums[1]
+    use_big = big_sum > 0
+    one = jnp.ones([], dtype)
+    # Each square root gets 1 where its branch is not taken, as in blue_norm (no NaN gradient).
+    with_big = jnp.sqrt(jnp.where(use_big, big_sum + (medium_sum * sbig) * sbig, one)) / sbig
+    return jnp.where(use_big, with_big, jnp.sqrt(jnp.where(use_big, one, medium_sum)))
 
 
 def global_dot(a: Sequence[Array], b: Sequence[Array], dtype: Any) -> Array:
