@@ -35,7 +35,7 @@ import sharpax
 from sharpax._tree import is_float_leaf
 from sharpax._types import Array, State, Updates
 from sharpax.transforms._numerics import increment
-from sharpax.wrappers._sam_efficient import (
+from sharpax.wrappers._momentum_sam import (
     MomentumSAMState,
     _barrier,
     _direction,

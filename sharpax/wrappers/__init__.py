@@ -12,9 +12,9 @@ its form, built on the geometry, plus a row in the table below:
   `optax.GradientTransformationExtraArgs` around a base optimizer, called as
   `tx.update(grads, state, params, grad_fn=grad_fn)`, and what every transformation form shares (the
   second pass, the loss-scaled step).
-- `_sam_efficient.py`: the one-pass and near-one-pass transformation forms: `looksam` and `periodic_sam`
-  (the second pass every k-th step), `ae_sam` (the second pass where the gradient norm is high),
-  `momentum_sam` (no second pass: the perturbation follows the momentum).
+- `_sam_efficient.py`: `looksam` and `periodic_sam`, the second pass every k-th step;
+  `_ae_sam.py`: `ae_sam`, the second pass where the gradient norm is high; `_momentum_sam.py`:
+  `momentum_sam`, no second pass (the perturbation follows the momentum).
 - `_sam_efficient_gradients.py`: the cheap gradient-wrapper forms (RWP, ESAM), which draw from a key
   passed at each call; their random perturbations (RWP's filter-wise noise, ESAM's random subset of
   tensors) are in the geometry.
@@ -55,6 +55,9 @@ forms take `microbatches=` (and the transformation forms a `grad_fn` built with
 options are `mask=`, ESAM's rho schedule and `adaptive=`, and a key per call.
 """
 
+from sharpax.wrappers._ae_sam import AESAMState as AESAMState
+from sharpax.wrappers._ae_sam import ae_sam as ae_sam
+from sharpax.wrappers._ae_sam import ae_sam_fraction as ae_sam_fraction
 from sharpax.wrappers._bsam import BSAMState as BSAMState
 from sharpax.wrappers._bsam import bsam as bsam
 from sharpax.wrappers._bsam import bsam_sample as bsam_sample
@@ -71,15 +74,12 @@ from sharpax.wrappers._loss_scale import dynamic_loss_scale as dynamic_loss_scal
 from sharpax.wrappers._microbatches import (
     microbatched_value_and_grad as microbatched_value_and_grad,
 )
-from sharpax.wrappers._sam_efficient import AESAMState as AESAMState
+from sharpax.wrappers._momentum_sam import MomentumSAMState as MomentumSAMState
+from sharpax.wrappers._momentum_sam import momentum_sam as momentum_sam
+from sharpax.wrappers._momentum_sam import momentum_sam_params as momentum_sam_params
 from sharpax.wrappers._sam_efficient import LookSAMState as LookSAMState
-from sharpax.wrappers._sam_efficient import MomentumSAMState as MomentumSAMState
 from sharpax.wrappers._sam_efficient import PeriodicSAMState as PeriodicSAMState
-from sharpax.wrappers._sam_efficient import ae_sam as ae_sam
-from sharpax.wrappers._sam_efficient import ae_sam_fraction as ae_sam_fraction
 from sharpax.wrappers._sam_efficient import looksam as looksam
-from sharpax.wrappers._sam_efficient import momentum_sam as momentum_sam
-from sharpax.wrappers._sam_efficient import momentum_sam_params as momentum_sam_params
 from sharpax.wrappers._sam_efficient import periodic_sam as periodic_sam
 from sharpax.wrappers._sam_efficient_gradients import esam_value_and_grad as esam_value_and_grad
 from sharpax.wrappers._sam_efficient_gradients import rwp_value_and_grad as rwp_value_and_grad

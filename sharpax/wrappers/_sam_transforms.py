@@ -4,7 +4,7 @@
 
 Also what every transformation form shares: the second pass (`sam_gradient`, `call_grad_fn`,
 `require_grad_fn`) and the loss-scaled wrapper around a step (`finish`), used by the one-pass and
-near-one-pass forms of `_sam_efficient.py` too.
+near-one-pass forms (`_sam_efficient.py`, `_ae_sam.py`) too.
 """
 
 from __future__ import annotations
