@@ -46,31 +46,26 @@ def global_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
     sync (XLA:GPU copies the branch index to the host and waits for the stream), so there the norm is
     `blue_norm`, one pass with no branch.
     """
-    dtype = dtype or accumulation_dtype(leaves)
-    if not leaves:
-        return jnp.zeros([], dtype)
-    leaves = list(leaves)
-    return lax.platform_dependent(
-        leaves,
-        cpu=lambda leaves: _norm_rescaled_if_needed(leaves, dtype),
-        tpu=lambda leaves: _norm_rescaled_if_needed(leaves, dtype),
-        default=lambda leaves: blue_norm(leaves, dtype),
-    )
+    return _norm_on_each_platform(leaves, dtype, blue_norm)
 
 
 def scale_norm(leaves: Sequence[Array], dtype: Any = None) -> Array:
     """The 2-norm of all `leaves`, for a scale `rho / (norm + 1e-12)`: `global_norm` on CPU and TPU,
     `two_range_norm` on GPUs, where it is one pass even when the leaves are an expression that is not
     stored (momentum-SAM's new buffer, before the step writes it)."""
+    return _norm_on_each_platform(leaves, dtype, two_range_norm)
+
+
+def _norm_on_each_platform(leaves: Sequence[Array], dtype: Any, gpu_norm: Any) -> Array:
+    """The plain sum of squares, rescaled only if needed, on CPU and TPU; `gpu_norm` elsewhere."""
     dtype = dtype or accumulation_dtype(leaves)
     if not leaves:
         return jnp.zeros([], dtype)
-    leaves = list(leaves)
     return lax.platform_dependent(
-        leaves,
+        list(leaves),
         cpu=lambda leaves: _norm_rescaled_if_needed(leaves, dtype),
         tpu=lambda leaves: _norm_rescaled_if_needed(leaves, dtype),
-        default=lambda leaves: two_range_norm(leaves, dtype),
+        default=lambda leaves: gpu_norm(leaves, dtype),
     )
 
 
