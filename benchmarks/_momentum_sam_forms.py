@@ -32,18 +32,9 @@ import numpy as np
 import optax
 
 import sharpax
-from sharpax._tree import is_float_leaf
 from sharpax._types import Array, State, Updates
-from sharpax.transforms._numerics import increment
-from sharpax.wrappers._momentum_sam import (
-    MomentumSAMState,
-    _barrier,
-    _direction,
-    _move,
-    _new_direction,
-    _shift,
-)
-from sharpax.wrappers._sam_geometry import NORM_EPS, accumulation_dtype, blue_norm, global_norm
+from sharpax.wrappers._momentum_sam import _barrier, _inverse_norm_scale, _next_scale, _step
+from sharpax.wrappers._sam_geometry import blue_norm, global_norm
 
 OWNER = "momentum_sam (benchmark form)"
 
@@ -57,44 +48,25 @@ NORMS: dict[str, Callable[[Sequence[Array], Any], Array]] = {
 FORMS = ("one update", *NORMS)
 
 
-def _scale(rho: float, new: Updates, norm: Callable[[Sequence[Array], Any], Array]) -> Array:
-    leaves = [d for d in jax.tree.leaves(new) if is_float_leaf(d)]
-    dtype = accumulation_dtype(leaves)
-    return jnp.asarray(rho, dtype) / (norm(leaves, dtype) + jnp.asarray(NORM_EPS, dtype))
-
-
 def momentum_sam_form(
     base_optimizer: optax.GradientTransformation, rho: float, form: str
 ) -> optax.GradientTransformationExtraArgs:
-    """`sharpax.momentum_sam(base_optimizer, rho)` as the program `form` (one of `FORMS`); a constant
-    rho, the state and `init` momentum_sam's own."""
+    """`sharpax.momentum_sam(base_optimizer, rho)` as the program `form` (one of `FORMS`); the state
+    and `init` momentum_sam's own."""
     reference = sharpax.momentum_sam(base_optimizer, rho)
     base = optax.with_extra_args_support(base_optimizer)
-
-    def step(updates, state, params, scale, extra_args):
-        old = _direction(OWNER, state)
-        weights = _shift(params, old, state.scale)
-        base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
-        direction, new = _new_direction(OWNER, state, base_updates, inner_state)
-        if scale is None:
-            scale = _scale(rho, new, global_norm).astype(state.scale.dtype)
-        new_updates = _move(base_updates, old, new, state.scale, scale)
-        count = None if state.count is None else increment(state.count)
-        return new_updates, MomentumSAMState(
-            scale=scale, direction=direction, count=count, inner_state=inner_state
-        )
 
     def update_fn(updates, state, params=None, **extra_args) -> tuple[Updates, State]:
         if params is None:
             raise ValueError(f"{OWNER}: update needs the params")
         if form == "one update":
-            return step(updates, state, params, None, extra_args)
-        weights = _shift(params, _direction(OWNER, state), state.scale)
-        probe_updates, probe_inner = base.update(updates, state.inner_state, weights, **extra_args)
-        _, probe = _new_direction(OWNER, state, probe_updates, probe_inner)
-        scale = _scale(rho, probe, NORMS[form]).astype(state.scale.dtype)
+            scale_of = lambda new: _inverse_norm_scale(
+                OWNER, rho, new, state.count, global_norm
+            ).astype(state.scale.dtype)
+            return _step(OWNER, base, updates, state, params, extra_args, scale_of)
+        scale = _next_scale(OWNER, base, rho, updates, state, params, extra_args, NORMS[form])
         updates, state, params, scale = _barrier((updates, state, params, scale))
-        return step(updates, state, params, scale, extra_args)
+        return _step(OWNER, base, updates, state, params, extra_args, lambda _: scale)
 
     return optax.GradientTransformationExtraArgs(reference.init, update_fn)
 

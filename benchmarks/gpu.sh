@@ -46,12 +46,6 @@ if [ -n "$momentum_only" ]; then
   exit 0
 fi
 if [ -n "$sam_only" ]; then
-  if [ -n "$smoke" ]; then
-    mlp=(--hidden 64 --batch 32 --rounds 2); lm=(--tree transformer --batch 4 --seq 16 --rounds 2 --steps 2)
-  else
-    mlp=(--inputs 1024 --hidden 4096 --layers 4 --batch 1024 --rounds 15)
-    lm=(--tree transformer --batch 256 --seq 64 --rounds 15)
-  fi
   hlo=$(mktemp -d)  # each step's optimised HLO (its fusions), to read after the lease: one archive back
   timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${mlp[@]}" --out "$out/sam.json" \
     --only "adam,sgd_momentum,sam_value_and_grad+adam,sharpax.sam(adam),optax.contrib.sam(adam, opaque),looksam(adam, k=5),periodic_sam(adam, k=5),momentum_sam(adam),momentum_sam(sgd_momentum),momentum_sam(adam, one update),momentum_sam(sgd_momentum, one update),ae_sam(adam),ae_sam(adam, never SAM)" \

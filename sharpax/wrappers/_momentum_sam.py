@@ -127,11 +127,13 @@ def _shift(params: Params, direction: Updates, scale: Array) -> Params:
     return jax.tree.map(shift, params, direction, is_leaf=_is_none)
 
 
-def _inverse_norm_scale(owner: str, rho: ScalarOrSchedule, direction: Updates, step: Any) -> Array:
-    """rho / (||direction|| + 1e-12), the norm global over the tree."""
+def _inverse_norm_scale(
+    owner: str, rho: ScalarOrSchedule, direction: Updates, step: Any, norm: Any = scale_norm
+) -> Array:
+    """rho / (||direction|| + 1e-12), the norm global over the tree (`norm(leaves, dtype)`)."""
     leaves = [d for d in jax.tree.leaves(direction) if is_float_leaf(d)]
     dtype = accumulation_dtype(leaves)
-    norm = scale_norm(leaves, dtype)
+    norm = norm(leaves, dtype)
     return jnp.asarray(resolve_rho(owner, rho, step), dtype) / (norm + jnp.asarray(NORM_EPS, dtype))
 
 
@@ -159,13 +161,37 @@ def _next_scale(
     state: MomentumSAMState,
     params: Params,
     extra_args: dict[str, Any],
+    norm: Any = scale_norm,
 ) -> Array:
     """c_t = rho / (||v_t|| + 1e-12), from a base update of its own: only what feeds v_t is kept of it
     (for Adam, the first moment), and the norm's reduction reads the gradient and the old buffer."""
     weights = _shift(params, _direction(owner, state), state.scale)
     base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
     _, new = _new_direction(owner, state, base_updates, inner_state)
-    return _inverse_norm_scale(owner, rho, new, state.count).astype(state.scale.dtype)
+    return _inverse_norm_scale(owner, rho, new, state.count, norm).astype(state.scale.dtype)
+
+
+def _step(
+    owner: str,
+    base: optax.GradientTransformationExtraArgs,
+    updates: Updates,
+    state: MomentumSAMState,
+    params: Params,
+    extra_args: dict[str, Any],
+    scale_of: Any,
+) -> tuple[Updates, MomentumSAMState]:
+    """The base update at the unperturbed weights and the move to the next perturbed point, whose c_t
+    is `scale_of(v_t)`."""
+    old = _direction(owner, state)
+    weights = _shift(params, old, state.scale)
+    base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
+    direction, new = _new_direction(owner, state, base_updates, inner_state)
+    scale = scale_of(new)
+    new_updates = _move(base_updates, old, new, state.scale, scale)
+    count = None if state.count is None else increment(state.count)
+    return new_updates, MomentumSAMState(
+        scale=scale, direction=direction, count=count, inner_state=inner_state
+    )
 
 
 def _barrier(tree: Any) -> Any:
@@ -321,15 +347,7 @@ def momentum_sam(
         # and write the new one in its place. Computed once, the new buffer would be needed for the norm
         # while the old one is still to be read by the move, and XLA would copy the old buffer first.
         updates, state, params, scale = _barrier((updates, state, params, scale))
-        old = _direction(owner, state)
-        weights = _shift(params, old, state.scale)
-        base_updates, inner_state = base.update(updates, state.inner_state, weights, **extra_args)
-        direction, new = _new_direction(owner, state, base_updates, inner_state)
-        new_updates = _move(base_updates, old, new, state.scale, scale)
-        count = None if state.count is None else increment(state.count)
-        return new_updates, MomentumSAMState(
-            scale=scale, direction=direction, count=count, inner_state=inner_state
-        )
+        return _step(owner, base, updates, state, params, extra_args, lambda _: scale)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
