@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from sharpax._random import normal
 from sharpax._tree import is_float_leaf
 from sharpax._types import Array, Params, PyTree
 from sharpax._validation import check_int, check_key
@@ -62,9 +63,7 @@ def filter_normalized_direction(key: Array, params: Params) -> PyTree:
         if not is_float_leaf(w) or jnp.ndim(w) < 2:
             return jnp.zeros_like(w)
         dtype = accumulation_dtype([w])
-        # Drawn flat and reshaped: the same numbers, and XLA's random-number kernel compiles much
-        # faster for one axis than for a conv kernel's four.
-        d = jax.random.normal(k, (w.size,), dtype).reshape(w.shape)
+        d = normal(k, w.shape, dtype)
         axes = tuple(range(w.ndim - 1))
         norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=axes, keepdims=True))
         return (d * norm(w.astype(dtype)) / (norm(d) + 1e-10)).astype(w.dtype)

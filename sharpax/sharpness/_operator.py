@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from sharpax._random import normal
 from sharpax._types import Array, Params, PyTree
 from sharpax.wrappers._sam_geometry import accumulation_dtype, global_dot
 
@@ -167,7 +168,7 @@ def random_vector(key: Array, like: Vector, dtype: Any, kind: str = "normal") ->
     if kind == "rademacher":
         flat = jax.random.rademacher(key, shape, dtype)
     else:
-        flat = jax.random.normal(key, shape, dtype)
+        flat = normal(key, shape, dtype)
     parts = jnp.split(flat, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [flat]
     out = []
     for p, x in zip(parts, like, strict=True):

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sharpax._random import normal
 from sharpax._tree import (
     check_params_tree,
     find_state,
@@ -59,7 +60,7 @@ def _normal_like(key: Array, leaves: list[Array]) -> dict[int, Array]:
     """
     keys = jax.random.split(key, len(leaves) + 1)
     return {
-        i: jax.random.normal(keys[i + 1], jnp.shape(x), _state_dtype(x))
+        i: normal(keys[i + 1], jnp.shape(x), _state_dtype(x))
         for i, x in enumerate(leaves)
         if is_float_leaf(x)
     }

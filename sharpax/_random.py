@@ -1,0 +1,100 @@
+"""`jax.random.normal`'s numbers, drawn by code that XLA:CPU fuses.
+
+On CPU, JAX lowers threefry's twenty rounds as a rolled loop (to compile faster), so each draw is
+a loop over whole arrays that no consumer fuses with. `normal` computes the same function unrolled,
+from the same counters, as plain elementwise ops: XLA fuses the bits, the uniform-to-normal map and
+whatever uses them into one pass. On GPUs JAX already emits the unrolled rounds, so there it is the
+same program.
+
+The numbers are `jax.random.normal(key, shape, dtype)`'s, bit for bit
+(tests/test_random.py checks that on every shape class against JAX itself). Only the common case
+is drawn here: a threefry key (the default), `jax_threefry_partitionable` on (the default since
+JAX 0.5), float32, under 2^32 elements; anything else goes to `jax.random.normal`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_KEY_PARITY = np.uint32(0x1BD11BDA)
+_ONE_BITS = np.array(1.0, np.float32).view(np.uint32)  # 1.0f as uint32: the exponent of [1, 2)
+
+
+def _rotate_left(x: jax.Array, r: int) -> jax.Array:
+    return lax.shift_left(x, np.uint32(r)) | lax.shift_right_logical(x, np.uint32(32 - r))
+
+
+def _threefry2x32(
+    k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32 with 20 rounds (Salmon et al., 2011), as `jax._src.random.threefry2x32`."""
+    ks = (k0, k1, k0 ^ k1 ^ _KEY_PARITY)
+    x0 = x0 + ks[0]
+    x1 = x1 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = x0 ^ _rotate_left(x1, r)
+        x0 = x0 + ks[(i + 1) % 3]
+        x1 = x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x0, x1
+
+
+def _flat_index(shape: Sequence[int]) -> jax.Array:
+    """The row-major position of each element, as uint32 (JAX's partitionable counters, low word).
+
+    A sum of iotas rather than a reshaped iota, so that the SPMD partitioner can split it.
+    """
+    index = jnp.zeros(shape, jnp.uint32)
+    for axis in range(len(shape)):
+        stride = math.prod(shape[axis + 1 :])
+        index = index + lax.broadcasted_iota(jnp.uint32, tuple(shape), axis) * np.uint32(stride)
+    return index
+
+
+def _threefry_key(key: Any) -> jax.Array | None:
+    """The key's two uint32 words if `jax.random` would draw from it with partitionable threefry."""
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.dtype != jnp.uint32 or jnp.shape(key) != (2,):
+            return None
+        key = jax.random.wrap_key_data(key)
+    if key.shape != () or str(jax.random.key_impl(key)) != "threefry2x32":
+        return None
+    if not jax.config.jax_threefry_partitionable:
+        return None
+    return jax.random.key_data(key)
+
+
+def normal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+    """Standard normal samples: `jax.random.normal(key, shape, dtype)`, bit for bit.
+
+    Args:
+        key: a `jax.random.key` or a raw `uint32[2]` key.
+        shape: the shape of the sample.
+        dtype: its float dtype.
+
+    Returns:
+        An array of `shape` and `dtype`.
+    """
+    shape = tuple(int(d) for d in shape)
+    words = _threefry_key(key)
+    size = math.prod(shape)
+    if words is None or jnp.dtype(dtype) != jnp.float32 or not shape or size >= 2**32:
+        return jax.random.normal(key, shape, dtype)
+    counter = _flat_index(shape)
+    high, low = _threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
+    bits = high ^ low
+    # jax.random.uniform(key, shape, float32, nextafter(-1, 0), 1), then sqrt(2) erfinv(u).
+    mantissa = lax.shift_right_logical(bits, np.uint32(9)) | _ONE_BITS
+    unit = lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)
+    low_end = np.nextafter(np.float32(-1.0), np.float32(0.0))
+    uniform = lax.max(low_end, unit * (np.float32(1.0) - low_end) + low_end)
+    return np.float32(np.sqrt(2)) * lax.erf_inv(uniform)
