@@ -68,7 +68,7 @@ def _threefry_key(key: Any) -> jax.Array | None:
         key = jax.random.wrap_key_data(key)
     if key.shape != () or str(jax.random.key_impl(key)) != "threefry2x32":
         return None
-    if not jax.config.jax_threefry_partitionable:
+    if not jax.config.jax_threefry_partitionable:  # pyright: ignore[reportAttributeAccessIssue]
         return None
     return jax.random.key_data(key)
 
