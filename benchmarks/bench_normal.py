@@ -1,0 +1,128 @@
+"""The Gaussian draw of RWP, BSAM and the sharpness directions: sharpax's against `jax.random.normal`.
+
+    python -m benchmarks.bench_normal [--rounds 15 --clock process --out FILE]
+
+`sharpax._random.normal` returns `jax.random.normal`'s numbers bit for bit; on XLA:CPU, JAX runs
+threefry's rounds as a loop over whole arrays, sharpax as straight-line code XLA fuses. For each tree
+(the efficient suite's MLP 256-512-512-10 and the Flax Transformer LM of `_trees.py`), one jitted
+function draws a standard normal array shaped like every leaf, from `jax.random.split(key, n)`, as RWP
+does. Timed: `jax.random.normal`, sharpax's `normal`, and the two halves of sharpax's (the bits alone,
+and the uniform-to-normal map alone on uniforms already drawn), interleaved by `_harness.interleaved`;
+per-float times, the ratio to `jax.random.normal` (median of per-round ratios, interquartile range) and
+each draw's compile time. Results go to `benchmarks/results/<device>/bench_normal.json` unless `--out`
+says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from benchmarks import _harness as h
+from benchmarks import _trees
+from sharpax import _random
+
+
+def _bits(key, shape):
+    words = jax.random.key_data(key)
+    counter = _random._flat_index(shape)
+    high, low = _random._threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
+    return high ^ low
+
+
+def draws(shapes: list[tuple[int, ...]]) -> dict:
+    """name -> a jitted draw of one array per shape, and its argument."""
+    n = len(shapes)
+    low = np.nextafter(np.float32(-1.0), np.float32(0.0))
+    uniforms = [
+        jax.random.uniform(k, s, jnp.float32, low, 1.0)
+        for k, s in zip(jax.random.split(jax.random.key(1), n), shapes, strict=True)
+    ]
+
+    def each(sample):
+        return jax.jit(
+            lambda key: [
+                sample(k, s) for k, s in zip(jax.random.split(key, n), shapes, strict=True)
+            ]
+        )
+
+    return {
+        "jax.random.normal": (each(jax.random.normal), jax.random.key(0)),
+        "sharpax normal": (each(_random.normal), jax.random.key(0)),
+        "sharpax bits alone": (each(_bits), jax.random.key(0)),
+        "uniform to normal alone": (
+            jax.jit(lambda us: [np.float32(math.sqrt(2)) * lax.erf_inv(u) for u in us]),
+            uniforms,
+        ),
+    }
+
+
+class DrawRunner:
+    def __init__(self, fn, arg):
+        t0 = time.perf_counter()
+        self.compiled = fn.lower(arg).compile()
+        self.compile_s = time.perf_counter() - t0
+        self.arg = arg
+
+    def __call__(self, k: int) -> float:
+        t0 = h.now()
+        for _ in range(k):
+            out = self.compiled(self.arg)
+        jax.block_until_ready(out)
+        return h.now() - t0
+
+
+TREES = {
+    "mlp": lambda: _trees.mlp_model((256, 512, 512, 10))[1],
+    "transformer": _trees.transformer_params,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--target-ms", type=float, default=20.0, help="length of one sample")
+    parser.add_argument("--out", default=None)
+    h.add_clock_argument(parser, "process")
+    args = parser.parse_args()
+    h.set_clock(args.clock)
+    results = {**h.run_meta("benchmarks.bench_normal"), "trees": {}}
+    for tree_name, build in TREES.items():
+        shapes = [tuple(x.shape) for x in jax.tree.leaves(build())]
+        floats = sum(math.prod(s) for s in shapes)
+        runners = {name: DrawRunner(fn, arg) for name, (fn, arg) in draws(shapes).items()}
+        samples = h.interleaved(runners, args.rounds, args.target_ms / 1e3)
+        base = "jax.random.normal"
+        rows = {
+            name: {
+                "ns_per_float": h.median(samples[name]) / floats * 1e9,
+                "vs_jax_random_normal": h.paired_ratio(samples[name], samples[base]),
+                "compile_s": runners[name].compile_s,
+            }
+            for name in runners
+        }
+        results["trees"][tree_name] = {"leaves": len(shapes), "floats": floats, "draws": rows}
+        print(
+            f"{tree_name}: {len(shapes)} leaves, {floats:,} floats, {h.clock_name(args.clock)} clock"
+        )
+        for name, row in rows.items():
+            r = row["vs_jax_random_normal"]
+            print(
+                f"  {name:26s} {row['ns_per_float']:6.2f} ns/float  {r['ratio']:.3f}x "
+                f"[{r['p25']:.3f}-{r['p75']:.3f}]  compile {row['compile_s']:.2f} s"
+            )
+    out = args.out or h.results_dir() / "bench_normal.json"
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
