@@ -30,7 +30,8 @@ from benchmarks import _trees
 from sharpax import _random
 
 
-def _bits(key, shape):
+def _bits(key, shape, dtype):
+    del dtype  # the bits are uint32
     words = jax.random.key_data(key)
     counter = _random._flat_index(shape)
     high, low = _random._threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
@@ -49,7 +50,8 @@ def draws(shapes: list[tuple[int, ...]]) -> dict:
     def each(sample):
         return jax.jit(
             lambda key: [
-                sample(k, s) for k, s in zip(jax.random.split(key, n), shapes, strict=True)
+                sample(k, s, jnp.float32)
+                for k, s in zip(jax.random.split(key, n), shapes, strict=True)
             ]
         )
 

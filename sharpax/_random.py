@@ -73,13 +73,13 @@ def _threefry_key(key: Any) -> jax.Array | None:
     return jax.random.key_data(key)
 
 
-def normal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+def normal(key: Any, shape: Sequence[int], dtype: Any) -> jax.Array:
     """Standard normal samples: `jax.random.normal(key, shape, dtype)`, bit for bit.
 
     Args:
         key: a `jax.random.key` or a raw `uint32[2]` key.
         shape: the shape of the sample.
-        dtype: its float dtype.
+        dtype: its float dtype (no default: JAX's depends on `jax_enable_x64`).
 
     Returns:
         An array of `shape` and `dtype`.

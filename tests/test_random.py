@@ -11,7 +11,17 @@ import pytest
 
 from sharpax._random import _threefry2x32, normal
 
-SHAPES = [(1,), (7,), (1000,), (3, 5), (256, 10), (7, 11, 13), (3, 3, 2, 5), (2, 1, 4, 1, 3)]
+SHAPES = [
+    (0, 3),
+    (1,),
+    (7,),
+    (1000,),
+    (3, 5),
+    (256, 10),
+    (7, 11, 13),
+    (3, 3, 2, 5),
+    (2, 1, 4, 1, 3),
+]
 KEYS = {
     "key(0)": lambda: jax.random.key(0),
     "key(2**31 + 5)": lambda: jax.random.key(2**31 + 5),
@@ -39,7 +49,7 @@ def _bits(a: jax.Array) -> np.ndarray:
 def test_equals_jax_random_normal_bit_for_bit(shape, key_name):
     key = KEYS[key_name]()
     want = jax.random.normal(key, shape, jnp.float32)
-    got = jax.jit(normal, static_argnums=1)(key, shape)
+    got = jax.jit(normal, static_argnums=(1, 2))(key, shape, jnp.float32)
     assert got.dtype == jnp.float32 and got.shape == shape
     np.testing.assert_array_equal(_bits(got), _bits(want))
 
@@ -59,8 +69,8 @@ def test_threefry_matches_jax_on_arbitrary_counters():
 
 def test_batched_keys_under_vmap():
     keys = jax.random.split(jax.random.key(5), 6)
-    got = jax.jit(jax.vmap(lambda k: normal(k, (4, 9))))(keys)
-    want = jnp.stack([jax.random.normal(k, (4, 9)) for k in keys])
+    got = jax.jit(jax.vmap(lambda k: normal(k, (4, 9), jnp.float32)))(keys)
+    want = jnp.stack([jax.random.normal(k, (4, 9), jnp.float32) for k in keys])
     np.testing.assert_array_equal(_bits(got), _bits(want))
 
 
@@ -68,15 +78,15 @@ def test_draws_without_the_threefry_loop():
     """What makes it fast on CPU: JAX's draw compiles to a loop over the rounds there, this one to
     straight-line code XLA fuses (no loop, no random-number primitive)."""
     key = jax.random.key(0)
-    found = _primitives(jax.make_jaxpr(lambda k: normal(k, (64, 32)))(key).jaxpr)
+    found = _primitives(jax.make_jaxpr(lambda k: normal(k, (64, 32), jnp.float32))(key).jaxpr)
     assert not found & {"random_bits", "threefry2x32", "while"}, found
 
     def compiled(f):
         return jax.jit(f).lower(key).compile().as_text()
 
-    assert " while(" not in compiled(lambda k: normal(k, (64, 32)))
+    assert " while(" not in compiled(lambda k: normal(k, (64, 32), jnp.float32))
     if jax.default_backend() == "cpu":
-        assert " while(" in compiled(lambda k: jax.random.normal(k, (64, 32)))
+        assert " while(" in compiled(lambda k: jax.random.normal(k, (64, 32), jnp.float32))
 
 
 @pytest.mark.parametrize(
@@ -110,6 +120,6 @@ def test_sharded_draw_equals_one_device():
     mesh = jax.make_mesh((2, 4), ("a", "b"))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("a", "b"))
     key = jax.random.key(11)
-    got = jax.jit(lambda k: normal(k, (16, 24)), out_shardings=sharding)(key)
+    got = jax.jit(lambda k: normal(k, (16, 24), jnp.float32), out_shardings=sharding)(key)
     assert len(got.sharding.device_set) == 8
     np.testing.assert_array_equal(_bits(got), _bits(jax.random.normal(key, (16, 24))))
