@@ -6,6 +6,7 @@ Shapes divide a 2x4 mesh and a batch of 8 devices, so the same problem runs shar
 from __future__ import annotations
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -141,3 +142,13 @@ def train_with_grad_fn(tx, params, state, xs, ys):
 
     (params, state), _ = jax.lax.scan(step, (params, state), (xs, ys))
     return params, state
+
+
+def primitives(jaxpr) -> set[str]:
+    """The names of every primitive in a jaxpr, those of the jaxprs inside it (jit, cond, scan) too."""
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            names |= primitives(sub)
+    return names

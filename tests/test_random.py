@@ -4,12 +4,12 @@ rolled threefry loop), and hands every case it does not draw itself to `jax.rand
 from __future__ import annotations
 
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from sharpax._random import _threefry2x32, normal
+from tests import reliability_common as rc
 
 SHAPES = [
     (0, 3),
@@ -29,15 +29,6 @@ KEYS = {
     "fold_in": lambda: jax.random.fold_in(jax.random.key(1), 99),
     "raw PRNGKey": lambda: jax.random.PRNGKey(42),
 }
-
-
-def _primitives(jaxpr) -> set[str]:
-    found = set()
-    for eqn in jaxpr.eqns:
-        found.add(eqn.primitive.name)
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            found |= _primitives(sub)
-    return found
 
 
 def _bits(a: jax.Array) -> np.ndarray:
@@ -78,7 +69,7 @@ def test_draws_without_the_threefry_loop():
     """What makes it fast on CPU: JAX's draw compiles to a loop over the rounds there, this one to
     straight-line code XLA fuses (no loop, no random-number primitive)."""
     key = jax.random.key(0)
-    found = _primitives(jax.make_jaxpr(lambda k: normal(k, (64, 32), jnp.float32))(key).jaxpr)
+    found = rc.primitives(jax.make_jaxpr(lambda k: normal(k, (64, 32), jnp.float32))(key).jaxpr)
     assert not found & {"random_bits", "threefry2x32", "while"}, found
 
     def compiled(f):
@@ -104,10 +95,10 @@ def test_other_cases_are_jax_random_normal(case):
     if case == "not partitionable":
         with jax.threefry_partitionable(False):
             got, want = normal(key, shape, dtype), jax.random.normal(key, shape, dtype)
-            found = _primitives(jax.make_jaxpr(lambda k: normal(k, shape, dtype))(key).jaxpr)
+            found = rc.primitives(jax.make_jaxpr(lambda k: normal(k, shape, dtype))(key).jaxpr)
     else:
         got, want = normal(key, shape, dtype), jax.random.normal(key, shape, dtype)
-        found = _primitives(jax.make_jaxpr(lambda k: normal(k, shape, dtype))(key).jaxpr)
+        found = rc.primitives(jax.make_jaxpr(lambda k: normal(k, shape, dtype))(key).jaxpr)
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
     # Handed over, not drawn here: jax.random's own primitives appear.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import chex
 import jax
-import jax.extend
 import optax
 import pytest
 from jax.sharding import AxisType, NamedSharding
@@ -183,15 +182,6 @@ def test_init_from_abstract_params(case):
 _HOST_PRIMITIVES = ("callback", "infeed", "outfeed", "debug")
 
 
-def _primitives(jaxpr) -> set[str]:
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            names |= _primitives(sub)
-    return names
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_update_traces_abstractly_without_host_calls(case):
     """`update` traces from ShapeDtypeStructs alone (a host sync would fail on a tracer) and its
@@ -202,7 +192,7 @@ def test_update_traces_abstractly_without_host_calls(case):
     )
     abstract_state = jax.eval_shape(tx.init, abstract_params)
     closed = jax.make_jaxpr(tx.update)(abstract_params, abstract_state, abstract_params)
-    found = {n for n in _primitives(closed.jaxpr) if any(h in n for h in _HOST_PRIMITIVES)}
+    found = {n for n in rc.primitives(closed.jaxpr) if any(h in n for h in _HOST_PRIMITIVES)}
     assert not found, found
     jax.jit(tx.update).lower(abstract_params, abstract_state, abstract_params)
 
