@@ -32,10 +32,7 @@ from sharpax import _random
 
 def _bits(key, shape, dtype):
     del dtype  # the bits are uint32
-    words = jax.random.key_data(key)
-    counter = _random._flat_index(shape)
-    high, low = _random._threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
-    return high ^ low
+    return _random._threefry_bits(jax.random.key_data(key), shape)
 
 
 def draws(shapes: list[tuple[int, ...]]) -> dict:

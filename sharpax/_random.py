@@ -60,6 +60,14 @@ def _flat_index(shape: Sequence[int]) -> jax.Array:
     return index
 
 
+def _threefry_bits(words: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """`jax.random.bits(key, shape)` for the key's two words (partitionable threefry, under 2^32
+    elements): the two output words of each element's counter, xor-ed."""
+    counter = _flat_index(shape)
+    high, low = _threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
+    return high ^ low
+
+
 def _threefry_key(key: Any) -> jax.Array | None:
     """The key's two uint32 words if `jax.random` would draw from it with partitionable threefry."""
     if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -89,9 +97,7 @@ def normal(key: Any, shape: Sequence[int], dtype: Any) -> jax.Array:
     size = math.prod(shape)
     if words is None or jnp.dtype(dtype) != jnp.float32 or not shape or size >= 2**32:
         return jax.random.normal(key, shape, dtype)
-    counter = _flat_index(shape)
-    high, low = _threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
-    bits = high ^ low
+    bits = _threefry_bits(words, shape)
     # jax.random.uniform(key, shape, float32, nextafter(-1, 0), 1), then sqrt(2) erfinv(u).
     mantissa = lax.shift_right_logical(bits, np.uint32(9)) | _ONE_BITS
     unit = lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sharpax._random import _threefry2x32, normal
+from sharpax._random import _threefry2x32, _threefry_bits, normal
 from tests import reliability_common as rc
 
 SHAPES = [
@@ -43,6 +43,13 @@ def test_equals_jax_random_normal_bit_for_bit(shape, key_name):
     got = jax.jit(normal, static_argnums=(1, 2))(key, shape, jnp.float32)
     assert got.dtype == jnp.float32 and got.shape == shape
     np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+@pytest.mark.parametrize("shape", [(5,), (6, 7), (2, 3, 4)], ids=str)
+def test_bits_equal_jax_random_bits(shape):
+    key = jax.random.key(9)
+    got = jax.jit(_threefry_bits, static_argnums=1)(jax.random.key_data(key), shape)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(jax.random.bits(key, shape)))
 
 
 def test_threefry_matches_jax_on_arbitrary_counters():
