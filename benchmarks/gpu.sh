@@ -7,7 +7,8 @@
 #     branching members again with conds and loops in command buffers, and the cheap members, RWP and
 #     ESAM, on the MLP and the Flax LM: issue 15's targets, in one call, at most 8 minutes)
 #   bash benchmarks/gpu.sh OUT_DIR --momentum-sam [--smoke]   (momentum-SAM against its bases and the other
-#     programs for its numbers, _momentum_sam_forms.py, on the MLP and the Flax LM, at most 5 minutes)
+#     programs for its numbers, _momentum_sam_forms.py, on the MLP and the Flax LM, and sharpax's normal
+#     draw against jax.random.normal's, at most 6 minutes)
 set -uo pipefail
 out=${1:?usage: gpu.sh OUT_DIR [--sam] [--smoke]}
 shift
@@ -42,6 +43,9 @@ if [ -n "$momentum_only" ]; then
   timeout 150 python3 -m benchmarks.bench_sam --clock wall --sections timing "${lm[@]}" --out "$out/momentum_sam_transformer.json" \
     --only "adam,sgd_momentum,momentum_sam(adam),momentum_sam(sgd_momentum),momentum_sam(adam, one update),momentum_sam(sgd_momentum, one update),momentum_sam(adam, blue norm),momentum_sam(sgd_momentum, blue norm)" \
     --dump-hlo "$hlo/transformer" 2>&1 | tail -n 40
+  # sharpax's normal draw (RWP's, BSAM's) against jax.random.normal's: the same program on a GPU, if
+  # JAX's unrolled lowering and sharpax's compile alike.
+  timeout 60 python3 -m benchmarks.bench_normal --clock wall --out "$out/normal.json" 2>&1 | tail -n 12
   tar czf "$out/hlo.tar.gz" -C "$hlo" . && ls -l "$out"
   exit 0
 fi
