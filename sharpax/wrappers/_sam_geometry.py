@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sharpax._random import normal
+from sharpax._random import box_muller_normal
 from sharpax._tree import float_leaves, is_float_leaf, real_parts, scalars_as_arrays
 from sharpax._types import Array, Mask, Params, PyTree, ScalarOrSchedule, Updates
 from sharpax._validation import check_non_negative, check_norm_order
@@ -459,7 +459,7 @@ def filter_noise_perturb(
         else:
             others = tuple(d for d in range(w.ndim) if d not in leaf_axes)
             std = g * jnp.sqrt(jnp.sum(jnp.square(wf), axis=others, keepdims=True))
-        out[i] = (wf + std * normal(k, w.shape, dtype)).astype(w.dtype)
+        out[i] = (wf + std * box_muller_normal(k, w.shape, dtype)).astype(w.dtype)
     return jax.tree.unflatten(treedef, out)
 
 

@@ -11,9 +11,10 @@ Neither reference has a licence file, so their code is not copied here: the func
 transcriptions, step for step, written in torch's layout (a `Linear` weight is (out, in); sharpax's
 params are Flax's (in, out)). The random draws come from the JAX keys, by the scheme sharpax documents:
 
-- RWP, step t: `k = fold_in(key(RWP_SEED), t)`; leaf j's standard normals are
-  `jax.random.normal(jax.random.split(k, 4)[j], flax_shape)`; the reference's `torch.normal(0, std)` is
-  replaced by `std * z` (z transposed to torch's layout).
+- RWP, step t: `k = fold_in(key(RWP_SEED), t)`; leaf j's standard normals are the Box-Muller draw of
+  `jax.random.split(k, 4)[j]` over flax_shape (`box_muller.box_muller_normal`, numpy float64 from JAX's
+  threefry words, rounded to float32); the reference's `torch.normal(0, std)` is replaced by `std * z`
+  (z transposed to torch's layout).
 - ESAM, step t: tensor j is perturbed when `jax.random.uniform(fold_in(key(ESAM_SEED), t), (4,))[j] <
   beta`. The reference draws step t's subset with Python's `random` at the end of step t - 1 (and
   perturbs every tensor at step 0); the transcription sets `requires_grad` from the JAX draw instead.
@@ -29,6 +30,7 @@ import jax
 import numpy as np
 
 from tests.references import sam_references as ref
+from tests.references.box_muller import box_muller_normal
 
 HERE = pathlib.Path(__file__).resolve().parent
 STEPS = 10
@@ -59,7 +61,7 @@ def rwp_normals(t: int) -> dict[str, np.ndarray]:
     # jax.tree.flatten orders dict keys by sorting: b1, b2, w1, w2.
     flat = sorted(ORDER)
     return {
-        name: np.array(jax.random.normal(k, ref.SHAPES[name]), np.float32)
+        name: box_muller_normal(k, ref.SHAPES[name]).astype(np.float32)
         for k, name in zip(keys, flat, strict=True)
     }
 
