@@ -123,8 +123,8 @@ _COS_TAYLOR = tuple(np.float32((-1) ** k / math.factorial(2 * k)) for k in range
 def _cos_quarter_turn(x: jax.Array) -> jax.Array:
     """cos(x) for x in [0, pi/2], by its Taylor series to x^12 (truncation under 7e-9)."""
     x2 = x * x
-    out = _COS_TAYLOR[-1]
-    for c in reversed(_COS_TAYLOR[:-1]):
+    out = x2 * _COS_TAYLOR[-1] + _COS_TAYLOR[-2]
+    for c in reversed(_COS_TAYLOR[:-2]):
         out = out * x2 + c
     return out
 

@@ -133,7 +133,7 @@ def test_sharded_draw_equals_one_device(draw):
 
 # box_muller_normal: float32 against the formula in float64 (|error| about 5e-7 at most, from
 # float32's log, the polynomial and rounding; a wrong word, fold or sign is off by O(1)).
-BOX_MULLER_TOL = dict(rtol=1e-6, atol=1e-6)
+BOX_MULLER_RTOL = BOX_MULLER_ATOL = 1e-6
 
 
 @pytest.mark.parametrize("key_name", ["key(0)", "split", "raw PRNGKey"])
@@ -143,7 +143,9 @@ def test_box_muller_matches_its_formula(shape, key_name):
     got = jax.jit(box_muller_normal, static_argnums=(1, 2))(key, shape, jnp.float32)
     assert got.dtype == jnp.float32 and got.shape == shape
     typed = key if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
-    np.testing.assert_allclose(got, reference.box_muller_normal(typed, shape), **BOX_MULLER_TOL)
+    np.testing.assert_allclose(
+        got, reference.box_muller_normal(typed, shape), rtol=BOX_MULLER_RTOL, atol=BOX_MULLER_ATOL
+    )
 
 
 def test_box_muller_cosine_at_every_quadrant_edge():
