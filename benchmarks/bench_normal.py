@@ -1,4 +1,4 @@
-"""The Gaussian draw of RWP, BSAM and the sharpness directions: sharpax's against `jax.random.normal`.
+"""The Gaussian draws of RWP, BSAM and the sharpness directions: sharpax's against `jax.random.normal`.
 
     python -m benchmarks.bench_normal [--rounds 15 --clock process --out FILE]
 
@@ -6,8 +6,9 @@
 threefry's rounds as a loop over whole arrays, sharpax as straight-line code XLA fuses. For each tree
 (the efficient suite's MLP 256-512-512-10 and the Flax Transformer LM of `_trees.py`), one jitted
 function draws a standard normal array shaped like every leaf, from `jax.random.split(key, n)`, as RWP
-does. Timed: `jax.random.normal`, sharpax's `normal`, and the two halves of sharpax's (the bits alone,
-and the uniform-to-normal map alone on uniforms already drawn), interleaved by `_harness.interleaved`;
+does. Timed: `jax.random.normal`, sharpax's `normal`, the two halves of sharpax's (the bits alone,
+and the uniform-to-normal map alone on uniforms already drawn), and `box_muller_normal` (RWP's draw:
+the same threefry words, mapped by Box-Muller instead of `erf_inv`), interleaved by `_harness.interleaved`;
 per-float times, the ratio to `jax.random.normal` (median of per-round ratios, interquartile range) and
 each draw's compile time. Results go to `benchmarks/results/<device>/bench_normal.json` unless `--out`
 says otherwise.
@@ -56,6 +57,7 @@ def draws(shapes: list[tuple[int, ...]]) -> dict:
         "jax.random.normal": (each(jax.random.normal), jax.random.key(0)),
         "sharpax normal": (each(_random.normal), jax.random.key(0)),
         "sharpax bits alone": (each(_bits), jax.random.key(0)),
+        "sharpax box_muller_normal": (each(_random.box_muller_normal), jax.random.key(0)),
         "uniform to normal alone": (
             jax.jit(lambda us: [np.float32(math.sqrt(2)) * lax.erf_inv(u) for u in us]),
             uniforms,
