@@ -64,11 +64,19 @@ def _flat_index(shape: Sequence[int]) -> jax.Array:
     return index
 
 
+def _threefry_words_per_element(
+    words: jax.Array, shape: tuple[int, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32 of the key's two words at each element's counter (0, its row-major position),
+    the counter JAX's partitionable threefry gives it (under 2^32 elements): two uint32 arrays."""
+    counter = _flat_index(shape)
+    return _threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
+
+
 def _threefry_bits(words: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """`jax.random.bits(key, shape)` for the key's two words (partitionable threefry, under 2^32
     elements): the two output words of each element's counter, xor-ed."""
-    counter = _flat_index(shape)
-    high, low = _threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
+    high, low = _threefry_words_per_element(words, shape)
     return high ^ low
 
 
@@ -178,8 +186,7 @@ def box_muller_normal(key: Any, shape: Sequence[int], dtype: Any) -> jax.Array:
     words = _threefry_words(key)
     if words is None or jnp.dtype(dtype) != jnp.float32 or math.prod(shape) >= 2**32:
         return jax.random.normal(key, shape, dtype)
-    counter = _flat_index(shape)
-    first, second = _threefry2x32(words[0], words[1], jnp.zeros_like(counter), counter)
+    first, second = _threefry_words_per_element(words, shape)
     top = lax.bitcast_convert_type(lax.shift_right_logical(first, np.uint32(8)), jnp.int32)
     radius_uniform = np.float32(1.0) - lax.convert_element_type(top, jnp.float32) * _UNIT_24
     radius = jnp.sqrt(np.float32(-2.0) * jnp.log(radius_uniform))
