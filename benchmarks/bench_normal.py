@@ -4,11 +4,12 @@
 
 `sharpax._random.normal` returns `jax.random.normal`'s numbers bit for bit; on XLA:CPU, JAX runs
 threefry's rounds as a loop over whole arrays, sharpax as straight-line code XLA fuses. For each tree
-(the efficient suite's MLP 256-512-512-10 and the Flax Transformer LM of `_trees.py`), one jitted
+(the efficient suite's MLP 256-512-512-10, or `--mlp` widths, and the Flax Transformer LM of `_trees.py`), one jitted
 function draws a standard normal array shaped like every leaf, from `jax.random.split(key, n)`, as RWP
 does. Timed: `jax.random.normal`, sharpax's `normal`, the two halves of sharpax's (the bits alone,
 and the uniform-to-normal map alone on uniforms already drawn), and `box_muller_normal` (RWP's draw:
-the same threefry words, mapped by Box-Muller instead of `erf_inv`), interleaved by `_harness.interleaved`;
+the same threefry words, mapped by Box-Muller instead of `erf_inv`), and a candidate not in the
+library, `paired_box_muller` (one threefry call per two elements), interleaved by `_harness.interleaved`;
 per-float times, the ratio to `jax.random.normal` (median of per-round ratios, interquartile range) and
 each draw's compile time. Results go to `benchmarks/results/<device>/bench_normal.json` unless `--out`
 says otherwise.
@@ -36,6 +37,26 @@ def _bits(key, shape, dtype):
     return _random._threefry_bits(jax.random.key_data(key), shape)
 
 
+def paired_box_muller(key, shape, dtype):
+    """A candidate, not in the library: one threefry call per two elements, as torch pairs them.
+
+    Element i < m = ceil(n / 2) takes r cos(2 pi u2) of call i, element m + i its r sin(2 pi u2) (the
+    cosine a quarter turn back, exactly in the integer angle): half of the threefry work, if the
+    compiler keeps the two halves in one pass instead of recomputing each call for each half.
+    """
+    del dtype  # float32
+    n = math.prod(shape)
+    first, second = _random._threefry_words_per_element(
+        jax.random.key_data(key), ((n + 1) // 2,)
+    )
+    top = lax.bitcast_convert_type(lax.shift_right_logical(first, np.uint32(8)), jnp.int32)
+    radius_uniform = np.float32(1.0) - lax.convert_element_type(top, jnp.float32) * np.float32(2**-24)
+    radius = jnp.sqrt(np.float32(-2.0) * jnp.log(radius_uniform))
+    cosine = _random._cos_two_pi(second)
+    sine = _random._cos_two_pi(second - np.uint32(2**30))  # cos(2 pi (u - 1/4)) = sin(2 pi u)
+    return jnp.concatenate([radius * cosine, radius * sine])[:n].reshape(shape)
+
+
 def draws(shapes: list[tuple[int, ...]]) -> dict:
     """name -> a jitted draw of one array per shape, and its argument."""
     n = len(shapes)
@@ -58,6 +79,7 @@ def draws(shapes: list[tuple[int, ...]]) -> dict:
         "sharpax normal": (each(_random.normal), jax.random.key(0)),
         "sharpax bits alone": (each(_bits), jax.random.key(0)),
         "sharpax box_muller_normal": (each(_random.box_muller_normal), jax.random.key(0)),
+        "paired box-muller (candidate)": (each(paired_box_muller), jax.random.key(0)),
         "uniform to normal alone": (
             jax.jit(lambda us: [np.float32(math.sqrt(2)) * lax.erf_inv(u) for u in us]),
             uniforms,
@@ -80,10 +102,11 @@ class DrawRunner:
         return h.now() - t0
 
 
-TREES = {
-    "mlp": lambda: _trees.mlp_model((256, 512, 512, 10))[1],
-    "transformer": _trees.transformer_params,
-}
+def trees(mlp_widths: tuple[int, ...]) -> dict:
+    return {
+        "mlp": lambda: _trees.mlp_model(mlp_widths)[1],
+        "transformer": _trees.transformer_params,
+    }
 
 
 def main() -> None:
@@ -91,11 +114,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--target-ms", type=float, default=20.0, help="length of one sample")
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--mlp",
+        default="256,512,512,10",
+        help="the MLP's layer widths (the GPU suite's: 1024,4096,4096,4096,4096,10)",
+    )
     h.add_clock_argument(parser, "process")
     args = parser.parse_args()
     h.set_clock(args.clock)
     results = {**h.run_meta("benchmarks.bench_normal"), "trees": {}}
-    for tree_name, build in TREES.items():
+    widths = tuple(int(w) for w in args.mlp.split(","))
+    for tree_name, build in trees(widths).items():
         shapes = [tuple(x.shape) for x in jax.tree.leaves(build())]
         floats = sum(math.prod(s) for s in shapes)
         runners = {name: DrawRunner(fn, arg) for name, (fn, arg) in draws(shapes).items()}

@@ -9,13 +9,16 @@
 #   bash benchmarks/gpu.sh OUT_DIR --momentum-sam [--smoke]   (momentum-SAM against its bases and the other
 #     programs for its numbers, _momentum_sam_forms.py, on the MLP and the Flax LM, and sharpax's normal
 #     draw against jax.random.normal's, at most 6 minutes)
+#   bash benchmarks/gpu.sh OUT_DIR --rwp [--smoke]   (RWP alone, issue 15's last open number: its step
+#     on the MLP and the Flax LM with the draw it has now, split as in --sam, and the normal draws at
+#     the MLP's size, at most 6 minutes)
 set -uo pipefail
 out=${1:?usage: gpu.sh OUT_DIR [--sam] [--smoke]}
 shift
-sam_only=""; momentum_only=""; smoke=""
+sam_only=""; momentum_only=""; rwp_only=""; smoke=""
 for arg in "$@"; do
   case "$arg" in
-    --sam) sam_only=1 ;; --momentum-sam) momentum_only=1 ;; --smoke) smoke=1 ;;
+    --sam) sam_only=1 ;; --momentum-sam) momentum_only=1 ;; --rwp) rwp_only=1 ;; --smoke) smoke=1 ;;
     *) echo "unknown argument $arg"; exit 2 ;;
   esac
 done
@@ -46,6 +49,17 @@ if [ -n "$momentum_only" ]; then
   # sharpax's normal draw (RWP's, BSAM's) against jax.random.normal's: the same program on a GPU, if
   # JAX's unrolled lowering and sharpax's compile alike.
   timeout 60 python3 -m benchmarks.bench_normal --clock wall --out "$out/normal.json" 2>&1 | tail -n 12
+  tar czf "$out/hlo.tar.gz" -C "$hlo" . && ls -l "$out"
+  exit 0
+fi
+if [ -n "$rwp_only" ]; then
+  hlo=$(mktemp -d)
+  if [ -n "$smoke" ]; then widths=64,64,10; else widths=1024,4096,4096,4096,4096,10; fi
+  timeout 90 python3 -m benchmarks.bench_normal --clock wall --mlp "$widths" --out "$out/normal.json" 2>&1 | tail -n 16
+  rwp=(--suite efficient --clock wall --sections timing --only "adam,rwp+adam,rwp two half passes+adam,rwp two half passes without noise+adam,rwp one vmapped pass without noise+adam,sam_value_and_grad+adam")
+  timeout 130 python3 -m benchmarks.bench_sam "${rwp[@]}" "${mlp[@]}" --out "$out/sam_efficient_mlp.json" \
+    --dump-hlo "$hlo/efficient_mlp" 2>&1 | tail -n 20
+  timeout 130 python3 -m benchmarks.bench_sam "${rwp[@]}" "${lm[@]}" --out "$out/sam_efficient_transformer.json" 2>&1 | tail -n 20
   tar czf "$out/hlo.tar.gz" -C "$hlo" . && ls -l "$out"
   exit 0
 fi
