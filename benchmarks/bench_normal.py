@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--target-ms", type=float, default=20.0, help="length of one sample")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--trees", default="mlp,transformer", help="which trees, comma-separated")
     parser.add_argument(
         "--mlp",
         default="256,512,512,10",
@@ -124,7 +125,10 @@ def main() -> None:
     h.set_clock(args.clock)
     results = {**h.run_meta("benchmarks.bench_normal"), "trees": {}}
     widths = tuple(int(w) for w in args.mlp.split(","))
+    chosen = args.trees.split(",")
     for tree_name, build in trees(widths).items():
+        if tree_name not in chosen:
+            continue
         shapes = [tuple(x.shape) for x in jax.tree.leaves(build())]
         floats = sum(math.prod(s) for s in shapes)
         runners = {name: DrawRunner(fn, arg) for name, (fn, arg) in draws(shapes).items()}
@@ -133,6 +137,7 @@ def main() -> None:
         rows = {
             name: {
                 "ns_per_float": h.median(samples[name]) / floats * 1e9,
+                "ms_per_draw": h.median(samples[name]) * 1e3,
                 "vs_jax_random_normal": h.paired_ratio(samples[name], samples[base]),
                 "compile_s": runners[name].compile_s,
             }
@@ -145,7 +150,8 @@ def main() -> None:
         for name, row in rows.items():
             r = row["vs_jax_random_normal"]
             print(
-                f"  {name:26s} {row['ns_per_float']:6.2f} ns/float  {r['ratio']:.3f}x "
+                f"  {name:30s} {row['ns_per_float']:7.3f} ns/float {row['ms_per_draw']:8.3f} ms  "
+                f"{r['ratio']:.3f}x "
                 f"[{r['p25']:.3f}-{r['p75']:.3f}]  compile {row['compile_s']:.2f} s"
             )
     out = args.out or h.results_dir() / "bench_normal.json"

@@ -36,7 +36,9 @@ without them: MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=429496729
 vmapped pass (target <= 1.3x a plain full-batch step; also with an `rbg` key, and as two separate
 half-batch passes; both forms again without the noise draw, to split its extra cost), and ESAM with
 its selection fraction gamma (a forward-backward, a forward at w + e and gamma of a forward-backward),
-next to ESAM at beta = gamma = 1 and SAM.
+next to ESAM at beta = gamma = 1 and SAM. Named in `--only`, other programs for RWP's gradient too:
+its pass with a paired Box-Muller draw (`bench_normal.paired_box_muller`, one threefry call per two
+elements), the two half passes with it, and the vmapped pass with the mix folded into the cotangents.
 
 The memory section (`_sam_memory.py`) compiles a SAM + Adam step with `microbatches=4` and 1 on the MLP
 and the Transformer LM of `_trees.py` and reports XLA's compiled memory analysis (issue 14: the peak must
@@ -61,6 +63,8 @@ import sharpax
 from benchmarks import _harness as h
 from benchmarks import _trees
 from benchmarks._momentum_sam_forms import FORMS, check_same_numbers, momentum_sam_form
+from benchmarks.bench_normal import paired_box_muller
+from sharpax._random import box_muller_normal
 from sharpax.wrappers._sam_geometry import filter_noise_perturb
 
 RHO, LR, K = 0.05, 1e-3, 5
@@ -220,14 +224,16 @@ def keyed_step(tx, grad_fn, takes_key=True):
     return step
 
 
-def rwp_two_passes(loss_fn, gamma, alpha, noise=True):
+def rwp_two_passes(loss_fn, gamma, alpha, noise=True, draw=box_muller_normal):
     """RWP's gradient as two separate half-batch passes (what the one vmapped pass replaces); without
     `noise`, both halves at w: the half-batch passes and the mix alone, so that the differences of the
     timings split RWP's extra cost into the noise, the halving of the batch and the vmap."""
 
     def grad_fn(params, x, y, key):
         (x0, x1), (y0, y1) = jnp.split(x, 2), jnp.split(y, 2)
-        noisy = filter_noise_perturb("bench", params, key, gamma, -1, None) if noise else params
+        noisy = (
+            filter_noise_perturb("bench", params, key, gamma, -1, None, draw) if noise else params
+        )
         value, g0 = jax.value_and_grad(loss_fn)(params, x0, y0)
         g1 = jax.grad(loss_fn)(noisy, x1, y1)
         return value, jax.tree.map(lambda a, b: (1 - alpha) * a + alpha * b, g0, g1)
@@ -235,6 +241,31 @@ def rwp_two_passes(loss_fn, gamma, alpha, noise=True):
     return grad_fn
 
 
+def rwp_one_pass(loss_fn, gamma, alpha, draw=box_muller_normal, mix_in_cotangents=False):
+    """rwp_value_and_grad's vmapped pass written out, with another normal draw, or with the mix folded
+    into the two losses' cotangents and a sum over the stacked gradients (a form XLA could compile to
+    one weight-gradient matmul over both halves instead of two and a mix): other programs for the
+    same gradient, timed against the library's."""
+
+    def grad_fn(params, x, y, key):
+        noisy = filter_noise_perturb("bench", params, key, gamma, -1, None, draw)
+        both = jax.tree.map(lambda a, b: jnp.stack([a, b]), params, noisy)
+        halves = (x.reshape(2, -1, *x.shape[1:]), y.reshape(2, -1, *y.shape[1:]))
+        if mix_in_cotangents:
+            values, vjp = jax.vjp(lambda p: jax.vmap(loss_fn)(p, *halves), both)
+            (grads,) = vjp(jnp.array([1 - alpha, alpha], values.dtype))
+            return values[0], jax.tree.map(lambda g: jnp.sum(g, axis=0), grads)
+        values, grads = jax.vmap(jax.value_and_grad(loss_fn))(both, *halves)
+        return values[0], jax.tree.map(lambda g: (1 - alpha) * g[0] + alpha * g[1], grads)
+
+    return grad_fn
+
+
+RWP_OTHER_PROGRAMS = (  # timed only when --only names them
+    "rwp paired draw+adam",
+    "rwp two half passes paired draw+adam",
+    "rwp mix in cotangents+adam",
+)
 ESAM_NAME = f"esam(b={ESAM_BETA},g={ESAM_GAMMA})+adam"
 RWP_BREAKDOWN = (
     "rwp two half passes without noise+adam",
@@ -273,6 +304,24 @@ def efficient_variants(loss_fn, per_example_loss):
                     loss_fn, RWP_GAMMA, RWP_ALPHA, mask=lambda p: jax.tree.map(lambda _: False, p)
                 ),
             ),
+            threefry,
+        ),
+        # Other programs for RWP's gradient (results/gpu_h200: none is cheaper there).
+        "rwp paired draw+adam": (
+            adam(),
+            keyed_step(adam(), rwp_one_pass(loss_fn, RWP_GAMMA, RWP_ALPHA, paired_box_muller)),
+            threefry,
+        ),
+        "rwp two half passes paired draw+adam": (
+            adam(),
+            keyed_step(
+                adam(), rwp_two_passes(loss_fn, RWP_GAMMA, RWP_ALPHA, draw=paired_box_muller)
+            ),
+            threefry,
+        ),
+        "rwp mix in cotangents+adam": (
+            adam(),
+            keyed_step(adam(), rwp_one_pass(loss_fn, RWP_GAMMA, RWP_ALPHA, mix_in_cotangents=True)),
             threefry,
         ),
         ESAM_NAME: (adam(), keyed_step(adam(), esam(ESAM_BETA, ESAM_GAMMA)), threefry),
@@ -367,6 +416,8 @@ def timing(args) -> dict:
         if unknown:
             raise SystemExit(f"--only: unknown variants {unknown}; the suite has {sorted(chosen)}")
         chosen = {name: chosen[name] for name in wanted}
+    else:
+        chosen = {name: v for name, v in chosen.items() if name not in RWP_OTHER_PROGRAMS}
     for (base, make), form in itertools.product(MOMENTUM_BASES.items(), FORMS):
         name = f"momentum_sam({base}, {form})"
         if name in chosen:  # the same numbers, or it is not timed (the rest of the run goes on)
@@ -432,6 +483,11 @@ def timing(args) -> dict:
                 "rwp two half passes+adam", RWP_BREAKDOWN[0]
             ),
             "rwp one vmapped pass without noise / adam": ratio(RWP_BREAKDOWN[1], "adam"),
+            "rwp paired draw / rwp": ratio(RWP_OTHER_PROGRAMS[0], "rwp+adam"),
+            "rwp two half passes paired draw / rwp two half passes": ratio(
+                RWP_OTHER_PROGRAMS[1], "rwp two half passes+adam"
+            ),
+            "rwp mix in cotangents / rwp": ratio(RWP_OTHER_PROGRAMS[2], "rwp+adam"),
             f"{ESAM_NAME} / adam (selects {selected} of {args.batch})": ratio(ESAM_NAME, "adam"),
             "esam(b=1,g=1)+adam / adam (SAM's two passes)": ratio("esam(b=1,g=1)+adam", "adam"),
             "sam_value_and_grad+adam / adam": ratio("sam_value_and_grad+adam", "adam"),

@@ -9,9 +9,9 @@
 #   bash benchmarks/gpu.sh OUT_DIR --momentum-sam [--smoke]   (momentum-SAM against its bases and the other
 #     programs for its numbers, _momentum_sam_forms.py, on the MLP and the Flax LM, and sharpax's normal
 #     draw against jax.random.normal's, at most 6 minutes)
-#   bash benchmarks/gpu.sh OUT_DIR --rwp [--smoke]   (RWP alone, issue 15's last open number: its step
-#     on the MLP and the Flax LM with the draw it has now, split as in --sam, and the normal draws at
-#     the MLP's size, at most 6 minutes)
+#   bash benchmarks/gpu.sh OUT_DIR --rwp [--smoke]   (RWP alone: its step on the MLP and the Flax LM,
+#     split as in --sam, other programs for its gradient on the MLP, and the normal draws at the MLP's
+#     size, at most 8 minutes)
 set -uo pipefail
 out=${1:?usage: gpu.sh OUT_DIR [--sam] [--smoke]}
 shift
@@ -55,11 +55,13 @@ fi
 if [ -n "$rwp_only" ]; then
   hlo=$(mktemp -d)
   if [ -n "$smoke" ]; then widths=64,64,10; else widths=1024,4096,4096,4096,4096,10; fi
-  timeout 90 python3 -m benchmarks.bench_normal --clock wall --mlp "$widths" --out "$out/normal.json" 2>&1 | tail -n 16
-  rwp=(--suite efficient --clock wall --sections timing --only "adam,rwp+adam,rwp two half passes+adam,rwp two half passes without noise+adam,rwp one vmapped pass without noise+adam,sam_value_and_grad+adam")
-  timeout 130 python3 -m benchmarks.bench_sam "${rwp[@]}" "${mlp[@]}" --out "$out/sam_efficient_mlp.json" \
-    --dump-hlo "$hlo/efficient_mlp" 2>&1 | tail -n 20
-  timeout 130 python3 -m benchmarks.bench_sam "${rwp[@]}" "${lm[@]}" --out "$out/sam_efficient_transformer.json" 2>&1 | tail -n 20
+  timeout 100 python3 -m benchmarks.bench_normal --clock wall --trees mlp --mlp "$widths" --out "$out/normal_mlp.json" 2>&1 | tail -n 9
+  split="adam,rwp+adam,rwp two half passes+adam,rwp two half passes without noise+adam,rwp one vmapped pass without noise+adam,sam_value_and_grad+adam"
+  others="rwp paired draw+adam,rwp two half passes paired draw+adam,rwp mix in cotangents+adam"
+  timeout 200 python3 -m benchmarks.bench_sam --suite efficient --clock wall --sections timing --only "$split,$others" "${mlp[@]}" \
+    --out "$out/sam_efficient_mlp.json" --dump-hlo "$hlo/efficient_mlp" 2>&1 | tail -n 24
+  timeout 130 python3 -m benchmarks.bench_sam --suite efficient --clock wall --sections timing --only "$split" "${lm[@]}" \
+    --out "$out/sam_efficient_transformer.json" 2>&1 | tail -n 20
   tar czf "$out/hlo.tar.gz" -C "$hlo" . && ls -l "$out"
   exit 0
 fi

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -426,7 +426,13 @@ def _filter_axes(owner: str, filter_axis: Any, params: Params) -> list[tuple[int
 
 
 def filter_noise_perturb(
-    owner: str, params: Params, key: Any, gamma: Any, filter_axis: Any, mask: Mask
+    owner: str,
+    params: Params,
+    key: Any,
+    gamma: Any,
+    filter_axis: Any,
+    mask: Mask,
+    draw: Callable[[Any, tuple[int, ...], Any], jax.Array] = box_muller_normal,
 ) -> Params:
     """`params + n`, n ~ N(0, (gamma ||w_filter||)^2) per filter (nblt/RWP's random weight perturbation).
 
@@ -434,7 +440,8 @@ def filter_noise_perturb(
     output channel, is Flax's last axis): each filter gets noise of standard deviation gamma times its
     own 2-norm over the other axes. A leaf of at most one axis (a bias, a norm scale), or one whose
     axis is None, gets gamma (||w|| + 1e-16). Leaves outside the mask (and non-float leaves) come back
-    as they are.
+    as they are. `draw(key, shape, dtype)` gives the standard normal array of a leaf (the benchmarks
+    time other draws through it).
     """
     leaves, treedef = jax.tree.flatten(params)
     selected = [i for i, s in enumerate(_mask_leaves(owner, mask, params)) if s]
@@ -459,7 +466,7 @@ def filter_noise_perturb(
         else:
             others = tuple(d for d in range(w.ndim) if d not in leaf_axes)
             std = g * jnp.sqrt(jnp.sum(jnp.square(wf), axis=others, keepdims=True))
-        out[i] = (wf + std * box_muller_normal(k, w.shape, dtype)).astype(w.dtype)
+        out[i] = (wf + std * draw(k, w.shape, dtype)).astype(w.dtype)
     return jax.tree.unflatten(treedef, out)
 
 
