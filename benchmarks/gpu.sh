@@ -13,7 +13,7 @@
 #     split as in --sam, other programs for its gradient on the MLP, and the normal draws at the MLP's
 #     size, at most 8 minutes)
 set -uo pipefail
-out=${1:?usage: gpu.sh OUT_DIR [--sam] [--smoke]}
+out=${1:?usage: gpu.sh OUT_DIR [--sam | --momentum-sam | --rwp] [--smoke]}
 shift
 sam_only=""; momentum_only=""; rwp_only=""; smoke=""
 for arg in "$@"; do
