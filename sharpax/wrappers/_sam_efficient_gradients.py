@@ -107,7 +107,9 @@ def rwp_value_and_grad(
 
     where B_1 and B_2 are the first and second halves of the batch. The two gradients are independent,
     so they are computed as one `jax.vmap` over (w, w + n) and (B_1, B_2): a step costs about one
-    forward-backward pass over the whole batch, not two. This is nblt/RWP's `train_rwp_parallel.py`,
+    forward-backward pass over the whole batch, not two (the batched matmuls take the two weight sets
+    stacked, a copy of the weights per step that counts where they outweigh the activations: see
+    docs/sam_efficient.md for measured costs). This is nblt/RWP's `train_rwp_parallel.py`,
     where one DDP rank computes the plain gradient with its loss weighted by 2 (1 - alpha), another
     the gradient at w + n weighted by 2 alpha, and DDP's all-reduce averages them; alpha weights the
     noisy gradient. The noise is drawn filter-wise: a filter is one slice of a weight along
