@@ -47,11 +47,7 @@ def paired_box_muller(key, shape, dtype):
     del dtype  # float32
     n = math.prod(shape)
     first, second = _random._threefry_words_per_element(jax.random.key_data(key), ((n + 1) // 2,))
-    top = lax.bitcast_convert_type(lax.shift_right_logical(first, np.uint32(8)), jnp.int32)
-    radius_uniform = np.float32(1.0) - lax.convert_element_type(top, jnp.float32) * np.float32(
-        2**-24
-    )
-    radius = jnp.sqrt(np.float32(-2.0) * jnp.log(radius_uniform))
+    radius = _random._box_muller_radius(first)
     cosine = _random._cos_two_pi(second)
     sine = _random._cos_two_pi(second - np.uint32(2**30))  # cos(2 pi (u - 1/4)) = sin(2 pi u)
     return jnp.concatenate([radius * cosine, radius * sine])[:n].reshape(shape)

@@ -137,6 +137,13 @@ def _cos_quarter_turn(x: jax.Array) -> jax.Array:
     return out
 
 
+def _box_muller_radius(word: jax.Array) -> jax.Array:
+    """sqrt(-2 ln u1) for u1 = 1 - (word >> 8) 2^-24 in (0, 1]."""
+    top = lax.bitcast_convert_type(lax.shift_right_logical(word, np.uint32(8)), jnp.int32)
+    radius_uniform = np.float32(1.0) - lax.convert_element_type(top, jnp.float32) * _UNIT_24
+    return jnp.sqrt(np.float32(-2.0) * jnp.log(radius_uniform))
+
+
 def _cos_two_pi(word: jax.Array) -> jax.Array:
     """cos(2 pi u) for u = (word >> 8) 2^-24, folded into [0, pi/2] exactly, in integers."""
     angle = lax.shift_right_logical(word, np.uint32(8))
@@ -187,7 +194,4 @@ def box_muller_normal(key: Any, shape: Sequence[int], dtype: Any) -> jax.Array:
     if words is None or jnp.dtype(dtype) != jnp.float32 or math.prod(shape) >= 2**32:
         return jax.random.normal(key, shape, dtype)
     first, second = _threefry_words_per_element(words, shape)
-    top = lax.bitcast_convert_type(lax.shift_right_logical(first, np.uint32(8)), jnp.int32)
-    radius_uniform = np.float32(1.0) - lax.convert_element_type(top, jnp.float32) * _UNIT_24
-    radius = jnp.sqrt(np.float32(-2.0) * jnp.log(radius_uniform))
-    return radius * _cos_two_pi(second)
+    return _box_muller_radius(first) * _cos_two_pi(second)
