@@ -4,9 +4,9 @@
 
 `sharpax._random.normal` returns `jax.random.normal`'s numbers bit for bit; on XLA:CPU, JAX runs
 threefry's rounds as a loop over whole arrays, sharpax as straight-line code XLA fuses. For each tree
-(the efficient suite's MLP 256-512-512-10, or `--mlp` widths, and the Flax Transformer LM of `_trees.py`), one jitted
-function draws a standard normal array shaped like every leaf, from `jax.random.split(key, n)`, as RWP
-does. Timed: `jax.random.normal`, sharpax's `normal`, the two halves of sharpax's (the bits alone,
+(the efficient suite's MLP 256-512-512-10, or `--mlp` widths, and the Flax Transformer LM of
+`_trees.py`; `--trees` picks them), one jitted function draws a standard normal array shaped like every
+leaf, from `jax.random.split(key, n)`, as RWP does. Timed: `jax.random.normal`, sharpax's `normal`, the two halves of sharpax's (the bits alone,
 and the uniform-to-normal map alone on uniforms already drawn), and `box_muller_normal` (RWP's draw:
 the same threefry words, mapped by Box-Muller instead of `erf_inv`), and a candidate not in the
 library, `paired_box_muller` (one threefry call per two elements), interleaved by `_harness.interleaved`;
@@ -121,8 +121,12 @@ def main() -> None:
     h.set_clock(args.clock)
     results = {**h.run_meta("benchmarks.bench_normal"), "trees": {}}
     widths = tuple(int(w) for w in args.mlp.split(","))
+    known = trees(widths)
     chosen = args.trees.split(",")
-    for tree_name, build in trees(widths).items():
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise SystemExit(f"--trees: unknown trees {unknown}; the choices are {sorted(known)}")
+    for tree_name, build in known.items():
         if tree_name not in chosen:
             continue
         shapes = [tuple(x.shape) for x in jax.tree.leaves(build())]
